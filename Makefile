@@ -1,0 +1,45 @@
+# Two entry points: `make demo` and `make test`. Each does its own set-up on a fresh
+# Debian 12 / Raspberry Pi OS machine (apt packages via sudo, virtualenv in .venv).
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_PACKAGES := python3-venv python3-dev build-essential pkg-config portaudio19-dev libsystemd-dev \
+	libsndfile1 pulseaudio pulseaudio-utils alsa-utils sox espeak-ng systemd
+STAMP_APT := $(VENV)/.apt-done
+STAMP_PIP := $(VENV)/.pip-done
+
+.PHONY: demo test lint bench setup docs clean
+
+demo: setup
+	$(BIN)/appliance demo
+
+test: setup
+	$(BIN)/ruff check appliance clinic tests benchmarks
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check appliance clinic tests benchmarks
+
+docs: setup
+	$(BIN)/appliance config docs > docs/config.md
+
+setup: $(STAMP_PIP)
+
+$(STAMP_APT):
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "Installing system packages: $$missing"; \
+		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+	@[ -x $(BIN)/python ] || $(PY) -m venv $(VENV)
+	@touch $@
+
+$(STAMP_PIP): $(STAMP_APT) pyproject.toml
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[device,asr,dev]'
+	@touch $@
+
+clean:
+	rm -rf $(VENV) build *.egg-info tests/artifacts

@@ -1,0 +1,138 @@
+"""The appliance config schema: one frozen dataclass per TOML table.
+
+Defaults are what a room device runs with when the file is empty or absent; every field
+carries a description that `appliance config docs` renders into docs/config.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from appliance.config.fields import section, setting
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    id: str = setting("room-device", "Device identity; on a provisioned room it equals the certificate's common name.")
+    site: str = setting("clinic", "Site (clinic) identifier, used in MQTT topics and payloads.")
+    room: str = setting("exam-1", "Exam room shown on the panel and sent with each transcript.")
+    clinician: str = setting("", "Default clinician name for new sessions (the panel may override it).")
+
+
+@dataclass(frozen=True)
+class PathsConfig:
+    state_dir: str = setting(
+        "/var/lib/appliance", "Directory for the session database and enrolment data (never audio)."
+    )
+    models_dir: str = setting("/var/lib/appliance/models", "Directory holding installed speech models.")
+
+
+@dataclass(frozen=True)
+class CaptureConfig:
+    source: str = setting(
+        "portaudio", "Where audio comes from: a PortAudio input device or a replayed file.",
+        choices=("portaudio", "file"),
+    )
+    device: str = setting(
+        "", "Input device chosen by a case-insensitive substring of its name (indices change across "
+        "reboots); empty means the system default input.",
+    )
+    file: str = setting("", "WAV/FLAC file replayed when source = \"file\" (mono or multichannel).")
+    realtime: bool = setting(True, "Replay a file source at real time (false: as fast as possible).")
+    sample_rate: int = setting(
+        0, "Capture rate in Hz; 0 uses the device's native rate.", min=0, max=384000, unit="Hz"
+    )
+    channels: int = setting(0, "Channels to open; 0 uses the device's maximum input channels.", min=0, max=32)
+    asr_channels: tuple[int, ...] = setting(
+        [], "Channel indices (0-based) mixed down to the 16 kHz mono stream for speech recognition; "
+        "empty mixes all channels.",
+    )
+    block_ms: int = setting(32, "Length of one capture block.", min=8, max=200, unit="ms")
+    buffer_seconds: float = setting(
+        30.0, "Bound of each in-RAM audio buffer; older audio is dropped, never written to disk.",
+        min=2.0, max=120.0, unit="s",
+    )
+    clip_dbfs: float = setting(-0.5, "Peak level at or above which a block counts as clipped.", min=-20.0, max=0.0,
+                               unit="dBFS")
+    silence_dbfs: float = setting(
+        -70.0, "RMS level below which input counts as silent.", min=-120.0, max=-20.0, unit="dBFS"
+    )
+    silence_alert_seconds: float = setting(
+        15.0, "Continuous silence while recording after which the status warns \"mic muted?\".",
+        min=1.0, max=600.0, unit="s",
+    )
+    reconnect_seconds: float = setting(
+        2.0, "Interval between attempts to reopen an unplugged input device.", min=0.2, max=60.0, unit="s"
+    )
+
+
+@dataclass(frozen=True)
+class VadConfig:
+    engine: str = setting(
+        "energy", "Voice activity detector that cuts audio into utterances.", choices=("energy",)
+    )
+    threshold_db: float = setting(
+        12.0, "Energy VAD: speech when a frame is this far above the tracked noise floor.", min=3.0, max=40.0,
+        unit="dB",
+    )
+    min_speech_ms: int = setting(250, "Shortest utterance kept; shorter bursts are noise.", min=50, max=2000,
+                                 unit="ms")
+    min_silence_ms: int = setting(500, "Pause that ends an utterance.", min=100, max=3000, unit="ms")
+    max_utterance_s: float = setting(
+        28.0, "Longest utterance; longer speech is split at the quietest point so it fits Whisper's 30 s "
+        "window.", min=5.0, max=30.0, unit="s",
+    )
+    pad_ms: int = setting(200, "Audio kept before and after detected speech.", min=0, max=1000, unit="ms")
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    path: str = setting("", "Session database file; empty means <paths.state_dir>/sessions.db.")
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    log_level: str = setting("INFO", "Least severe log level written to the journal.", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    control_socket: str = setting(
+        "/run/appliance/control.sock", "Unix socket for `appliance ctl` (mode 0600, service user only)."
+    )
+    restart_initial_s: float = setting(
+        1.0, "First delay before restarting a failed component.", min=0.05, max=60.0, unit="s"
+    )
+    restart_max_s: float = setting(
+        60.0, "Longest delay between restarts of a component that keeps failing.", min=1.0, max=3600.0, unit="s"
+    )
+    stop_timeout_s: float = setting(
+        8.0, "On SIGTERM, time allowed to finish the utterance in flight before stopping.", min=1.0, max=9.0,
+        unit="s",
+    )
+    status_interval_s: float = setting(
+        1.0, "Interval of status updates (systemd STATUS, panel, LED).", min=0.1, max=10.0, unit="s"
+    )
+
+
+@dataclass(frozen=True)
+class GpioConfig:
+    enabled: bool = setting(False, "Use a GPIO push button and recording LED.")
+    button_pin: int = setting(17, "BCM pin of the momentary push button (to ground).", min=0, max=27)
+    led_pin: int = setting(27, "BCM pin of the recording LED.", min=0, max=27)
+    long_press_s: float = setting(
+        1.0, "Press at least this long to pause / resume; shorter presses start / stop.", min=0.3, max=5.0,
+        unit="s",
+    )
+    blink_s: float = setting(0.5, "LED on/off time while paused.", min=0.1, max=2.0, unit="s")
+
+
+@dataclass(frozen=True)
+class ApplianceConfig:
+    device: DeviceConfig = section(DeviceConfig, "Identity of this room device.")
+    paths: PathsConfig = section(PathsConfig, "Where the device keeps its state.")
+    capture: CaptureConfig = section(CaptureConfig, "Audio input (PortAudio or a replayed file).")
+    vad: VadConfig = section(VadConfig, "Cutting speech into utterances.")
+    store: StoreConfig = section(StoreConfig, "The session store (SQLite).")
+    daemon: DaemonConfig = section(DaemonConfig, "The `appliance run` daemon.")
+    gpio: GpioConfig = section(GpioConfig, "Optional physical button and recording LED.")
+
+    @property
+    def store_path(self) -> str:
+        return self.store.path or f"{self.paths.state_dir.rstrip('/')}/sessions.db"

@@ -1,0 +1,40 @@
+"""Real speech for tests, spoken by espeak-ng (a system package the Makefile installs)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+
+import numpy as np
+import pytest
+import soundfile as sf
+from scipy.signal import resample_poly
+
+RATE = 16000
+
+
+def espeak(text: str, voice: str = "en-us", wpm: int = 160) -> np.ndarray:
+    """float32 mono 16 kHz speech of ``text``."""
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed (apt package espeak-ng)")
+    with tempfile.NamedTemporaryFile(suffix=".wav") as f:
+        subprocess.run(["espeak-ng", "-v", voice, "-s", str(wpm), "-w", f.name, text], check=True)
+        audio, rate = sf.read(f.name, dtype="float32")
+    return resample_poly(audio, RATE, rate).astype(np.float32) * 0.5
+
+
+def dialogue(phrases: list[str], gap_s: float = 1.0, noise_dbfs: float = -60.0,
+             seed: int = 0) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """Phrases separated by silence with room noise; returns audio and true (start, end) per phrase."""
+    rng = np.random.default_rng(seed)
+    parts, truth, t = [np.zeros(int(gap_s * RATE), np.float32)], [], gap_s
+    for text in phrases:
+        speech = espeak(text)
+        nz = np.flatnonzero(np.abs(speech) > 1e-3)
+        truth.append((t + nz[0] / RATE, t + nz[-1] / RATE))
+        parts += [speech, np.zeros(int(gap_s * RATE), np.float32)]
+        t += (speech.size + int(gap_s * RATE)) / RATE
+    audio = np.concatenate(parts)
+    audio += rng.normal(0, 10 ** (noise_dbfs / 20), audio.size).astype(np.float32)
+    return audio, truth

@@ -1,0 +1,111 @@
+"""Config: typed parsing, precise errors, generated docs kept current."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from appliance.cli import main
+from appliance.config import ApplianceConfig, ConfigError, load_config, parse_config
+from appliance.config.docs import render_markdown, render_toml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_defaults_when_default_file_absent(monkeypatch):
+    monkeypatch.delenv("APPLIANCE_CONFIG", raising=False)
+    monkeypatch.setattr("appliance.config.loader.DEFAULT_PATH", "/nonexistent/appliance.toml")
+    assert load_config() == ApplianceConfig()
+
+
+def test_explicit_missing_file_is_an_error(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(str(tmp_path / "nope.toml"))
+
+
+def test_env_var_selects_file(tmp_path, monkeypatch):
+    f = tmp_path / "a.toml"
+    f.write_text('[device]\nroom = "exam-7"\n')
+    monkeypatch.setenv("APPLIANCE_CONFIG", str(f))
+    assert load_config().device.room == "exam-7"
+
+
+def test_values_are_typed_and_frozen(tmp_path):
+    f = tmp_path / "a.toml"
+    f.write_text("[capture]\nasr_channels = [1, 2]\nbuffer_seconds = 10\n")
+    cfg = load_config(str(f))
+    assert cfg.capture.asr_channels == (1, 2)
+    assert isinstance(cfg.capture.buffer_seconds, float)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.capture.device = "x"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("toml", "key", "words"),
+    [
+        ("[capture]\nblock_ms = \"fast\"\n", "capture.block_ms", "expected integer"),
+        ("[capture]\nblock_ms = 5\n", "capture.block_ms", "at least 8"),
+        ("[capture]\nsource = \"usb\"\n", "capture.source", "one of"),
+        ("[capture]\nrealtime = 1\n", "capture.realtime", "expected boolean"),
+        ("[capture]\nasr_channels = [0, \"a\"]\n", "capture.asr_channels[1]", "expected integer"),
+        ("[capture]\nsampel_rate = 48000\n", "capture.sampel_rate", "unknown key"),
+        ("[nosuch]\nx = 1\n", "nosuch", "unknown key"),
+        ("device = 3\n", "device", "expected a table"),
+    ],
+)
+def test_bad_values_name_key_value_and_file(tmp_path, toml, key, words):
+    f = tmp_path / "bad.toml"
+    f.write_text(toml)
+    with pytest.raises(ConfigError) as err:
+        load_config(str(f))
+    msg = str(err.value)
+    assert err.value.key == key
+    assert str(f) in msg and key in msg and words in msg
+
+
+def test_broken_toml_names_file(tmp_path):
+    f = tmp_path / "broken.toml"
+    f.write_text("[capture\nsource=")
+    with pytest.raises(ConfigError, match="not valid TOML") as err:
+        load_config(str(f))
+    assert str(f) in str(err.value)
+
+
+def test_config_check_cli_exit_status(tmp_path, capsys):
+    good, bad = tmp_path / "good.toml", tmp_path / "bad.toml"
+    good.write_text('[device]\nid = "room-12"\n')
+    bad.write_text("[vad]\nmin_silence_ms = 20\n")
+    assert main(["config", "check", str(good)]) == 0
+    assert main(["config", "check", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "vad.min_silence_ms" in err and "20" in err and str(bad) in err
+
+
+def test_every_field_has_a_description():
+    for top in dataclasses.fields(ApplianceConfig):
+        assert top.metadata.get("description"), top.name
+        for f in dataclasses.fields(top.default_factory()):  # type: ignore[misc]
+            assert len(f.metadata.get("description", "")) > 10, f"{top.name}.{f.name}"
+
+
+def test_docs_config_md_is_current():
+    assert (ROOT / "docs" / "config.md").read_text() == render_markdown(), (
+        "docs/config.md is stale: run `appliance config docs > docs/config.md`"
+    )
+
+
+def test_rendered_toml_round_trips():
+    import tomllib
+
+    cfg = parse_config({"device": {"room": "exam-3"}, "capture": {"asr_channels": [0]}})
+    assert parse_config(tomllib.loads(render_toml(cfg))) == cfg
+
+
+def test_cli_help_lists_subcommands():
+    out = subprocess.run([sys.executable, "-m", "appliance", "--help"], capture_output=True, text=True, check=True)
+    for word in ("run", "config", "ctl", "sessions", "demo", "devices"):
+        assert word in out.stdout

@@ -1,0 +1,96 @@
+"""Speech pipeline: VAD → recognition worker → segments, with bounded RAM and failures contained."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from appliance.asr.engine import Recognition
+from appliance.capture.blocks import CapturedBlock
+from appliance.config.schema import VadConfig
+from appliance.speech.pipeline import FinalSegment, SpeechPipeline
+from appliance.vad import EnergySegmenter
+from tests.speech import RATE, dialogue
+
+
+class LengthTranscriber:
+    """Reports the audio length it was given; fails on demand (a real engine's contract)."""
+
+    name = "length"
+
+    def __init__(self, fail_on: set[int] | None = None, no_speech_on: set[int] | None = None) -> None:
+        self.calls = 0
+        self.fail_on = fail_on or set()
+        self.no_speech_on = no_speech_on or set()
+
+    def transcribe(self, audio: np.ndarray) -> Recognition:
+        self.calls += 1
+        if self.calls in self.fail_on:
+            raise RuntimeError("decoder exploded")
+        return Recognition(text=f"{audio.size / RATE:.2f}", no_speech=self.calls in self.no_speech_on)
+
+
+def feed_all(p: SpeechPipeline, audio: np.ndarray, block: int = 512) -> None:
+    for i in range(0, audio.size, block):
+        chunk = audio[i:i + block]
+        p.feed(CapturedBlock(raw=chunk[:, None], rate=RATE, mono16k=chunk, t=i / RATE))
+
+
+def run_pipeline(transcriber, audio, offset=0.0):
+    got: list[FinalSegment] = []
+    p = SpeechPipeline(EnergySegmenter(VadConfig()), transcriber, got.append)
+    stop = threading.Event()
+    worker = threading.Thread(target=p.run, args=(stop,))
+    worker.start()
+    p.begin("S1", offset)
+    feed_all(p, audio)
+    p.end_utterance()
+    assert p.drain(10)
+    stop.set()
+    worker.join(2)
+    return p, got
+
+
+def test_segments_carry_session_times_and_text():
+    audio, truth = dialogue(["Where does it hurt?", "In my left knee."])
+    p, got = run_pipeline(LengthTranscriber(), audio, offset=100.0)
+    assert [g.session_id for g in got] == ["S1", "S1"]
+    for g, (s, e) in zip(got, truth, strict=True):
+        assert 100 + s - 0.5 <= g.start <= 100 + s + 0.05
+        assert abs(float(g.text) - (g.end - g.start)) < 0.02  # the whole utterance reached the engine
+    assert p.pending_seconds() == 0
+
+
+def test_failed_recognition_keeps_timing_and_later_utterances():
+    audio, _ = dialogue(["First sentence here.", "Second sentence here.", "Third one."])
+    p, got = run_pipeline(LengthTranscriber(fail_on={1}), audio)
+    assert len(got) == 3
+    assert got[0].text == "" and got[1].text and got[2].text
+    assert p.stats.failed == 1 and "decoder exploded" in p.stats.last_error
+
+
+def test_no_speech_verdict_stores_nothing():
+    audio, _ = dialogue(["Cough.", "Then a real sentence about symptoms."])
+    _, got = run_pipeline(LengthTranscriber(no_speech_on={1}), audio)
+    assert len(got) == 1
+
+
+def test_blocks_without_a_session_are_dropped():
+    got: list[FinalSegment] = []
+    p = SpeechPipeline(EnergySegmenter(VadConfig()), LengthTranscriber(), got.append)
+    audio, _ = dialogue(["Nobody pressed start."])
+    feed_all(p, audio)  # no begin(): not recording
+    p.end_utterance()
+    assert p.stats.utterances == 0 and p.pending_seconds() == 0
+
+
+def test_queue_is_bounded_in_seconds():
+    audio, _ = dialogue(["One sentence.", "Another sentence.", "A third sentence.", "A fourth one."])
+    p = SpeechPipeline(EnergySegmenter(VadConfig()), LengthTranscriber(), lambda s: None, max_queued_s=2.5)
+    p.begin("S1", 0.0)
+    feed_all(p, audio)  # no worker running: recognition "stalled"
+    p.end_utterance()
+    assert p.stats.utterances == 4
+    assert p.stats.dropped >= 1
+    assert p._queued_s <= 2.5
