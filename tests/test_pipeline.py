@@ -56,7 +56,7 @@ def test_segments_carry_session_times_and_text():
     audio, truth = dialogue(["Where does it hurt?", "In my left knee."])
     p, got = run_pipeline(LengthTranscriber(), audio, offset=100.0)
     assert [g.session_id for g in got] == ["S1", "S1"]
-    for g, (s, e) in zip(got, truth, strict=True):
+    for g, (s, _e) in zip(got, truth, strict=True):
         assert 100 + s - 0.5 <= g.start <= 100 + s + 0.05
         assert abs(float(g.text) - (g.end - g.start)) < 0.02  # the whole utterance reached the engine
     assert p.pending_seconds() == 0

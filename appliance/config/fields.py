@@ -16,8 +16,8 @@ def setting(
     description: str,
     *,
     choices: Sequence[Any] | None = None,
-    min: float | None = None,  # noqa: A002 - reads naturally at the call site
-    max: float | None = None,  # noqa: A002
+    min: float | None = None,
+    max: float | None = None,
     unit: str | None = None,
 ) -> Any:
     """A config key with its default, a one-line description and optional bounds."""

@@ -92,7 +92,9 @@ class StoreConfig:
 
 @dataclass(frozen=True)
 class DaemonConfig:
-    log_level: str = setting("INFO", "Least severe log level written to the journal.", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    log_level: str = setting(
+        "INFO", "Least severe log level written to the journal.", choices=("DEBUG", "INFO", "WARNING", "ERROR")
+    )
     control_socket: str = setting(
         "/run/appliance/control.sock", "Unix socket for `appliance ctl` (mode 0600, service user only)."
     )
