@@ -1,0 +1,163 @@
+"""Opening the database file safely, and the plumbing shared by the store's parts.
+
+One sqlite3 connection per SessionStore, guarded by a re-entrant lock: the daemon's few threads
+(pipeline, panel, sync) serialise on it, which is plenty for a handful of writes per second.
+Other processes (a CLI) open their own store; WAL lets them read while the daemon writes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import stat
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlite_utils import Database
+from sqlite_utils.db import NotFoundError
+
+from appliance.store.errors import SessionNotFound, StoreError
+from appliance.store.states import State, check_transition
+
+PRIVATE_MODE = 0o600
+# Keys that would carry transcript text or patient identity; the audit trail must not hold them.
+_FORBIDDEN_DETAIL = frozenset({"text", "name", "clinician", "speaker_name"})
+
+
+def _make_private(path: str, *, create: bool) -> None:
+    """Create `path` (if asked) readable by its owner only, and tighten it if it was looser."""
+    flags = os.O_RDWR | (os.O_CREAT if create else 0)
+    try:
+        fd = os.open(path, flags, PRIVATE_MODE)
+    except FileNotFoundError:
+        if create:
+            raise
+        return
+    try:
+        info = os.fstat(fd)
+        # umask may have narrowed the mode, an old copy may be wider; only the owner can fix it.
+        if stat.S_IMODE(info.st_mode) != PRIVATE_MODE and info.st_uid == os.geteuid():
+            os.fchmod(fd, PRIVATE_MODE)
+    finally:
+        os.close(fd)
+
+
+def connect(path: str, *, busy_timeout: float = 5.0) -> Database:
+    """Open (creating if needed) the database with the durability and privacy settings."""
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, mode=0o700, exist_ok=True)
+    # The file must exist with mode 0600 before SQLite opens it: SQLite would create it with the
+    # process umask, and it gives the -wal and -shm files the same mode as the database file.
+    _make_private(path, create=True)
+    conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
+    # Plugins could hook the connection; a medical store should not pick them up implicitly.
+    db = Database(conn, execute_plugins=False)
+    try:
+        db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000):d}")
+        mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise StoreError(f"{path}: cannot use WAL journal mode (got {mode!r})")
+        # FULL: a commit is on disk (WAL fsynced) when it returns, so a stored segment survives a
+        # power cut. NORMAL would only guarantee consistency, not durability, in WAL mode.
+        db.execute("PRAGMA synchronous = FULL")
+        db.execute("PRAGMA foreign_keys = ON")
+        # Zero deleted content, so purged transcripts do not linger in free pages or slack space.
+        db.execute("PRAGMA secure_delete = ON")
+        for suffix in ("-wal", "-shm"):
+            _make_private(path + suffix, create=False)
+    except BaseException:
+        conn.close()
+        raise
+    return db
+
+
+class StoreBase:
+    """Connection, lock, transactions and the helpers every part of the store needs."""
+
+    def __init__(self, db: Database, path: str, clock: Callable[[], float]) -> None:
+        self._db = db
+        self.path = path
+        self._clock = clock
+        self._lock = threading.RLock()
+
+    @contextmanager
+    def _tx(self) -> Iterator[Database]:
+        """One write transaction, taken IMMEDIATE so it never has to upgrade a read lock (which
+        fails with SQLITE_BUSY instead of waiting when another process wrote in between).
+        Re-entrant: a nested call joins the caller's transaction."""
+        with self._lock:
+            if self._db.conn.in_transaction:
+                yield self._db
+                return
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.rollback()
+                raise
+            try:
+                self._db.commit()
+            except BaseException:
+                self._db.rollback()
+                raise
+
+    def _rows(self, sql: str, params: Any = None) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._db.query(sql, params))
+
+    def _session_row(self, session_id: str) -> dict[str, Any]:
+        try:
+            return self._db.table("sessions").get(session_id)
+        except NotFoundError:
+            raise SessionNotFound(session_id) from None
+
+    def _update_session(self, session_id: str, **fields: Any) -> None:
+        fields["updated_at"] = self._clock()
+        self._db.table("sessions").update(session_id, fields)
+
+    def _bump_revision(self, session_id: str) -> int:
+        """One user action = one new session revision; returns it."""
+        row = self._db.execute(
+            "UPDATE sessions SET revision = revision + 1, updated_at = ? WHERE id = ? RETURNING revision",
+            [self._clock(), session_id],
+        ).fetchone()
+        return int(row[0])
+
+    def _audit(self, actor: str, action: str, session_id: str | None, detail: dict[str, Any]) -> None:
+        if not actor or not action:
+            raise ValueError("audit events need an actor and an action")
+        leaked = _FORBIDDEN_DETAIL & detail.keys()
+        if leaked:
+            raise ValueError(f"audit detail must not carry transcript or identity fields: {sorted(leaked)}")
+        self._db.table("audit").insert(
+            {
+                "ts": self._clock(),
+                "actor": actor,
+                "action": action,
+                "session_id": session_id,
+                "detail": json.dumps(detail, sort_keys=True),
+            }
+        )
+
+    def _apply_transition(self, row: dict[str, Any], target: State, actor: str, **detail: Any) -> State:
+        """Move a session (already read inside the caller's transaction) to `target`, or raise
+        IllegalTransition; stamps the matching timestamp and writes the audit event."""
+        old = State(row["state"])
+        check_transition(row["id"], old, target)
+        now = self._clock()
+        fields: dict[str, Any] = {"state": target.value}
+        if target is State.RECORDING and row["started_at"] is None:
+            fields["started_at"] = now
+        elif target is State.STOPPED:
+            fields["ended_at"] = now
+        elif target is State.SYNCED:
+            fields["synced_at"] = now
+        elif target is State.PURGED:
+            fields["purged_at"] = now
+        self._update_session(row["id"], **fields)
+        self._audit(actor, f"state:{old}->{target}", row["id"], detail)
+        row.update(fields)
+        return old
