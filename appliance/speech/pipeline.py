@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from appliance.capture.blocks import CapturedBlock
 from appliance.vad.utterance import RATE, Segmenter, Utterance
 
 log = logging.getLogger(__name__)
+STORE_ATTEMPTS = 5
+STORE_RETRY_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -118,7 +121,19 @@ class SpeechPipeline:
         if result is not None and result.no_speech:
             return  # no invented text from noise
         text = "" if result is None else result.text.strip()  # failed: keep the timing, flag no text
-        self.on_segment(FinalSegment(session, round(utt.start, 3), round(utt.end, 3), text))
+        self._deliver(FinalSegment(session, round(utt.start, 3), round(utt.end, 3), text))
+
+    def _deliver(self, seg: FinalSegment) -> None:
+        # A store hiccup (database briefly locked by a reader) must not lose the segment.
+        for attempt in range(STORE_ATTEMPTS):
+            try:
+                self.on_segment(seg)
+                return
+            except Exception as exc:
+                self.stats.last_error = f"storing segment: {type(exc).__name__}: {exc}"
+                log.exception("storing segment at %.1f s failed (attempt %d)", seg.start, attempt + 1)
+                time.sleep(STORE_RETRY_S * (attempt + 1))
+        self.stats.failed += 1
 
     def drain(self, timeout: float) -> bool:
         """Wait until every queued utterance is stored; False on timeout."""

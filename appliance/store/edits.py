@@ -52,8 +52,13 @@ def _clean_label(label: str) -> str:
 
 class TranscriptMixin(StoreBase):
     def add_segment(self, session_id: str, start: float, end: float, speaker: str, text: str) -> str:
-        """Append an utterance; committed (fsynced) when this returns. Returns the segment id."""
-        text, speaker = _clean_text(text), _clean_label(speaker)
+        """Append an utterance; committed (fsynced) when this returns. Returns the segment id.
+
+        Empty text is allowed here (recognition failed or no recognizer: the timing is kept
+        so the clinician sees a gap to fill); an empty speaker means "not yet assigned".
+        Edits, unlike appends, may not empty a segment: delete_segment removes one.
+        """
+        text, speaker = text.strip(), speaker.strip()
         if not 0 <= start <= end:
             raise ValueError(f"bad segment times: start={start} end={end}")
         with self._tx() as db:
@@ -79,7 +84,8 @@ class TranscriptMixin(StoreBase):
                     "created_at": now,
                 }
             )
-            self._ensure_speaker(session_id, speaker)
+            if speaker:
+                self._ensure_speaker(session_id, speaker)
             self._update_session(session_id)
         return segment_id
 

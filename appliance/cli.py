@@ -1,0 +1,164 @@
+"""`appliance` command line: run the daemon, check config, control and inspect visits."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from appliance import __version__
+from appliance.config import ApplianceConfig, ConfigError, load_config
+
+EXIT_USAGE = 2
+
+
+def _load(args: argparse.Namespace) -> ApplianceConfig:
+    return load_config(getattr(args, "config", None))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from appliance.daemon.logging_setup import setup_logging
+    from appliance.daemon.service import run_daemon
+
+    cfg = _load(args)
+    setup_logging(cfg.daemon.log_level)
+    return run_daemon(cfg)
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    cfg = load_config(args.file or getattr(args, "config", None))
+    print(f"config OK: device {cfg.device.id!r}, room {cfg.device.room!r}, capture {cfg.capture.source}")
+    return 0
+
+
+def cmd_config_show(args: argparse.Namespace) -> int:
+    from appliance.config.docs import render_toml
+
+    print(render_toml(_load(args)), end="")
+    return 0
+
+
+def cmd_config_docs(_args: argparse.Namespace) -> int:
+    from appliance.config.docs import render_markdown
+
+    print(render_markdown(), end="")
+    return 0
+
+
+def cmd_devices(_args: argparse.Namespace) -> int:
+    from appliance.capture import list_input_devices
+
+    devices = list_input_devices()
+    if not devices:
+        print("no audio input devices found")
+        return 1
+    for d in devices:
+        print(f"{d.name!r}: {d.max_input_channels} channels, {int(d.default_rate)} Hz")
+    return 0
+
+
+def cmd_ctl(args: argparse.Namespace) -> int:
+    from appliance.daemon.control import send_command
+
+    cfg = _load(args)
+    req: dict[str, Any] = {"cmd": args.action}
+    if args.action == "start":
+        req.update(name=args.name, templates=args.template or [], consent=args.consent)
+    try:
+        reply = send_command(cfg.daemon.control_socket, req)
+    except (FileNotFoundError, ConnectionRefusedError):
+        print(f"error: the daemon is not running (no socket at {cfg.daemon.control_socket})", file=sys.stderr)
+        return 1
+    print(json.dumps(reply, indent=2))
+    return 0 if reply.get("ok") else 1
+
+
+def cmd_sessions(args: argparse.Namespace) -> int:
+    from appliance.store import SessionClosed, SessionNotFound, open_store
+
+    cfg = _load(args)
+    store = open_store(cfg.store_path)
+    try:
+        if args.action == "list":
+            for s in store.list_sessions():
+                flag = " (interrupted)" if s.interrupted else ""
+                print(f"{s.id}  {s.state:<9}{flag}  {s.name or '-':<12} {s.recorded_seconds:7.1f} s")
+            return 0
+        try:
+            session = store.get_session(args.id)
+            segments = store.read_transcript(args.id, actor="cli", reason=args.reason)
+        except (SessionNotFound, SessionClosed) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        out = [{"id": g.id, "start": g.start, "end": g.end, "speaker": g.speaker, "text": g.text}
+               for g in segments]
+        print(json.dumps({"id": session.id, "state": session.state, "name": session.name,
+                          "interrupted": session.interrupted, "segments": out}, indent=2))
+        return 0
+    finally:
+        store.close()
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from appliance.demo import run_demo
+
+    return run_demo(state_dir=args.state_dir, audio=args.audio, realtime=args.realtime)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="appliance",
+        description="Exam-room scribe appliance: records a visit, transcribes it on the device, "
+        "and sends only the transcript to the clinic.",
+    )
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    p.add_argument("--config", help="config file (default $APPLIANCE_CONFIG or /etc/appliance/appliance.toml)")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, fn: Callable[[argparse.Namespace], int], help_: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help_, description=help_)
+        sp.set_defaults(func=fn)
+        return sp
+
+    add("run", cmd_run, "run the room daemon (capture, speech pipeline, control socket) until SIGTERM")
+
+    cfg = add("config", lambda a: (cfg.print_help(), EXIT_USAGE)[1], "check, show or document the config file")
+    csub = cfg.add_subparsers(dest="config_command", metavar="ACTION")
+    c = csub.add_parser("check", help="validate a config file; exit 2 naming the bad key, value and file")
+    c.add_argument("file", nargs="?", help="file to check (default: the file the daemon would read)")
+    c.set_defaults(func=cmd_config_check)
+    csub.add_parser("show", help="print the effective config as TOML").set_defaults(func=cmd_config_show)
+    csub.add_parser("docs", help="print the config reference (docs/config.md)").set_defaults(func=cmd_config_docs)
+
+    add("devices", cmd_devices, "list audio input devices (choose one by a substring of its name)")
+
+    ctl = add("ctl", cmd_ctl, "control the running daemon: status, start, pause, resume, stop")
+    ctl.add_argument("action", choices=["status", "start", "pause", "resume", "stop"])
+    ctl.add_argument("--name", default="", help="start: session name (patient initials or identifier)")
+    ctl.add_argument("--template", action="append", help="start: note template to request (repeatable)")
+    ctl.add_argument("--consent", action="store_true", help="start: verbal consent was given")
+
+    ses = add("sessions", cmd_sessions, "list visits on this device, or show one transcript (audited)")
+    ssub = ses.add_subparsers(dest="action", required=True, metavar="ACTION")
+    ssub.add_parser("list", help="list visits with their state")
+    show = ssub.add_parser("show", help="print one visit's transcript as JSON (the read is audited)")
+    show.add_argument("id")
+    show.add_argument("--reason", default="cli", help="reason recorded in the audit log")
+
+    demo = add("demo", cmd_demo, "replay the bundled multichannel recording through capture into a stored visit")
+    demo.add_argument("--state-dir", default="var/demo", help="where the demo keeps its session store")
+    demo.add_argument("--audio", help="replay this WAV/FLAC instead of the bundled recording")
+    demo.add_argument("--realtime", action="store_true", help="replay at real time instead of as fast as possible")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return EXIT_USAGE

@@ -1,0 +1,226 @@
+"""The session controller: the one place that starts, pauses and stops a visit.
+
+The panel, the physical button and the control socket all call this object, so they
+can never disagree about the state. Order matters for the promises:
+- pause closes the input stream *before* the utterance in flight is flushed, so
+  nothing said during a pause reaches any buffer;
+- stop drains recognition before the session is marked stopped, so a stopped session
+  holds every utterance.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from appliance.capture import Capture, CapturedBlock, CaptureStatus
+from appliance.config.schema import ApplianceConfig
+from appliance.speech.pipeline import FinalSegment, SpeechPipeline
+from appliance.store import Session, SessionStore
+
+log = logging.getLogger(__name__)
+
+CaptureFactory = Callable[[Callable[[CapturedBlock], None]], Capture]
+
+
+class ControlError(RuntimeError):
+    """A request the current state does not allow, in words for the clinician."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the panel, LED and systemd STATUS show."""
+
+    state: str  # idle | recording | paused
+    session: Session | None
+    elapsed_s: float
+    capture: CaptureStatus | None
+    segments: int
+    pending_s: float
+
+    def as_dict(self) -> dict[str, Any]:
+        cap = self.capture
+        return {
+            "state": self.state,
+            "session_id": self.session.id if self.session else None,
+            "name": self.session.name if self.session else None,
+            "interrupted": bool(self.session and self.session.interrupted),
+            "elapsed_s": round(self.elapsed_s, 1),
+            "segments": self.segments,
+            "pending_s": round(self.pending_s, 1),
+            "capture": None if cap is None else {
+                "state": cap.state, "device": cap.device, "message": cap.message,
+                "levels_dbfs": [round(x, 1) for x in cap.levels_dbfs],
+                "clipping": cap.clipping, "muted_suspected": cap.muted_suspected,
+            },
+        }
+
+
+class SessionController:
+    def __init__(
+        self,
+        cfg: ApplianceConfig,
+        store: SessionStore,
+        pipeline: SpeechPipeline,
+        capture_factory: CaptureFactory,
+    ) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.pipeline = pipeline
+        self.capture_factory = capture_factory
+        self._lock = threading.RLock()
+        self._session: Session | None = None
+        self._capture: Capture | None = None
+        self._offset = 0.0  # recorded time before this capture started (resumed after a crash)
+        self._segments = 0
+        self._listeners: list[Callable[[str, dict[str, Any]], None]] = []
+        pipeline.on_segment = self._store_segment
+
+    # -- events for the panel / LED ------------------------------------------------
+    def add_listener(self, fn: Callable[[str, dict[str, Any]], None]) -> None:
+        self._listeners.append(fn)
+
+    def _emit(self, kind: str, data: dict[str, Any]) -> None:
+        for fn in self._listeners:
+            try:
+                fn(kind, data)
+            except Exception:  # a broken listener must not stop a recording
+                log.exception("listener failed on %s", kind)
+
+    def _store_segment(self, seg: FinalSegment) -> None:
+        seg_id = self.store.add_segment(seg.session_id, seg.start, seg.end, seg.speaker, seg.text)
+        self._segments += 1
+        log.info("segment stored", extra={"session_id": seg.session_id, "segment_id": seg_id})
+        self._emit("segment", {"session_id": seg.session_id, "id": seg_id, "start": seg.start,
+                               "end": seg.end, "speaker": seg.speaker, "text": seg.text})
+
+    # -- state ---------------------------------------------------------------------
+    @property
+    def session(self) -> Session | None:
+        return self._session
+
+    def snapshot(self) -> Snapshot:
+        with self._lock:
+            s, cap = self._session, self._capture
+            state = s.state if s else "idle"
+            elapsed = self._offset + (cap.status_time() if cap else 0.0)
+            return Snapshot(state, s, elapsed, cap.status() if cap else None, self._segments,
+                            self.pipeline.pending_seconds())
+
+    def _refresh(self, actor: str, new_state: str) -> Session:
+        assert self._session is not None
+        self.store.transition(self._session.id, new_state, actor)
+        self._session = self.store.get_session(self._session.id)
+        self._emit("state", self.snapshot().as_dict())
+        return self._session
+
+    # -- commands --------------------------------------------------------------------
+    def start(self, name: str = "", templates: tuple[str, ...] = (), consent: bool = False,
+              clinician: str | None = None, actor: str = "panel") -> Session:
+        with self._lock:
+            if self._session is not None:
+                raise ControlError(f"a visit is already {self._session.state}; stop it first")
+            dev = self.cfg.device
+            session = self.store.create_session(
+                name=name.strip(), room=dev.room, clinician=clinician or dev.clinician,
+                device_id=dev.id, site=dev.site, templates=list(templates), consent=consent,
+            )
+            self._session, self._offset, self._segments = session, 0.0, 0
+            self._open_capture()
+            return self._refresh(actor, "recording")
+
+    def pause(self, actor: str = "panel") -> Session:
+        with self._lock:
+            s = self._require("pause", "recording")
+            assert self._capture is not None
+            self._capture.pause()  # first: nothing more is read from the microphone
+            self.pipeline.end_utterance()
+            log.info("paused", extra={"session_id": s.id})
+            return self._refresh(actor, "paused")
+
+    def resume(self, actor: str = "panel") -> Session:
+        with self._lock:
+            s = self._require("resume", "paused")
+            self.pipeline.begin(s.id, self._offset)
+            if self._capture is None:  # a visit recovered after a crash
+                self._open_capture()
+            else:
+                self._capture.resume()
+            return self._refresh(actor, "recording")
+
+    def stop(self, actor: str = "panel") -> Session:
+        with self._lock:
+            self._require("stop", "recording", "paused")
+            self._close_capture()
+            if not self.pipeline.drain(self.cfg.daemon.stop_timeout_s):
+                log.error("recognition did not finish within %.0f s at stop", self.cfg.daemon.stop_timeout_s)
+            self._refresh(actor, "stopped")
+            done, self._session = self._session, None
+            assert done is not None
+            self._emit("state", self.snapshot().as_dict())
+            return done
+
+    def toggle(self, actor: str = "button") -> Session:
+        """Short press: start when idle, stop otherwise."""
+        return self.start(actor=actor) if self._session is None else self.stop(actor=actor)
+
+    def pause_toggle(self, actor: str = "button") -> Session:
+        """Long press: pause when recording, resume when paused."""
+        s = self._session
+        if s is None:
+            raise ControlError("no visit to pause")
+        return self.pause(actor) if s.state == "recording" else self.resume(actor)
+
+    def _require(self, verb: str, *states: str) -> Session:
+        s = self._session
+        if s is None:
+            raise ControlError(f"cannot {verb}: no visit is in progress")
+        if s.state not in states:
+            raise ControlError(f"cannot {verb}: the visit is {s.state}")
+        return s
+
+    # -- capture lifecycle ---------------------------------------------------------------
+    def _open_capture(self) -> None:
+        assert self._session is not None
+        self.pipeline.begin(self._session.id, self._offset)
+        self._capture = self.capture_factory(self.pipeline.feed)
+        self._capture.start()
+
+    def _close_capture(self) -> None:
+        cap, self._capture = self._capture, None
+        if cap is not None:
+            cap.stop()
+            self._offset += cap.status_time()
+            assert self._session is not None
+            self.store.set_recorded_seconds(self._session.id, self._offset)
+        self.pipeline.end_utterance()
+
+    def wait_source_finished(self, timeout: float | None = None) -> bool:
+        """For a file source (demo, tests): True once the whole file has been captured."""
+        cap = self._capture
+        return cap.wait_finished(timeout) if cap is not None else True
+
+    def recover(self) -> list[str]:
+        """At start: visits cut off by a crash become paused + interrupted; the newest is current."""
+        with self._lock:
+            ids = self.store.recover_interrupted()
+            if ids:
+                self._session = self.store.get_session(ids[-1])
+                self._offset = self._session.recorded_seconds
+                log.warning("recovered interrupted visit", extra={"session_id": self._session.id})
+            return ids
+
+    def shutdown(self) -> None:
+        """SIGTERM: store the utterance in flight, leave the visit paused + interrupted."""
+        with self._lock:
+            s = self._session
+            if s is None:
+                return
+            if s.state == "recording":
+                self._close_capture()
+                self.pipeline.drain(self.cfg.daemon.stop_timeout_s)
+                self._refresh("shutdown", "paused")
+            # recover() marks it interrupted at the next start, as after a crash.

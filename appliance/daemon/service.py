@@ -1,0 +1,97 @@
+"""`appliance run`: wire the stages together and keep them running.
+
+Built from one ApplianceConfig; each stage gets its own typed section. The main loop is
+the heartbeat: it pings the systemd watchdog, publishes STATUS, drives the LED and keeps
+the recorded time of the visit current in the store (so a crash loses only what was in
+flight).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from pathlib import Path
+
+from appliance.asr.engine import NullTranscriber, Transcriber
+from appliance.capture import Capture
+from appliance.config.schema import ApplianceConfig
+from appliance.daemon.control import ControlServer
+from appliance.daemon.controller import SessionController
+from appliance.daemon.supervisor import Supervisor
+from appliance.daemon.systemd_notify import SystemdNotifier
+from appliance.hardware.gpio import open_gpio
+from appliance.speech.pipeline import SpeechPipeline
+from appliance.store import open_store
+from appliance.vad import make_segmenter
+
+log = logging.getLogger(__name__)
+
+
+def build_controller(cfg: ApplianceConfig, transcriber: Transcriber | None = None) -> SessionController:
+    """The data path: capture → VAD → recognition → store, behind one controller."""
+    state_dir = Path(cfg.paths.state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    store = open_store(cfg.store_path)
+    pipeline = SpeechPipeline(make_segmenter(cfg.vad), transcriber or NullTranscriber(), lambda _s: None)
+    return SessionController(cfg, store, pipeline, lambda sink: Capture(cfg.capture, sink))
+
+
+def status_line(controller: SessionController) -> str:
+    snap = controller.snapshot()
+    if snap.session is None:
+        return "idle"
+    line = f"{snap.state} {snap.session.id} ({int(snap.elapsed_s // 60)}:{int(snap.elapsed_s % 60):02d}, " \
+           f"{snap.segments} segments)"
+    if snap.capture and snap.capture.state != "ok":
+        line += f"; mic: {snap.capture.message}"
+    return line
+
+
+def run_daemon(cfg: ApplianceConfig, *, stop_event: threading.Event | None = None) -> int:
+    os.umask(0o077)  # nothing the daemon writes is for other users
+    stop = stop_event or threading.Event()
+    notifier = SystemdNotifier()
+    controller = build_controller(cfg)
+    recovered = controller.recover()
+    if recovered:
+        log.warning("%d visit(s) were interrupted and can be resumed or stopped", len(recovered))
+
+    sup = Supervisor(cfg.daemon.restart_initial_s, cfg.daemon.restart_max_s)
+    sup.add("speech", controller.pipeline.run)
+    sup.add("control", ControlServer(cfg.daemon.control_socket, controller).run)
+    # The button acts exactly like the panel's buttons: same controller, same locks.
+    led = open_gpio(cfg.gpio, on_toggle=lambda: controller.toggle(actor="button"),
+                    on_pause_toggle=lambda: controller.pause_toggle(actor="button"))
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("signal %s: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+
+    sup.start()
+    notifier.ready()
+    log.info("appliance daemon ready", extra={"device_id": cfg.device.id})
+    interval = min(cfg.daemon.status_interval_s, notifier.watchdog_interval() or cfg.daemon.status_interval_s)
+    try:
+        while not stop.wait(interval):
+            notifier.watchdog_ping()
+            snap = controller.snapshot()
+            notifier.status(status_line(controller))
+            if led is not None:
+                led.set_led(snap.state)
+            if snap.session is not None and snap.state == "recording":
+                controller.store.set_recorded_seconds(snap.session.id, snap.elapsed_s)
+    finally:
+        notifier.stopping()
+        controller.shutdown()
+        sup.stop(timeout=2.0)
+        if led is not None:
+            led.close()
+        controller.store.close()
+        log.info("appliance daemon stopped")
+    return 0

@@ -1,0 +1,103 @@
+"""Running the real daemon (`appliance run`) as a child process for integration tests."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+
+from appliance.daemon.control import send_command
+from tests.speech import RATE, dialogue
+
+PHRASES = [
+    "Good morning, what brings you in today?",
+    "I have had chest pain since Tuesday.",
+    "Does the pain get worse when you climb stairs?",
+    "Yes, and I get short of breath.",
+    "Are you taking any medication at the moment?",
+    "Only aspirin, eighty one milligrams a day.",
+    "I would like to get an electrocardiogram today.",
+    "All right, that sounds good to me.",
+]
+
+
+def write_visit_wav(path: Path, gap_s: float = 1.0) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    audio, truth = dialogue(PHRASES, gap_s=gap_s)
+    sf.write(path, audio, RATE, subtype="PCM_16")
+    pcm, _ = sf.read(path, dtype="float32")  # what the daemon will read back
+    return pcm, truth
+
+
+def write_config(tmp: Path, audio: Path, *, realtime: bool = True, extra: str = "") -> Path:
+    cfg = tmp / "appliance.toml"
+    cfg.write_text(
+        f'[paths]\nstate_dir = "{tmp / "state"}"\nmodels_dir = "{tmp / "models"}"\n'
+        f'[capture]\nsource = "file"\nfile = "{audio}"\nrealtime = {str(realtime).lower()}\n'
+        f'[daemon]\ncontrol_socket = "{tmp / "ctl.sock"}"\nstatus_interval_s = 0.2\n{extra}'
+    )
+    return cfg
+
+
+class DaemonProcess:
+    def __init__(self, config: Path, env: dict[str, str] | None = None) -> None:
+        self.config = config
+        self.socket = str(config.parent / "ctl.sock")
+        self.log = config.parent / "daemon.log"
+        self.env = {**os.environ, **(env or {})}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 20.0) -> DaemonProcess:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.socket)
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "appliance", "--config", str(self.config), "run"],
+                stdout=log, stderr=subprocess.STDOUT, env=self.env,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"daemon exited {self.proc.returncode}:\n{self.log.read_text()}")
+            with contextlib.suppress(OSError):
+                if send_command(self.socket, {"cmd": "status"}, timeout=2)["ok"]:
+                    return self
+            time.sleep(0.1)
+        raise TimeoutError(f"daemon did not come up:\n{self.log.read_text()}")
+
+    def ctl(self, cmd: str, **kw: Any) -> dict[str, Any]:
+        return send_command(self.socket, {"cmd": cmd, **kw})
+
+    def status(self) -> dict[str, Any]:
+        return self.ctl("status")["status"]
+
+    def wait_for(self, pred: Any, timeout: float = 30.0, what: str = "condition") -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            st = self.status()
+            if pred(st):
+                return st
+            time.sleep(0.05)
+        raise TimeoutError(f"{what} not reached; last status {st}\n{self.log.read_text()}")
+
+    def kill(self, sig: int = signal.SIGKILL, timeout: float = 15.0) -> float:
+        assert self.proc is not None
+        t0 = time.monotonic()
+        self.proc.send_signal(sig)
+        self.proc.wait(timeout)
+        return time.monotonic() - t0
+
+    def __enter__(self) -> DaemonProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
