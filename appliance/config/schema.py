@@ -69,8 +69,11 @@ class CaptureConfig:
 @dataclass(frozen=True)
 class VadConfig:
     engine: str = setting(
-        "energy", "Voice activity detector that cuts audio into utterances.", choices=("energy",)
+        "energy", "Voice activity detector that cuts audio into utterances: Silero VAD (ONNX) or an adaptive "
+        "energy detector (no model needed).", choices=("silero", "energy"),
     )
+    threshold: float = setting(0.5, "Silero VAD: speech probability above which a frame is speech.",
+                               min=0.05, max=0.95)
     threshold_db: float = setting(
         12.0, "Energy VAD: speech when a frame is this far above the tracked noise floor.", min=3.0, max=40.0,
         unit="dB",
@@ -83,6 +86,41 @@ class VadConfig:
         "window.", min=5.0, max=30.0, unit="s",
     )
     pad_ms: int = setting(200, "Audio kept before and after detected speech.", min=0, max=1000, unit="ms")
+
+
+@dataclass(frozen=True)
+class AsrConfig:
+    engine: str = setting(
+        "whisper-onnx",
+        "Recognition engine: Whisper on ONNX Runtime with the project's decoder (default), sherpa-onnx "
+        "offline (Whisper/Moonshine/SenseVoice layouts) or online (streaming transducer / CTC), Vosk, or "
+        "none (utterance timing only).",
+        choices=("whisper-onnx", "sherpa-offline", "sherpa-online", "vosk", "none"),
+    )
+    model: str = setting(
+        "whisper-tiny.en", "Model name under paths.models_dir, or an absolute model directory (with manifest.json)."
+    )
+    threads: int = setting(1, "Inference threads (a Pi 4 has 4 cores; leave some for capture and the panel).",
+                           min=1, max=16)
+    language: str = setting("en", "Spoken language, for multilingual models.")
+    vocabulary: tuple[str, ...] = setting(
+        [], "Clinic terms (drug names, conditions) used to bias recognition: Whisper prompt, transducer hotwords."
+    )
+    vocabulary_file: str = setting("", "File with more vocabulary terms, one per line (# starts a comment).")
+    partial_interval_s: float = setting(
+        1.0, "Interval of partial hypotheses while someone speaks.", min=0.2, max=5.0, unit="s"
+    )
+    no_speech_threshold: float = setting(
+        0.6, "Whisper: an utterance whose no-speech probability exceeds this (and whose text is unlikely) is "
+        "dropped as silence or noise.", min=0.0, max=1.0,
+    )
+    logprob_threshold: float = setting(
+        -1.0, "Whisper: mean token log-probability below which text counts as unreliable.", min=-10.0, max=0.0
+    )
+    compression_ratio_threshold: float = setting(
+        2.4, "Whisper: text compressing better than this (zlib ratio) is a repetition loop and is cut.",
+        min=1.0, max=10.0,
+    )
 
 
 @dataclass(frozen=True)
@@ -131,6 +169,7 @@ class ApplianceConfig:
     paths: PathsConfig = section(PathsConfig, "Where the device keeps its state.")
     capture: CaptureConfig = section(CaptureConfig, "Audio input (PortAudio or a replayed file).")
     vad: VadConfig = section(VadConfig, "Cutting speech into utterances.")
+    asr: AsrConfig = section(AsrConfig, "Speech recognition on the device.")
     store: StoreConfig = section(StoreConfig, "The session store (SQLite).")
     daemon: DaemonConfig = section(DaemonConfig, "The `appliance run` daemon.")
     gpio: GpioConfig = section(GpioConfig, "Optional physical button and recording LED.")
