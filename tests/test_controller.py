@@ -18,7 +18,7 @@ from appliance.config import parse_config
 from appliance.daemon.control import ControlServer, send_command
 from appliance.daemon.controller import ControlError
 from appliance.daemon.service import build_controller
-from tests.daemon import write_visit_wav
+from tests.daemon import installed_models_dir, write_visit_wav
 
 
 @pytest.fixture
@@ -33,6 +33,8 @@ def make_controller(tmp_path, wav, realtime=True):
         "paths": {"state_dir": str(tmp_path / "state")},
         "capture": {"source": "file", "file": str(wav), "realtime": realtime},
         "daemon": {"control_socket": str(tmp_path / "ctl.sock")},
+        "asr": {"engine": "none"},
+        "vad": {"engine": "energy"},
     })
     controller = build_controller(cfg)
     delivered: list[float] = []  # wall-clock time of every block that reached the pipeline
@@ -157,10 +159,28 @@ def test_gpio_button_starts_pauses_and_stops_the_visit(tmp_path, visit):
 
 
 def test_make_demo_replays_the_bundled_recording_into_a_stored_visit(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "appliance", "demo", "--state-dir", str(tmp_path)],
-                         capture_output=True, text=True, timeout=120)
+    models = installed_models_dir()
+    out = subprocess.run([sys.executable, "-m", "appliance", "demo", "--state-dir", str(tmp_path),
+                          "--models-dir", str(models)], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "stopped" in out.stdout
     n = int(out.stdout.split(" utterances")[0].rsplit(" ", 1)[1])
     assert 5 <= n <= 9  # seven spoken turns in the recording
+    text = out.stdout.lower()
+    assert "throat" in text and "milligrams" in text and "medication" in text  # real recognition
     assert (tmp_path / "sessions.db").exists()
+
+
+def test_start_is_refused_in_plain_words_when_the_speech_model_is_missing(tmp_path, visit):
+    wav, _, _ = visit
+    cfg = parse_config({
+        "paths": {"state_dir": str(tmp_path / "state"), "models_dir": str(tmp_path / "no-models")},
+        "capture": {"source": "file", "file": str(wav)},
+        "asr": {"engine": "whisper-onnx", "model": "whisper-tiny.en"},
+    })
+    c = build_controller(cfg)
+    assert "whisper-tiny.en" in c.unavailable and "appliance models install" in c.unavailable
+    with pytest.raises(ControlError, match="cannot start: speech recognition is not available"):
+        c.start(name="NO")
+    assert c.store.list_sessions() == []  # nothing half-created
+    c.store.close()

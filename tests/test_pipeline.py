@@ -3,15 +3,35 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 
 from appliance.asr.engine import Recognition
 from appliance.capture.blocks import CapturedBlock
 from appliance.config.schema import VadConfig
-from appliance.speech.pipeline import FinalSegment, SpeechPipeline
+from appliance.speech.pipeline import FinalSegment, PartialText, SpeechPipeline
 from appliance.vad import EnergySegmenter
 from tests.speech import RATE, dialogue
+
+
+class LengthStream:
+    def __init__(self, engine: LengthTranscriber) -> None:
+        self.engine, self.samples = engine, 0
+
+    def accept(self, samples: np.ndarray) -> None:
+        self.samples += samples.size
+
+    def partial(self) -> str:
+        self.engine.partials.append(self.samples)
+        return f"{self.samples / RATE:.2f}"
+
+    def finish(self) -> Recognition:
+        e = self.engine
+        e.calls += 1
+        if e.calls in e.fail_on:
+            raise RuntimeError("decoder exploded")
+        return Recognition(text=f"{self.samples / RATE:.2f}", no_speech=e.calls in e.no_speech_on)
 
 
 class LengthTranscriber:
@@ -21,14 +41,12 @@ class LengthTranscriber:
 
     def __init__(self, fail_on: set[int] | None = None, no_speech_on: set[int] | None = None) -> None:
         self.calls = 0
+        self.partials: list[int] = []
         self.fail_on = fail_on or set()
         self.no_speech_on = no_speech_on or set()
 
-    def transcribe(self, audio: np.ndarray) -> Recognition:
-        self.calls += 1
-        if self.calls in self.fail_on:
-            raise RuntimeError("decoder exploded")
-        return Recognition(text=f"{audio.size / RATE:.2f}", no_speech=self.calls in self.no_speech_on)
+    def new_stream(self) -> LengthStream:
+        return LengthStream(self)
 
 
 def feed_all(p: SpeechPipeline, audio: np.ndarray, block: int = 512) -> None:
@@ -94,3 +112,34 @@ def test_queue_is_bounded_in_seconds():
     assert p.stats.utterances == 4
     assert p.stats.dropped >= 1
     assert p._queued_s <= 2.5
+
+
+def test_partials_grow_while_speaking_and_finals_see_the_whole_utterance():
+    """Real-time feed: partials at the configured interval, fed incrementally into the same stream."""
+    audio, _ = dialogue(["This is a rather long first sentence that keeps going for a while."])
+    engine = LengthTranscriber()
+    got: list[FinalSegment] = []
+    partials: list[PartialText] = []
+    p = SpeechPipeline(EnergySegmenter(VadConfig()), engine, got.append, on_partial=partials.append,
+                       partial_interval_s=0.2)
+    stop = threading.Event()
+    worker = threading.Thread(target=p.run, args=(stop,))
+    worker.start()
+    p.begin("S1", 0.0)
+    block = 1600
+    for i in range(0, audio.size, block):  # 4x real time: enough for several partials
+        chunk = audio[i:i + block]
+        p.feed(CapturedBlock(raw=chunk[:, None], rate=RATE, mono16k=chunk, t=i / RATE))
+        time.sleep(block / RATE / 4)
+    p.end_utterance()
+    assert p.drain(5)
+    stop.set()
+    worker.join(2)
+    assert len(got) == 1 and len(partials) >= 3
+    lengths = [float(x.text) for x in partials]
+    assert lengths == sorted(lengths)
+    assert float(got[0].text) >= lengths[-1]  # the same stream was finished, fed to the end
+    assert all(x.start == got[0].start for x in partials)
+    # fed incrementally: the utterance plus at most the trailing pause beyond its cut
+    assert 0 <= float(got[0].text) - (got[0].end - got[0].start) <= 0.6
+    assert len(p.stats.latencies) == 1 and 0 <= p.stats.latencies[0] < 2.0

@@ -69,8 +69,9 @@ class CaptureConfig:
 @dataclass(frozen=True)
 class VadConfig:
     engine: str = setting(
-        "energy", "Voice activity detector that cuts audio into utterances: Silero VAD (ONNX) or an adaptive "
-        "energy detector (no model needed).", choices=("silero", "energy"),
+        "silero", "Voice activity detector that cuts audio into utterances: Silero VAD (ONNX; falls back to the "
+        "energy detector, with a warning, if its model is not installed) or an adaptive energy detector.",
+        choices=("silero", "energy"),
     )
     threshold: float = setting(0.5, "Silero VAD: speech probability above which a frame is speech.",
                                min=0.05, max=0.95)

@@ -18,7 +18,7 @@ from typing import Any
 
 from appliance.capture import Capture, CapturedBlock, CaptureStatus
 from appliance.config.schema import ApplianceConfig
-from appliance.speech.pipeline import FinalSegment, SpeechPipeline
+from appliance.speech.pipeline import FinalSegment, PartialText, SpeechPipeline
 from appliance.store import Session, SessionStore
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,9 @@ class SessionController:
         self._offset = 0.0  # recorded time before this capture started (resumed after a crash)
         self._segments = 0
         self._listeners: list[Callable[[str, dict[str, Any]], None]] = []
+        self.unavailable = ""  # why recording is impossible (e.g. speech model missing), in plain words
         pipeline.on_segment = self._store_segment
+        pipeline.on_partial = self._partial
 
     # -- events for the panel / LED ------------------------------------------------
     def add_listener(self, fn: Callable[[str, dict[str, Any]], None]) -> None:
@@ -96,6 +98,9 @@ class SessionController:
         log.info("segment stored", extra={"session_id": seg.session_id, "segment_id": seg_id})
         self._emit("segment", {"session_id": seg.session_id, "id": seg_id, "start": seg.start,
                                "end": seg.end, "speaker": seg.speaker, "text": seg.text})
+
+    def _partial(self, p: PartialText) -> None:
+        self._emit("partial", {"session_id": p.session_id, "start": p.start, "text": p.text})
 
     # -- state ---------------------------------------------------------------------
     @property
@@ -123,6 +128,8 @@ class SessionController:
         with self._lock:
             if self._session is not None:
                 raise ControlError(f"a visit is already {self._session.state}; stop it first")
+            if self.unavailable:
+                raise ControlError(f"cannot start: {self.unavailable}")
             dev = self.cfg.device
             session = self.store.create_session(
                 name=name.strip(), room=dev.room, clinician=clinician or dev.clinician,

@@ -14,7 +14,7 @@ import signal
 import threading
 from pathlib import Path
 
-from appliance.asr.engine import NullTranscriber, Transcriber
+from appliance.asr.engine import Engine, NullTranscriber
 from appliance.capture import Capture
 from appliance.config.schema import ApplianceConfig
 from appliance.daemon.control import ControlServer
@@ -22,26 +22,58 @@ from appliance.daemon.controller import SessionController
 from appliance.daemon.supervisor import Supervisor
 from appliance.daemon.systemd_notify import SystemdNotifier
 from appliance.hardware.gpio import open_gpio
+from appliance.models import ModelError
 from appliance.speech.pipeline import SpeechPipeline
 from appliance.store import open_store
-from appliance.vad import make_segmenter
+from appliance.vad import EnergySegmenter, Segmenter, make_segmenter
 
 log = logging.getLogger(__name__)
 
 
-def build_controller(cfg: ApplianceConfig, transcriber: Transcriber | None = None) -> SessionController:
+def build_engine(cfg: ApplianceConfig) -> tuple[Engine, str]:
+    """The configured recognizer, or (timing-only engine, why) when it cannot be loaded.
+
+    A missing or corrupt model must not crash the daemon in a loop: the panel stays up and
+    says what is wrong, and Start is refused, since a visit without text would be lost.
+    """
+    if cfg.asr.engine == "none":
+        return NullTranscriber(), ""
+    from appliance.asr.factory import make_engine
+
+    try:
+        return make_engine(cfg.asr, cfg.paths.models_dir), ""
+    except Exception as exc:
+        return NullTranscriber(), f"speech recognition is not available: {exc}"
+
+
+def build_segmenter(cfg: ApplianceConfig) -> Segmenter:
+    """Silero as configured; the energy VAD if its model is missing (recording beats no recording)."""
+    try:
+        return make_segmenter(cfg.vad, models_dir=cfg.paths.models_dir)
+    except ModelError as exc:
+        log.error("Silero VAD unavailable, using the energy VAD instead: %s", exc)
+        return EnergySegmenter(cfg.vad)
+
+
+def build_controller(cfg: ApplianceConfig, engine: Engine | None = None) -> SessionController:
     """The data path: capture → VAD → recognition → store, behind one controller."""
     state_dir = Path(cfg.paths.state_dir)
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    unavailable = ""
+    if engine is None:
+        engine, unavailable = build_engine(cfg)
+    segmenter = build_segmenter(cfg)
     store = open_store(cfg.store_path)
-    pipeline = SpeechPipeline(make_segmenter(cfg.vad), transcriber or NullTranscriber(), lambda _s: None)
-    return SessionController(cfg, store, pipeline, lambda sink: Capture(cfg.capture, sink))
+    pipeline = SpeechPipeline(segmenter, engine, lambda _s: None, partial_interval_s=cfg.asr.partial_interval_s)
+    controller = SessionController(cfg, store, pipeline, lambda sink: Capture(cfg.capture, sink))
+    controller.unavailable = unavailable
+    return controller
 
 
 def status_line(controller: SessionController) -> str:
     snap = controller.snapshot()
     if snap.session is None:
-        return "idle"
+        return f"idle; NOT READY: {controller.unavailable}" if controller.unavailable else "idle"
     line = f"{snap.state} {snap.session.id} ({int(snap.elapsed_s // 60)}:{int(snap.elapsed_s % 60):02d}, " \
            f"{snap.segments} segments)"
     if snap.capture and snap.capture.state != "ok":
@@ -54,6 +86,8 @@ def run_daemon(cfg: ApplianceConfig, *, stop_event: threading.Event | None = Non
     stop = stop_event or threading.Event()
     notifier = SystemdNotifier()
     controller = build_controller(cfg)
+    if controller.unavailable:
+        log.error("%s", controller.unavailable)
     recovered = controller.recover()
     if recovered:
         log.warning("%d visit(s) were interrupted and can be resumed or stopped", len(recovered))

@@ -1,8 +1,10 @@
 """The speech pipeline: 16 kHz audio → utterances → text → a stored segment.
 
 VAD runs inline on the capture thread (cheap); recognition runs on a worker thread fed by
-a queue bounded in seconds of audio, so a slow utterance never stalls capture. Audio
-exists only in these RAM buffers and is dropped as soon as its utterance is transcribed.
+a queue bounded in seconds of audio, so a slow utterance never stalls capture. While
+someone speaks, the worker offers a partial hypothesis every `partial_interval_s`; final
+texts always go first. Audio exists only in these RAM buffers and is dropped as soon as
+its utterance is transcribed.
 """
 
 from __future__ import annotations
@@ -12,15 +14,18 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from appliance.asr.engine import Transcriber
+import numpy as np
+
+from appliance.asr.engine import Engine, Recognition, RecognizerStream
 from appliance.capture.blocks import CapturedBlock
 from appliance.vad.utterance import RATE, Segmenter, Utterance
 
 log = logging.getLogger(__name__)
 STORE_ATTEMPTS = 5
 STORE_RETRY_S = 0.2
+LATENCY_WINDOW = 500  # recent final-text latencies kept for status and benchmarks
 
 
 @dataclass(frozen=True)
@@ -32,34 +37,63 @@ class FinalSegment:
     speaker: str = ""
 
 
+@dataclass(frozen=True)
+class PartialText:
+    session_id: str
+    start: float
+    text: str
+
+
 @dataclass
 class PipelineStats:
     utterances: int = 0
     dropped: int = 0
     failed: int = 0
+    no_speech: int = 0
+    partials: int = 0
     last_error: str = ""
+    # seconds from the end of an utterance's audio to its stored text, assuming real-time capture
+    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
+
+
+@dataclass(frozen=True)
+class _Queued:
+    session: str
+    utt: Utterance
+    emitted_at: float  # monotonic time the VAD closed it
+    detect_delay: float  # audio that had to arrive after utt.end before the VAD could close it
 
 
 class SpeechPipeline:
     def __init__(
         self,
         segmenter: Segmenter,
-        transcriber: Transcriber,
+        engine: Engine,
         on_segment: Callable[[FinalSegment], None],
         *,
+        on_partial: Callable[[PartialText], None] | None = None,
+        partial_interval_s: float = 1.0,
         max_queued_s: float = 300.0,
     ) -> None:
         self.segmenter = segmenter
-        self.transcriber = transcriber
+        self.engine = engine
         self.on_segment = on_segment
+        self.on_partial = on_partial
+        self.partial_interval_s = partial_interval_s
         self.max_queued_s = max_queued_s
         self.stats = PipelineStats()
-        self._queue: deque[tuple[str, Utterance]] = deque()
+        self._queue: deque[_Queued] = deque()
         self._queued_s = 0.0
         self._busy = False
         self._cond = threading.Condition()
+        self._vad_lock = threading.Lock()  # segmenter state is shared by capture and worker
         self._session: str | None = None
         self._offset = 0.0
+        # the in-flight utterance's recognizer stream, fed incrementally for partials
+        self._stream: RecognizerStream | None = None
+        self._stream_start: float | None = None
+        self._stream_fed = 0
+        self._last_partial = 0.0
 
     # -- capture side ------------------------------------------------------------
     def begin(self, session_id: str, offset: float) -> None:
@@ -67,27 +101,37 @@ class SpeechPipeline:
         self._session, self._offset = session_id, offset
 
     def feed(self, block: CapturedBlock) -> None:
-        if self._session is None:
+        session = self._session
+        if session is None:
             return  # not recording: the block is dropped here, never kept
-        for utt in self.segmenter.feed(block.mono16k, self._offset + block.t):
-            self._enqueue(self._session, utt)
+        t = self._offset + block.t
+        with self._vad_lock:
+            utts = self.segmenter.feed(block.mono16k, t)
+        now = time.monotonic()
+        for utt in utts:
+            self._enqueue(_Queued(session, utt, now, t + block.duration - utt.end))
+        if utts or self.segmenter.in_speech():
+            with self._cond:
+                self._cond.notify_all()
 
     def end_utterance(self) -> None:
         """Close the utterance in flight (pause, stop, shutdown) and detach the session."""
         session, self._session = self._session, None
-        for utt in self.segmenter.flush():
+        with self._vad_lock:
+            utts = self.segmenter.flush()
+        for utt in utts:
             if session is not None:
-                self._enqueue(session, utt)
+                self._enqueue(_Queued(session, utt, time.monotonic(), 0.0))
 
-    def _enqueue(self, session: str, utt: Utterance) -> None:
+    def _enqueue(self, item: _Queued) -> None:
         with self._cond:
-            while self._queue and self._queued_s + utt.duration > self.max_queued_s:
-                _, old = self._queue.popleft()  # recognition fell far behind: bound RAM
-                self._queued_s -= old.duration
+            while self._queue and self._queued_s + item.utt.duration > self.max_queued_s:
+                old = self._queue.popleft()  # recognition fell far behind: bound RAM
+                self._queued_s -= old.utt.duration
                 self.stats.dropped += 1
-                log.error("speech queue full: dropped a %.1f s utterance", old.duration)
-            self._queue.append((session, utt))
-            self._queued_s += utt.duration
+                log.error("speech queue full: dropped a %.1f s utterance", old.utt.duration)
+            self._queue.append(item)
+            self._queued_s += item.utt.duration
             self.stats.utterances += 1
             self._cond.notify_all()
 
@@ -96,44 +140,88 @@ class SpeechPipeline:
         """Recognition loop; a supervised component (an exception restarts it)."""
         while True:
             with self._cond:
-                while not self._queue and not stop.is_set():
-                    self._cond.wait(0.2)
-                if not self._queue:
+                while not self._queue and not stop.is_set() and not self._partial_due():
+                    self._cond.wait(0.1)
+                item = self._queue.popleft() if self._queue else None
+                if item is None and stop.is_set():
                     return
-                session, utt = self._queue.popleft()
-                self._queued_s -= utt.duration
+                if item is not None:
+                    self._queued_s -= item.utt.duration
                 self._busy = True
             try:
-                self._recognize(session, utt)
+                if item is not None:
+                    self._final(item)
+                else:
+                    self._partial()
             finally:
                 with self._cond:
                     self._busy = False
                     self._cond.notify_all()
 
-    def _recognize(self, session: str, utt: Utterance) -> None:
+    def _partial_due(self) -> bool:
+        return (self.on_partial is not None and self._session is not None and self.segmenter.in_speech()
+                and time.monotonic() - self._last_partial >= self.partial_interval_s)
+
+    def _partial(self) -> None:
+        self._last_partial = time.monotonic()
+        session = self._session
+        with self._vad_lock:
+            audio, start = self.segmenter.pending_audio(), self.segmenter.pending_start()
+        if session is None or start is None or audio.size < RATE // 4:
+            return
+        stream = self._stream_for(start, audio)
         try:
-            result = self.transcriber.transcribe(utt.audio)
+            text = stream.partial().strip()
+        except Exception as exc:  # a partial is a nicety: log, never fail the visit
+            log.warning("partial hypothesis failed: %s", exc)
+            return
+        if text and self.on_partial is not None:
+            self.stats.partials += 1
+            self.on_partial(PartialText(session, round(start, 3), text))
+
+    def _stream_for(self, start: float, audio: np.ndarray, *, exact: bool = False) -> RecognizerStream:
+        """The in-flight stream, fed up to ``audio``; a new one when the utterance changed.
+
+        A stream fed past the end of ``audio`` holds only trailing silence beyond it, which
+        is harmless, unless ``exact`` (a split utterance: the excess is the next piece).
+        """
+        overfed = self._stream_fed > audio.size
+        if self._stream is None or self._stream_start != start or (overfed and exact):
+            self._stream, self._stream_start, self._stream_fed = self.engine.new_stream(), start, 0
+        self._stream.accept(audio[self._stream_fed:])
+        self._stream_fed = max(self._stream_fed, audio.size)
+        return self._stream
+
+    def _final(self, item: _Queued) -> None:
+        utt = item.utt
+        try:
+            stream = self._stream_for(utt.start, utt.audio, exact=utt.split)
+            self._stream = None  # the next utterance gets a fresh stream
+            result: Recognition | None = stream.finish()
         except Exception as exc:  # one bad utterance must not take the visit with it
             self.stats.failed += 1
             self.stats.last_error = f"{type(exc).__name__}: {exc}"
             log.exception("recognition failed for %.1f s utterance at %.1f s", utt.duration, utt.start)
-            result = None
+            self._stream, result = None, None
         if result is not None and result.no_speech:
+            self.stats.no_speech += 1
             return  # no invented text from noise
         text = "" if result is None else result.text.strip()  # failed: keep the timing, flag no text
-        self._deliver(FinalSegment(session, round(utt.start, 3), round(utt.end, 3), text))
+        if self._deliver(FinalSegment(item.session, round(utt.start, 3), round(utt.end, 3), text)):
+            self.stats.latencies.append(item.detect_delay + time.monotonic() - item.emitted_at)
 
-    def _deliver(self, seg: FinalSegment) -> None:
+    def _deliver(self, seg: FinalSegment) -> bool:
         # A store hiccup (database briefly locked by a reader) must not lose the segment.
         for attempt in range(STORE_ATTEMPTS):
             try:
                 self.on_segment(seg)
-                return
+                return True
             except Exception as exc:
                 self.stats.last_error = f"storing segment: {type(exc).__name__}: {exc}"
                 log.exception("storing segment at %.1f s failed (attempt %d)", seg.start, attempt + 1)
                 time.sleep(STORE_RETRY_S * (attempt + 1))
         self.stats.failed += 1
+        return False
 
     def drain(self, timeout: float) -> bool:
         """Wait until every queued utterance is stored; False on timeout."""

@@ -68,6 +68,9 @@ class EnergySegmenter:
     def pending_audio(self) -> np.ndarray:
         return np.concatenate(self._frames) if self._frames else np.zeros(0, np.float32)
 
+    def pending_start(self) -> float | None:
+        return self._start if self._active else None
+
     # -- frame logic ---------------------------------------------------------------
     def _frame(self, frame: np.ndarray, t: float) -> list[Utterance]:
         rms = float(np.sqrt(np.mean(np.square(frame, dtype=np.float64))))

@@ -39,3 +39,7 @@ class Segmenter(Protocol):
     def pending_audio(self) -> np.ndarray:
         """Audio of the utterance in flight so far (for partial hypotheses)."""
         ...
+
+    def pending_start(self) -> float | None:
+        """Start time of the utterance in flight; None between utterances."""
+        ...

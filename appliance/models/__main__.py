@@ -1,0 +1,3 @@
+from appliance.models.cli import main
+
+raise SystemExit(main())

