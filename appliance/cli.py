@@ -96,7 +96,7 @@ def cmd_sessions(args: argparse.Namespace) -> int:
         out = [{"id": g.id, "start": g.start, "end": g.end, "speaker": g.speaker, "text": g.text}
                for g in segments]
         print(json.dumps({"id": session.id, "state": session.state, "name": session.name,
-                          "interrupted": session.interrupted, "segments": out}, indent=2))
+                          "interrupted": session.interrupted, "no_speech": not out, "segments": out}, indent=2))
         return 0
     finally:
         store.close()
@@ -119,6 +119,8 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     if args.threads:
         asr = dataclasses.replace(asr, threads=args.threads)
     cfg = dataclasses.replace(cfg, asr=asr)
+    if args.models_dir:
+        cfg = dataclasses.replace(cfg, paths=dataclasses.replace(cfg.paths, models_dir=args.models_dir))
     if not Path(args.audio).is_file():
         print(f"error: audio file not found: {args.audio}", file=sys.stderr)
         return EXIT_USAGE
@@ -195,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--json", action="store_true",
                     help='print a JSON array of segments {"start", "end", "speaker", "text"}')
     tr.add_argument("--model", help="model directory (default: asr.model under paths.models_dir)")
+    tr.add_argument("--models-dir", help="installed models, incl. the VAD (default: paths.models_dir)")
     tr.add_argument("--engine", choices=["whisper-onnx", "sherpa-offline", "sherpa-online", "vosk"],
                     help="recognition engine (default: asr.engine)")
     tr.add_argument("--threads", type=int, help="inference threads (default: asr.threads)")

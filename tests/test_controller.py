@@ -184,3 +184,23 @@ def test_start_is_refused_in_plain_words_when_the_speech_model_is_missing(tmp_pa
         c.start(name="NO")
     assert c.store.list_sessions() == []  # nothing half-created
     c.store.close()
+
+
+def test_a_visit_without_speech_says_so(tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    wav = tmp_path / "silence.wav"
+    rng = np.random.default_rng(3)
+    sf.write(wav, rng.normal(0, 10 ** (-70 / 20), 16000 * 4).astype(np.float32), 16000)
+    c, _, stop = make_controller(tmp_path, wav, realtime=False)
+    events: list[str] = []
+    c.add_listener(lambda kind, _data: events.append(kind))
+    s = c.start(name="QUIET")
+    c.wait_source_finished(10)
+    c.stop()
+    stop.set()
+    assert "no_speech" in events
+    assert "no-speech" in [e.action for e in c.store.audit_events(s.id)]
+    assert c.store.segment_count(s.id) == 0
+    c.store.close()

@@ -167,6 +167,11 @@ class SessionController:
             self._refresh(actor, "stopped")
             done, self._session = self._session, None
             assert done is not None
+            if self.store.segment_count(done.id) == 0:
+                # Said explicitly, so nobody mistakes an empty visit for a lost one.
+                self.store.audit(actor, "no-speech", done.id)
+                log.warning("visit stopped with no speech detected", extra={"session_id": done.id})
+                self._emit("no_speech", {"session_id": done.id})
             self._emit("state", self.snapshot().as_dict())
             return done
 
