@@ -20,19 +20,18 @@ the level, not the probability, finds the gap between two words.
 from __future__ import annotations
 
 import threading
-from collections import deque
 from pathlib import Path
 
 import numpy as np
 
 from appliance.config.schema import VadConfig
 from appliance.models.manifest import ModelError, load_manifest, resolve_model
-from appliance.vad.utterance import RATE, Utterance
+from appliance.vad.framing import FrameSegmenter, FrameVerdict
+from appliance.vad.utterance import RATE
 
 MODEL_NAME = "silero-vad"
 WINDOW = 512  # samples per model call at 16 kHz (32 ms)
 CONTEXT = 64  # samples of the previous window the model sees again
-FRAME_S = WINDOW / RATE
 HYSTERESIS = 0.15
 
 _sessions: dict[str, object] = {}
@@ -93,117 +92,27 @@ def model_path(models_dir: Path | str) -> Path:
     return manifest.file(str(manifest.get("model", "silero_vad.onnx")))
 
 
-class SileroSegmenter:
+class SileroSegmenter(FrameSegmenter):
     def __init__(self, cfg: VadConfig, model: SileroModel | Path | str) -> None:
-        self.cfg = cfg
+        super().__init__(cfg, WINDOW)
         self.model = model if isinstance(model, SileroModel) else SileroModel(model)
         self._on = cfg.threshold
         self._off = max(cfg.threshold - HYSTERESIS, 0.01)
-        ms = FRAME_S * 1000
-        self._min_speech = max(1, round(cfg.min_speech_ms / ms))
-        self._min_silence = max(1, round(cfg.min_silence_ms / ms))
-        self._max_frames = int(cfg.max_utterance_s / FRAME_S)
-        self._pad = round(cfg.pad_ms / ms)
-        self._carry = np.zeros(0, np.float32)  # samples short of a whole window
-        self._carry_t = 0.0
-        self._pre: deque[np.ndarray] = deque(maxlen=max(self._pad, 1))  # bounded pre-roll
-        self._frames: list[np.ndarray] = []  # utterance in flight, bounded by the cap
-        self._probs: list[float] = []
-        self._levels: list[float] = []  # energy per window, to find the gap between words at a split
-        self._start = 0.0
-        self._speech_frames = 0
-        self._silence_run = 0
-        self._active = False
 
     @classmethod
     def from_models_dir(cls, cfg: VadConfig, models_dir: Path | str) -> SileroSegmenter:
         return cls(cfg, model_path(models_dir))
 
-    # -- public (the Segmenter contract) ---------------------------------------------
-    def feed(self, samples: np.ndarray, t: float) -> list[Utterance]:
-        out: list[Utterance] = []
-        if self._carry.size == 0:
-            self._carry_t = t
-        buf = np.concatenate([self._carry, samples.astype(np.float32, copy=False)])
-        n = buf.size // WINDOW
-        for i in range(n):
-            out.extend(self._frame(buf[i * WINDOW:(i + 1) * WINDOW], self._carry_t + i * FRAME_S))
-        self._carry = buf[n * WINDOW:].copy()
-        self._carry_t += n * FRAME_S
-        return out
-
-    def flush(self) -> list[Utterance]:
-        out = self._finish(trailing=self._silence_run) if self._active else []
-        self._carry = np.zeros(0, np.float32)
-        self._pre.clear()
-        self.model.reset()
-        return out
-
-    def in_speech(self) -> bool:
-        return self._active
-
-    def pending_audio(self) -> np.ndarray:
-        return np.concatenate(self._frames) if self._frames else np.zeros(0, np.float32)
-
-    def pending_start(self) -> float | None:
-        return self._start if self._active else None
-
-    # -- window logic -----------------------------------------------------------------
-    def _frame(self, frame: np.ndarray, t: float) -> list[Utterance]:
+    def classify(self, frame: np.ndarray) -> FrameVerdict:
         p = self.model(frame)
-        level = float(np.dot(frame, frame))
-        if not self._active:
-            if p >= self._on:
-                self._active = True
-                pre = list(self._pre) if self._pad else []
-                self._frames = [*pre, frame]
-                self._probs = [0.0] * len(pre) + [p]
-                self._levels = [0.0] * len(pre) + [level]
-                self._start = t - len(pre) * FRAME_S
-                self._speech_frames, self._silence_run = 1, 0
-            elif self._pad:
-                self._pre.append(frame)
-            return []
-        self._frames.append(frame)
-        self._probs.append(p)
-        self._levels.append(level)
-        if p >= self._off:
-            self._speech_frames += 1
-            self._silence_run = 0
-        else:
-            self._silence_run += 1
-        if self._silence_run >= self._min_silence:
-            return self._finish(trailing=self._silence_run)
-        if len(self._frames) >= self._max_frames:
-            return self._split()
-        return []
+        return FrameVerdict(starts=p >= self._on, continues=p >= self._off, level=float(np.dot(frame, frame)))
 
-    def _emit(self, frames: list[np.ndarray], start: float, split: bool) -> Utterance:
-        audio = np.concatenate(frames)
-        return Utterance(start=start, end=start + audio.size / RATE, audio=audio, split=split)
+    def split_cut(self, verdicts: list[FrameVerdict]) -> int:
+        # The quietest window the model calls a pause; if it calls them all speech, the
+        # quietest window (see the module docstring).
+        levels = np.array([v.level for v in verdicts])
+        pauses = np.array([not v.continues for v in verdicts])
+        return int(np.argmin(np.where(pauses, levels, np.inf) if pauses.any() else levels))
 
-    def _finish(self, trailing: int) -> list[Utterance]:
-        keep = len(self._frames) - max(0, trailing - self._pad)
-        frames, start, speech = self._frames[:keep], self._start, self._speech_frames
-        self._reset_utterance()
-        if speech < self._min_speech or not frames:
-            return []
-        return [self._emit(frames, start, split=False)]
-
-    def _split(self) -> list[Utterance]:
-        # Cut after the least speech-like window of the last third (see the module docstring).
-        lo = len(self._frames) * 2 // 3
-        probs, levels = np.asarray(self._probs[lo:]), np.asarray(self._levels[lo:])
-        pauses = probs < self._off
-        cut = lo + int(np.argmin(np.where(pauses, levels, np.inf) if pauses.any() else levels)) + 1
-        head = self._emit(self._frames[:cut], self._start, split=True)
-        self._start += cut * FRAME_S
-        self._frames, self._probs, self._levels = self._frames[cut:], self._probs[cut:], self._levels[cut:]
-        self._speech_frames = sum(1 for p in self._probs if p >= self._off)
-        return [head]
-
-    def _reset_utterance(self) -> None:
-        self._active = False
-        self._frames, self._probs, self._levels = [], [], []
-        self._speech_frames, self._silence_run = 0, 0
-        self._pre.clear()
+    def reset_stream(self) -> None:
+        self.model.reset()
