@@ -50,9 +50,13 @@ def worker(args: argparse.Namespace) -> None:
     from appliance.speech.offline import transcribe_file
 
     cfg = ApplianceConfig(paths=PathsConfig(models_dir=args.models_dir), vad=VadConfig(engine=args.vad))
-    engine = make_engine(args.system, args.threads, args.models_dir)
     files = json.loads(args.files)
     out = []
+    if args.system == "faster-whisper-file":
+        whole_files(files, args.threads, out)
+        files = []
+    else:
+        engine = make_engine(args.system, args.threads, args.models_dir)
     for f in files:
         t0 = time.perf_counter()
         result = transcribe_file(cfg, engine, f, realtime=args.realtime)
@@ -61,6 +65,21 @@ def worker(args: argparse.Namespace) -> None:
                     "wall_s": busy, "latencies": list(result.stats.latencies)})
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"results": out, "peak_rss_mb": rss_mb}))
+
+
+def whole_files(files: list[str], threads: int, out: list[dict]) -> None:
+    """faster-whisper as its users run it: whole file, its own 30 s windows, greedy, no VAD."""
+    import soundfile as sf
+    from faster_whisper import WhisperModel
+
+    model = WhisperModel(ct2_dir(), device="cpu", compute_type="int8", cpu_threads=threads)
+    for f in files:
+        t0 = time.perf_counter()
+        segments, _ = model.transcribe(f, language="en", beam_size=1, temperature=0.0, vad_filter=False,
+                                       condition_on_previous_text=False)
+        text = " ".join(s.text.strip() for s in segments)
+        out.append({"file": f, "text": text, "audio_s": sf.info(f).duration,
+                    "wall_s": time.perf_counter() - t0, "latencies": []})
 
 
 def run_worker(system: str, threads: int, files: list[str], models_dir: str, vad: str,
@@ -92,11 +111,13 @@ def main() -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="asr-bench-"))
     sets: list[Dataset] = pocketsphinx_sets() + clinical_dialogues(tmp, n=1 if args.quick else 3)
-    systems = [("ours", "whisper-onnx int8 (this project)"), ("faster-whisper", "faster-whisper int8 (CTranslate2)")]
+    systems = [("ours", "ours: whisper-onnx int8, per utterance"),
+               ("faster-whisper", "faster-whisper int8, per utterance"),
+               ("faster-whisper-file", "faster-whisper int8, whole file")]
     thread_counts = [1] if args.quick else [1, 2]
     print(f"ASR benchmark: Whisper tiny.en, same weights, greedy; VAD {args.vad}; machine has "
           f"{len(__import__('os').sched_getaffinity(0))} cores\n")
-    header = (f"{'data set':<32} {'system':<36} {'thr':>3} {'WER %':>6} {'RTF':>6} {'p50 ms':>7} {'p95 ms':>7} "
+    header = (f"{'data set':<32} {'system':<38} {'thr':>3} {'WER %':>6} {'RTF':>6} {'p50 ms':>7} {'p95 ms':>7} "
               f"{'RSS MB':>7}")
     print(header)
     print("-" * len(header))
@@ -109,13 +130,13 @@ def main() -> int:
                 hyps = [x["text"] for x in r["results"]]
                 rtf = sum(x["wall_s"] for x in r["results"]) / sum(x["audio_s"] for x in r["results"])
                 lat = ""
-                if threads == 1:  # latency needs a real-time replay: one thread count is enough
+                if threads == 1 and system != "faster-whisper-file":  # latency needs a real-time replay
                     rt = run_worker(system, 1, files, args.models_dir, args.vad, realtime=True)
                     ls = [v for x in rt["results"] for v in x["latencies"]]
                     if ls:
                         lat = f"{np.percentile(ls, 50) * 1000:7.0f} {np.percentile(ls, 95) * 1000:7.0f}"
                 lat = lat or f"{'-':>7} {'-':>7}"
-                print(f"{ds.name:<32} {label:<36} {threads:>3} {wer(refs, hyps) * 100:6.1f} {rtf:6.3f} {lat} "
+                print(f"{ds.name:<32} {label:<38} {threads:>3} {wer(refs, hyps) * 100:6.1f} {rtf:6.3f} {lat} "
                       f"{r['peak_rss_mb']:7.0f}", flush=True)
     print(f"\naudio: {', '.join(f'{d.name} {d.seconds:.0f} s' for d in sets)}")
     return 0

@@ -125,6 +125,33 @@ class AsrConfig:
 
 
 @dataclass(frozen=True)
+class DiarizeConfig:
+    enabled: bool = setting(True, "Label who spoke (clinician, patient, others) on the device.")
+    model: str = setting(
+        "voicefilter-embedder", "Speaker-embedding model under paths.models_dir (d-vector ONNX, or a sherpa-onnx "
+        "speaker-embedding model named by its manifest)."
+    )
+    min_speakers: int = setting(2, "Fewest speakers expected in a visit.", min=1, max=8)
+    max_speakers: int = setting(4, "Most speakers a visit is split into (exam room: 2–4).", min=1, max=8)
+    threshold: float = setting(
+        0.6, "Cosine similarity above which an utterance joins an existing speaker.", min=0.0, max=1.0
+    )
+    enrolled_threshold: float = setting(
+        0.65, "Cosine similarity to the enrolled clinician voice above which a segment is labelled Clinician.",
+        min=0.0, max=1.0,
+    )
+    use_direction: bool = setting(
+        True, "With a multichannel microphone array, fuse the direction of arrival with the voice similarity."
+    )
+    direction_weight: float = setting(
+        0.3, "Weight of direction agreement against voice similarity when both are available.", min=0.0, max=1.0
+    )
+    change_detection: bool = setting(
+        True, "Look for a change of speaker inside long utterances and split them there."
+    )
+
+
+@dataclass(frozen=True)
 class StoreConfig:
     path: str = setting("", "Session database file; empty means <paths.state_dir>/sessions.db.")
 
@@ -171,6 +198,7 @@ class ApplianceConfig:
     capture: CaptureConfig = section(CaptureConfig, "Audio input (PortAudio or a replayed file).")
     vad: VadConfig = section(VadConfig, "Cutting speech into utterances.")
     asr: AsrConfig = section(AsrConfig, "Speech recognition on the device.")
+    diarize: DiarizeConfig = section(DiarizeConfig, "Speaker diarization: who spoke when.")
     store: StoreConfig = section(StoreConfig, "The session store (SQLite).")
     daemon: DaemonConfig = section(DaemonConfig, "The `appliance run` daemon.")
     gpio: GpioConfig = section(GpioConfig, "Optional physical button and recording LED.")

@@ -93,7 +93,7 @@ class SpeechPipeline:
         self._stream: RecognizerStream | None = None
         self._stream_start: float | None = None
         self._stream_fed = 0
-        self._last_partial = 0.0
+        self._next_partial = 0.0
 
     # -- capture side ------------------------------------------------------------
     def begin(self, session_id: str, offset: float) -> None:
@@ -160,10 +160,19 @@ class SpeechPipeline:
 
     def _partial_due(self) -> bool:
         return (self.on_partial is not None and self._session is not None and self.segmenter.in_speech()
-                and time.monotonic() - self._last_partial >= self.partial_interval_s)
+                and time.monotonic() >= self._next_partial)
 
     def _partial(self) -> None:
-        self._last_partial = time.monotonic()
+        began = time.monotonic()
+        try:
+            self._partial_once()
+        finally:
+            # At most half the worker's time goes to partials, so a long utterance (whose
+            # partial re-encodes everything so far) cannot hold up the final texts.
+            cost = time.monotonic() - began
+            self._next_partial = began + max(self.partial_interval_s, 2 * cost)
+
+    def _partial_once(self) -> None:
         session = self._session
         with self._vad_lock:
             audio, start = self.segmenter.pending_audio(), self.segmenter.pending_start()
