@@ -158,27 +158,6 @@ def test_sherpa_offline_runs_the_whisper_export(installed_whisper):
     assert wer(SENTENCE, as_transcriber(engine).transcribe(espeak(SENTENCE, wpm=WPM)).text) <= 0.20
 
 
-def _whisper_onnx_missing() -> str | None:
-    try:
-        from appliance.asr.whisper import WhisperOnnx  # noqa: F401
-    except ImportError as e:
-        return f"appliance.asr.whisper.WhisperOnnx missing ({e})"
-    return None
-
-
-def test_whisper_onnx_missing_is_a_clear_error(tmp_path):
-    if _whisper_onnx_missing() is None:
-        pytest.skip("WhisperOnnx is built: test_whisper_onnx_through_the_factory runs it instead")
-    model = tmp_path / "whisper-tiny.en"
-    model.mkdir()
-    (model / "README").write_text("x")
-    _write_manifest(model, "whisper-tiny.en", "whisper-onnx")
-    with pytest.raises(ModelError, match="whisper-onnx engine is not available"):
-        make_engine(AsrConfig(engine="whisper-onnx", model="whisper-tiny.en"), str(tmp_path))
-
-
 def test_whisper_onnx_through_the_factory(installed_whisper):
-    if missing := _whisper_onnx_missing():
-        pytest.skip(f"whisper engine not built: {missing}")
     engine = make_engine(AsrConfig(engine="whisper-onnx", model="whisper-tiny.en"), str(installed_whisper))
     assert wer(SENTENCE, as_transcriber(engine).transcribe(espeak(SENTENCE, wpm=WPM)).text) <= 0.20
