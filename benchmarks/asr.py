@@ -21,9 +21,6 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.datasets import Dataset, clinical_dialogues, pocketsphinx_sets
-from benchmarks.normalize import wer
-
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -108,6 +105,10 @@ def main() -> int:
     if args.worker:
         worker(args)
         return 0
+
+    # imported here, not at the top: the workers' peak RSS must be the recognizer's alone
+    from benchmarks.datasets import Dataset, clinical_dialogues, pocketsphinx_sets
+    from benchmarks.normalize import wer
 
     tmp = Path(tempfile.mkdtemp(prefix="asr-bench-"))
     sets: list[Dataset] = pocketsphinx_sets() + clinical_dialogues(tmp, n=1 if args.quick else 3)
