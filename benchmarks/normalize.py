@@ -49,8 +49,13 @@ def number_words(n: int) -> str:
     return " ".join(_ONES[int(d)] for d in str(n))
 
 
+# Titles as Whisper's English normaliser spells them out.
+_TITLES = {"mr": "mister", "mrs": "missus", "ms": "miss", "dr": "doctor", "st": "saint", "jr": "junior"}
+
+
 def normalize(text: str) -> str:
     text = text.lower().replace("-", " ").replace(" n't", "n't")
+    text = re.sub(r"\b(mr|mrs|ms|dr|st|jr)\.?(?=\s)", lambda m: _TITLES[m.group(1)], text)
     text = re.sub(r"<[^>]+>|\[[^\]]+\]", " ", text)  # <s>, [doctor] markers
     text = re.sub(r"(\d),(\d{3})", r"\1\2", text)
     text = re.sub(r"\d+", lambda m: " " + number_words(int(m.group())) + " ", text)

@@ -7,6 +7,7 @@ def test_numbers_case_and_punctuation():
     assert normalize("Ten of Clubs.") == normalize("10 of clubs")
     assert normalize("He's 58, uh, years old!") == "he's fifty eight years old"
     assert normalize("<s> five five </s>") == "five five"
+    assert normalize("And Mr. John Dashwood") == "and mister john dashwood"
     assert number_words(1234) == "one thousand two hundred thirty four"
 
 
