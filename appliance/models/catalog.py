@@ -159,7 +159,7 @@ CATALOG: dict[str, CatalogEntry] = {e.name: e for e in (
     ),
 )}
 
-DEFAULT_MODELS: tuple[str, ...] = ("whisper-tiny.en", "silero-vad")
+DEFAULT_MODELS: tuple[str, ...] = ("whisper-tiny.en", "silero-vad", "voicefilter-embedder")
 
 
 def get_entry(name: str) -> CatalogEntry:

@@ -1,0 +1,207 @@
+"""Online diarization: a speaker label for each utterance as it is transcribed, fixed up at Stop.
+
+Each utterance's voice print is compared with every speaker's running-mean voice print
+(cosine similarity); where the array gives a direction of arrival, agreement with the
+speaker's usual direction is blended in, so two similar voices on opposite sides of the
+desk stay apart. A new speaker starts when nothing is similar enough, up to
+``max_speakers``. Long utterances are checked for a change of speaker inside them and
+split there. At Stop, `recluster` revisits every turn with hindsight (average-linkage
+clustering of all voice prints) and keeps the live labels wherever they were right.
+
+Only voice prints (256 floats per turn) and timings are kept, never audio.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from itertools import pairwise
+
+import numpy as np
+
+from appliance.config.schema import DiarizeConfig
+from appliance.diarize.changes import find_changes
+from appliance.diarize.direction import Direction
+from appliance.diarize.embedder import RATE, Embedder, pool, speech_span, voiced_seconds
+from appliance.diarize.prints import SpeakerPrint, new_print
+from appliance.diarize.recluster import CLINICIAN, ENROLLED_WEIGHT_S, relabel
+
+MIN_VOICED_S = 0.3  # less than this is a cough or a click: no turn
+MIN_SEGMENT_S = 0.5  # shorter audio cannot be told apart by voice
+CHANGE_MIN_S = 2.5  # utterances this long are checked for a change of speaker
+MAX_TURNS = 20_000  # voice prints kept for one visit (~20 MB; a 2-hour visit has ~2,000 turns)
+
+
+DirectionArg = float | Direction | Callable[[float, float], "Direction | None"] | None
+
+
+@dataclass(frozen=True)
+class Turn:
+    start: float
+    end: float
+    label: str  # "S1", "S2", ...; with enrolment "S1" is the clinician
+    index: int = -1  # turn number in this visit: the key of `recluster`'s answer
+
+
+@dataclass
+class _Record:
+    start: float
+    end: float
+    label: str
+    vector: np.ndarray = field(repr=False)
+    direction: Direction | None
+
+
+class OnlineDiarizer:
+    def __init__(self, cfg: DiarizeConfig, embedder: Embedder, *, enrolled: np.ndarray | None = None) -> None:
+        self.cfg, self.embedder = cfg, embedder
+        self._speakers: list[SpeakerPrint] = []
+        self._records: list[_Record] = []
+        self._lock = threading.Lock()
+        self.enrolled = None if enrolled is None else np.asarray(enrolled, np.float32).reshape(-1)
+        if self.enrolled is not None:
+            self.enrolled = self.enrolled / (np.linalg.norm(self.enrolled) + 1e-12)
+            self._speakers.append(new_print(CLINICIAN, self.enrolled.size, self.enrolled, ENROLLED_WEIGHT_S))
+
+    # -- live --------------------------------------------------------------------
+    def assign(self, audio16k: np.ndarray, start: float, end: float, direction: DirectionArg = None) -> list[Turn]:
+        """Label one utterance (split where the speaker changes); [] for silence or too little audio.
+
+        ``direction`` is an azimuth in degrees, a `Direction`, or a callable (start, end) →
+        Direction such as `DirectionTracker.direction`, which also gives split parts their own.
+        """
+        audio = np.asarray(audio16k, np.float32).reshape(-1)
+        if audio.size < MIN_SEGMENT_S * RATE or voiced_seconds(audio) < MIN_VOICED_S:
+            return []
+        scale = (end - start) / (audio.size / RATE) if end > start else 1.0  # audio s → timeline s
+        pieces = self._segments(audio)
+        with self._lock:
+            turns: list[Turn] = []
+            for a, b, vector in pieces:
+                t0, t1 = round(start + a * scale, 3), round(start + b * scale, 3)
+                d = self._direction(direction, t0, t1, whole=len(pieces) == 1)
+                label = self._decide(vector, d)
+                self._speaker(label).add(vector, b - a, d)
+                if turns and turns[-1].label == label and turns[-1].index >= 0:  # a false split, healed
+                    rec = self._records[turns[-1].index]
+                    rec.vector = pool(np.stack([rec.vector, vector]), np.array([rec.end - rec.start, t1 - t0]))
+                    rec.end = t1
+                    turns[-1] = Turn(turns[-1].start, t1, label, turns[-1].index)
+                    continue
+                index = -1  # past the bound the turn is labelled live but not revisited at Stop
+                if len(self._records) < MAX_TURNS:
+                    self._records.append(_Record(t0, t1, label, vector, d))
+                    index = len(self._records) - 1
+                turns.append(Turn(t0, t1, label, index))
+            return turns
+
+    def _segments(self, audio: np.ndarray) -> list[tuple[float, float, np.ndarray]]:
+        """(start s, end s, voice print) of each single-speaker stretch of ``audio``."""
+        lo, hi = speech_span(audio)
+        need = int(MIN_SEGMENT_S * RATE)
+        if hi - lo < need:  # a short voiced core keeps some of its surroundings
+            lo = max(0, min((lo + hi - need) // 2, audio.size - need))
+            hi = min(audio.size, lo + need)
+        core, offset = audio[lo:hi], lo / RATE
+        centres, vectors = self.embedder.window_embeddings(core)
+        if not len(vectors):
+            return []
+        cuts: list[float] = []
+        if self.cfg.change_detection and core.size / RATE >= CHANGE_MIN_S:
+            cuts = find_changes(self.embedder, core, centres, vectors, self.cfg.threshold)
+        edges = [0.0, *cuts, core.size / RATE]
+        out = []
+        half = self.embedder.window_s / 2
+        for k, (a, b) in enumerate(pairwise(edges)):
+            inside = (centres - half >= a - 0.1) & (centres + half <= b + 0.1)
+            v = pool(vectors[inside]) if inside.any() else self.embedder.embed(core[int(a * RATE):int(b * RATE)])
+            if v is not None:  # the first and last turn keep the utterance's own edges
+                out.append((0.0 if k == 0 else a + offset, audio.size / RATE if k == len(edges) - 2 else b + offset, v))
+        return out
+
+    def _direction(self, direction: DirectionArg, t0: float, t1: float, whole: bool) -> Direction | None:
+        if not self.cfg.use_direction or direction is None:
+            return None
+        if callable(direction):
+            return direction(t0, t1)
+        if not whole:
+            return None  # one bearing for a split utterance belongs to neither part
+        if isinstance(direction, Direction):
+            return direction
+        return Direction(float(direction) % 360.0, 1.0)
+
+    def _threshold(self, label: str) -> float:
+        return self.cfg.enrolled_threshold if self.enrolled is not None and label == CLINICIAN else self.cfg.threshold
+
+    def _decide(self, vector: np.ndarray, d: Direction | None) -> str:
+        w = self.cfg.direction_weight if self.cfg.use_direction else 0.0
+        scores = [s.score(vector, d, w) for s in self._speakers]
+        best = int(np.argmax(scores)) if scores else -1
+        if best >= 0 and scores[best] >= self._threshold(self._speakers[best].label):
+            return self._speakers[best].label
+        if len(self._speakers) < max(1, self.cfg.max_speakers):
+            label = f"S{max((int(s.label[1:]) for s in self._speakers), default=0) + 1}"
+            self._speakers.append(new_print(label, vector.size))
+            return label
+        return self._speakers[best].label  # at the bound: the closest speaker
+
+    def _speaker(self, label: str) -> SpeakerPrint:
+        return next(s for s in self._speakers if s.label == label)
+
+    # -- names ---------------------------------------------------------------------
+    def display_names(self) -> dict[str, str]:
+        """Label → what the panel shows: Clinician / Patient / Other, or Speaker N."""
+        with self._lock:
+            if self.enrolled is None:  # numbered by first appearance: stable however ids were renamed
+                first: dict[str, int] = {}
+                for i, r in enumerate(self._records):
+                    first.setdefault(r.label, i)
+                order = sorted((s.label for s in self._speakers), key=lambda lab: (first.get(lab, 1 << 30),
+                                                                                    int(lab[1:])))
+                return {lab: f"Speaker {k}" for k, lab in enumerate(order, 1)}
+            others = [s for s in self._speakers if s.label != CLINICIAN and s.speech_s > 0]
+            # The patient is the other person who talks most; ties go to who spoke first.
+            others.sort(key=lambda s: (-s.speech_s, int(s.label[1:])))
+            names = {CLINICIAN: "Clinician"}
+            if others:
+                names[others[0].label] = "Patient"
+            rest = sorted(others[1:], key=lambda s: int(s.label[1:]))
+            for i, s in enumerate(rest, 1):
+                names[s.label] = "Other" if len(rest) == 1 else f"Other {i}"
+            return names
+
+    def display_name(self, label: str) -> str:
+        return self.display_names().get(label, label)
+
+    @property
+    def turns(self) -> list[Turn]:
+        with self._lock:
+            return [Turn(r.start, r.end, r.label, i) for i, r in enumerate(self._records)]
+
+    # -- at Stop -------------------------------------------------------------------
+    def recluster(self) -> dict[int, str]:
+        """Relabel every turn with hindsight; returns turn index → label (all turns)."""
+        with self._lock:
+            if not self._records:
+                return {}
+            vectors = np.stack([r.vector for r in self._records])
+            seconds = np.array([r.end - r.start for r in self._records])
+            directions = [r.direction for r in self._records]
+            labels = relabel(self.cfg, vectors, seconds, directions, [r.label for r in self._records],
+                             enrolled=self.enrolled)
+            for r, label in zip(self._records, labels, strict=True):
+                r.label = label
+            self._rebuild()
+            return dict(enumerate(labels))
+
+    def _rebuild(self) -> None:
+        """Speakers' prints recomputed from the relabelled turns (the enrolment kept as anchor)."""
+        speakers: dict[str, SpeakerPrint] = {}
+        if self.enrolled is not None:
+            speakers[CLINICIAN] = new_print(CLINICIAN, self.enrolled.size, self.enrolled, ENROLLED_WEIGHT_S)
+        for r in self._records:
+            if r.label not in speakers:
+                speakers[r.label] = new_print(r.label, r.vector.size)
+            speakers[r.label].add(r.vector, r.end - r.start, r.direction)
+        self._speakers = sorted(speakers.values(), key=lambda s: int(s.label[1:]))
