@@ -133,8 +133,9 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     except (CaptureError, ModelError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    segments = [{"start": g.start, "end": g.end, "speaker": g.speaker or "unknown", "text": g.text}
-                for g in result.segments if g.text]
+    names = result.speaker_names
+    segments = [{"start": g.start, "end": g.end, "speaker": names.get(g.speaker, g.speaker) or "unknown",
+                 "text": g.text} for g in result.segments if g.text]
     if args.json:
         print(json.dumps(segments, indent=2, ensure_ascii=False))
     else:

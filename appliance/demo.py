@@ -60,7 +60,7 @@ def run_demo(state_dir: str = "var/demo", models_dir: str = "models", audio: str
           f"{len(segments)} utterances, replayed in {time.monotonic() - t0:.1f} s")
     for g in segments:
         text = g.text or "(speech, not recognised)"
-        print(f"  [{g.start:6.2f}–{g.end:6.2f}] {g.speaker or '?':<10} {text}")
+        print(f"  [{g.start:6.2f}–{g.end:6.2f}] {g.speaker_name or '?':<10} {text}")
     if not segments:
         print("  no speech detected in this recording")
     print(f"stored in {cfg.store_path}")

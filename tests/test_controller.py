@@ -168,6 +168,9 @@ def test_make_demo_replays_the_bundled_recording_into_a_stored_visit(tmp_path):
     assert 5 <= n <= 9  # seven spoken turns in the recording
     text = out.stdout.lower()
     assert "throat" in text and "milligrams" in text and "medication" in text  # real recognition
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("  [")]
+    speakers = [ln.split("]")[1].split()[0:2] for ln in lines]
+    assert speakers == [["Speaker", "1"], ["Speaker", "2"]] * 3 + [["Speaker", "1"]]  # labelled, named at Stop
     assert (tmp_path / "sessions.db").exists()
 
 

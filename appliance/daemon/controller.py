@@ -18,6 +18,7 @@ from typing import Any
 
 from appliance.capture import Capture, CapturedBlock, CaptureStatus
 from appliance.config.schema import ApplianceConfig
+from appliance.diarize.visit import VisitDiarization
 from appliance.speech.pipeline import FinalSegment, PartialText, SpeechPipeline
 from appliance.store import Session, SessionStore
 
@@ -78,6 +79,8 @@ class SessionController:
         self._segments = 0
         self._listeners: list[Callable[[str, dict[str, Any]], None]] = []
         self.unavailable = ""  # why recording is impossible (e.g. speech model missing), in plain words
+        self.diarization: VisitDiarization | None = None  # speaker labels, when the model is installed
+        self._turn_segments: dict[int, str] = {}  # diarizer turn → stored segment, for relabelling at Stop
         pipeline.on_segment = self._store_segment
         pipeline.on_partial = self._partial
 
@@ -94,6 +97,7 @@ class SessionController:
 
     def _store_segment(self, seg: FinalSegment) -> None:
         seg_id = self.store.add_segment(seg.session_id, seg.start, seg.end, seg.speaker, seg.text)
+        self._turn_segments.update(dict.fromkeys(seg.turns, seg_id))
         self._segments += 1
         log.info("segment stored", extra={"session_id": seg.session_id, "segment_id": seg_id})
         self._emit("segment", {"session_id": seg.session_id, "id": seg_id, "start": seg.start,
@@ -136,6 +140,8 @@ class SessionController:
                 device_id=dev.id, site=dev.site, templates=list(templates), consent=consent,
             )
             self._session, self._offset, self._segments = session, 0.0, 0
+            self._turn_segments = {}
+            self.pipeline.diarizer = self.diarization.new_visit() if self.diarization else None
             self._open_capture()
             return self._refresh(actor, "recording")
 
@@ -164,6 +170,7 @@ class SessionController:
             self._close_capture()
             if not self.pipeline.drain(self.cfg.daemon.stop_timeout_s):
                 log.error("recognition did not finish within %.0f s at stop", self.cfg.daemon.stop_timeout_s)
+            self._relabel()
             self._refresh(actor, "stopped")
             done, self._session = self._session, None
             assert done is not None
@@ -174,6 +181,24 @@ class SessionController:
                 self._emit("no_speech", {"session_id": done.id})
             self._emit("state", self.snapshot().as_dict())
             return done
+
+    def _relabel(self) -> None:
+        """Stop: re-cluster with hindsight, correct stored labels, name the speakers."""
+        diarizer, s = self.pipeline.diarizer, self._session
+        if diarizer is None or s is None:
+            return
+        labels = diarizer.recluster()
+        by_segment: dict[str, str] = {}
+        for turn, label in sorted(labels.items()):
+            if turn in self._turn_segments:
+                by_segment.setdefault(self._turn_segments[turn], label)  # a segment's first turn decides
+        current = {g.id: g.speaker for g in self.store.read_transcript(s.id, actor="diarizer", reason="relabel")}
+        for seg_id, label in by_segment.items():
+            if current.get(seg_id) not in (None, label):
+                self.store.set_segment_speaker(s.id, seg_id, label, actor="diarizer")
+        for label, name in diarizer.display_names().items():
+            self.store.set_speaker_name(s.id, label, name, actor="diarizer")
+        self._emit("relabelled", {"session_id": s.id})
 
     def toggle(self, actor: str = "button") -> Session:
         """Short press: start when idle, stop otherwise."""

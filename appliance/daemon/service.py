@@ -21,6 +21,7 @@ from appliance.daemon.control import ControlServer
 from appliance.daemon.controller import SessionController
 from appliance.daemon.supervisor import Supervisor
 from appliance.daemon.systemd_notify import SystemdNotifier
+from appliance.diarize.visit import VisitDiarization
 from appliance.hardware.gpio import open_gpio
 from appliance.models import ModelError
 from appliance.speech.pipeline import SpeechPipeline
@@ -67,6 +68,7 @@ def build_controller(cfg: ApplianceConfig, engine: Engine | None = None) -> Sess
     pipeline = SpeechPipeline(segmenter, engine, lambda _s: None, partial_interval_s=cfg.asr.partial_interval_s)
     controller = SessionController(cfg, store, pipeline, lambda sink: Capture(cfg.capture, sink))
     controller.unavailable = unavailable
+    controller.diarization = VisitDiarization(cfg)
     return controller
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from appliance.asr.engine import Engine
 from appliance.capture import Capture, CaptureError
 from appliance.config.schema import ApplianceConfig
+from appliance.diarize.visit import VisitDiarization
 from appliance.speech.pipeline import FinalSegment, PartialText, PipelineStats, SpeechPipeline
 
 
@@ -23,6 +24,7 @@ class FileTranscript:
     duration_s: float
     stats: PipelineStats
     partials: list[PartialText] = field(default_factory=list)
+    speaker_names: dict[str, str] = field(default_factory=dict)  # label → "Speaker 1" / "Clinician" …
 
 
 def transcribe_file(
@@ -48,6 +50,7 @@ def transcribe_file(
         build_segmenter(cfg), engine, store,
         on_partial=partials.append if realtime else None, partial_interval_s=cfg.asr.partial_interval_s,
     )
+    pipeline.diarizer = VisitDiarization(cfg).new_visit() if cfg.diarize.enabled else None
     stop = threading.Event()
     worker = threading.Thread(target=pipeline.run, args=(stop,), name="speech", daemon=True)
     worker.start()
@@ -64,4 +67,10 @@ def transcribe_file(
         pipeline.drain(timeout=3600)
         stop.set()
         worker.join(5)
-    return FileTranscript(segments, capture.status_time(), pipeline.stats, partials)
+    names: dict[str, str] = {}
+    if pipeline.diarizer is not None:  # the same hindsight pass as at Stop on the device
+        labels = pipeline.diarizer.recluster()
+        segments = [dataclasses.replace(g, speaker=labels.get(g.turns[0], g.speaker)) if g.turns else g
+                    for g in segments]
+        names = pipeline.diarizer.display_names()
+    return FileTranscript(segments, capture.status_time(), pipeline.stats, partials, names)

@@ -15,6 +15,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -23,6 +24,16 @@ from appliance.capture.blocks import CapturedBlock
 from appliance.vad.utterance import RATE, Segmenter, Utterance
 
 log = logging.getLogger(__name__)
+
+
+class Diarizer(Protocol):
+    def assign(self, audio16k: np.ndarray, start: float, end: float, direction: Any = None) -> list[Any]: ...
+
+
+class DirectionSource(Protocol):
+    def feed(self, raw: np.ndarray, t: float) -> None: ...
+
+    def direction(self, start: float, end: float) -> Any: ...
 STORE_ATTEMPTS = 5
 STORE_RETRY_S = 0.2
 LATENCY_WINDOW = 500  # recent final-text latencies kept for status and benchmarks
@@ -34,7 +45,8 @@ class FinalSegment:
     start: float
     end: float
     text: str
-    speaker: str = ""
+    speaker: str = ""  # diarizer label ("S1", …); "" when diarization is off
+    turns: tuple[int, ...] = ()  # the diarizer's turn numbers in this segment (for relabelling at Stop)
 
 
 @dataclass(frozen=True)
@@ -94,6 +106,9 @@ class SpeechPipeline:
         self._stream_start: float | None = None
         self._stream_fed = 0
         self._next_partial = 0.0
+        # Diarization (optional): a labeller per visit, and a direction tracker fed raw frames.
+        self.diarizer: Diarizer | None = None
+        self.tracker: DirectionSource | None = None
 
     # -- capture side ------------------------------------------------------------
     def begin(self, session_id: str, offset: float) -> None:
@@ -105,6 +120,8 @@ class SpeechPipeline:
         if session is None:
             return  # not recording: the block is dropped here, never kept
         t = self._offset + block.t
+        if self.tracker is not None:
+            self.tracker.feed(block.raw, t)  # phase spectra only, never samples
         with self._vad_lock:
             utts = self.segmenter.feed(block.mono16k, t)
         now = time.monotonic()
@@ -216,8 +233,24 @@ class SpeechPipeline:
             self.stats.no_speech += 1
             return  # no invented text from noise
         text = "" if result is None else result.text.strip()  # failed: keep the timing, flag no text
-        if self._deliver(FinalSegment(item.session, round(utt.start, 3), round(utt.end, 3), text)):
+        speaker, turns = self._label(utt)
+        if self._deliver(FinalSegment(item.session, round(utt.start, 3), round(utt.end, 3), text, speaker, turns)):
             self.stats.latencies.append(item.detect_delay + time.monotonic() - item.emitted_at)
+
+    def _label(self, utt: Utterance) -> tuple[str, tuple[int, ...]]:
+        """Who spoke: the label of the longest turn (the decoder gives no word times to split text)."""
+        if self.diarizer is None:
+            return "", ()
+        try:
+            direction = self.tracker.direction if self.tracker is not None else None
+            turns = self.diarizer.assign(utt.audio, utt.start, utt.end, direction)
+        except Exception as exc:  # a label is worth less than the text: keep the segment
+            log.warning("diarization failed for the utterance at %.1f s: %s", utt.start, exc)
+            return "", ()
+        if not turns:
+            return "", ()
+        longest = max(turns, key=lambda t: t.end - t.start)
+        return longest.label, tuple(t.index for t in turns)
 
     def _deliver(self, seg: FinalSegment) -> bool:
         # A store hiccup (database briefly locked by a reader) must not lose the segment.

@@ -1,0 +1,40 @@
+"""`appliance transcribe`: the daemon's pipeline on a file, speakers labelled, clear errors."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+
+from appliance.demo import bundled_recording
+from tests.daemon import installed_models_dir
+
+
+def transcribe(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "appliance", "--config", "/dev/null", "transcribe", *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_json_segments_with_two_alternating_speakers():
+    models = installed_models_dir()
+    out = transcribe("--json", "--models-dir", str(models), str(bundled_recording()))
+    assert out.returncode == 0, out.stderr
+    segments = json.loads(out.stdout)
+    assert [set(s) for s in segments] == [{"start", "end", "speaker", "text"}] * len(segments)
+    assert len(segments) == 7  # seven turns: clinician, patient, clinician, …
+    speakers = [s["speaker"] for s in segments]
+    assert speakers == [speakers[0], speakers[1]] * 3 + [speakers[0]] and speakers[0] != speakers[1]
+    assert all(a["end"] <= b["start"] for a, b in itertools.pairwise(segments))
+    assert "throat" in " ".join(s["text"] for s in segments).lower()
+
+
+def test_missing_or_broken_audio_and_missing_model_exit_2(tmp_path):
+    out = transcribe(str(tmp_path / "none.wav"))
+    assert out.returncode == 2 and "none.wav" in out.stderr
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunkjunkjunk")
+    out = transcribe("--models-dir", str(installed_models_dir()), str(broken))
+    assert out.returncode == 2 and "broken.wav" in out.stderr
+    out = transcribe("--models-dir", str(tmp_path), str(bundled_recording()))
+    assert out.returncode == 2 and "appliance models install" in out.stderr
