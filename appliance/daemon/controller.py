@@ -18,7 +18,9 @@ from typing import Any
 
 from appliance.capture import Capture, CapturedBlock, CaptureStatus
 from appliance.config.schema import ApplianceConfig
+from appliance.diarize.direction import DirectionTracker
 from appliance.diarize.visit import VisitDiarization
+from appliance.hardware.arrays import array_for_device
 from appliance.speech.pipeline import FinalSegment, PartialText, SpeechPipeline
 from appliance.store import Session, SessionStore
 
@@ -225,6 +227,18 @@ class SessionController:
         self.pipeline.begin(self._session.id, self._offset)
         self._capture = self.capture_factory(self.pipeline.feed)
         self._capture.start()
+        self._attach_direction()
+
+    def _attach_direction(self) -> None:
+        """With a known microphone array, speaker labels also use where the voice comes from."""
+        self.pipeline.tracker = None
+        if self._capture is None or self.pipeline.diarizer is None or not self.cfg.diarize.use_direction:
+            return
+        st = self._capture.status()
+        array = array_for_device(st.device)
+        if array is not None and array.usable_with(st.channels):
+            self.pipeline.tracker = DirectionTracker(array, st.rate)
+            log.info("direction of arrival from %s", array.name)
 
     def _close_capture(self) -> None:
         cap, self._capture = self._capture, None
