@@ -29,13 +29,13 @@ PHRASES = [
 ]
 
 
-def installed_models_dir() -> Path:
-    """The models `make models` installed (APPLIANCE_TEST_MODELS, else <repo>/models); skip if absent."""
+def installed_models_dir(model: str = "whisper-tiny.en") -> Path:
+    """The models `make models` installed (APPLIANCE_TEST_MODELS, else <repo>/models); skip if ``model`` is absent."""
     import pytest
 
     path = Path(os.environ.get("APPLIANCE_TEST_MODELS") or Path(__file__).resolve().parents[1] / "models")
-    if not (path / "whisper-tiny.en" / "manifest.json").exists():
-        pytest.skip(f"speech models not installed in {path} (run: make models)")
+    if not (path / model / "manifest.json").exists():
+        pytest.skip(f"model {model} not installed in {path} (run: make models)")
     return path
 
 

@@ -10,7 +10,6 @@ reader; the speaker of the `cards` recordings). Other test modules import from h
 from __future__ import annotations
 
 import hashlib
-import os
 from functools import lru_cache
 from itertools import permutations
 from pathlib import Path
@@ -21,6 +20,7 @@ import soundfile as sf
 from scipy.signal import fftconvolve, resample_poly
 
 from appliance.hardware.arrays import MicArray
+from tests.daemon import installed_models_dir
 from tests.speech import RATE, espeak
 
 MODEL = "voicefilter-embedder"
@@ -38,12 +38,8 @@ CLINIC = [
 
 
 def embedder_dir() -> Path:
-    """The installed voicefilter-embedder (APPLIANCE_TEST_MODELS, else <repo>/models); skip if absent."""
-    models = Path(os.environ.get("APPLIANCE_TEST_MODELS") or Path(__file__).resolve().parents[1] / "models")
-    if not (models / MODEL / "manifest.json").exists():
-        pytest.skip(f"speaker-embedding model {MODEL} not installed in {models} "
-                    f"(run: appliance models install {MODEL} --dir {models})")
-    return models / MODEL
+    """The installed voicefilter-embedder; skips if absent."""
+    return installed_models_dir(MODEL) / MODEL
 
 
 class MemoEmbedder:
