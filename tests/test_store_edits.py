@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -13,25 +11,9 @@ from appliance.store import (
     SessionClosed,
     SessionStore,
     State,
-    open_store,
 )
 
 SECRET = "hyperkalaemia"  # a word that must never reach the audit trail
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_760_000_000.0
-
-    def __call__(self) -> float:
-        self.now += 0.25  # every call is a distinct, later instant
-        return self.now
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SessionStore]:
-    with open_store(str(tmp_path / "sessions.db"), clock=Clock()) as s:
-        yield s
 
 
 @pytest.fixture

@@ -2,31 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
-from appliance.store import IllegalTransition, OutboxItemNotFound, SessionStore, State, open_store
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_760_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def store(tmp_path: Path, clock: Clock) -> Iterator[SessionStore]:
-    with open_store(str(tmp_path / "sessions.db"), clock=clock) as s:
-        yield s
+from appliance.store import IllegalTransition, OutboxItemNotFound, SessionStore, State
+from tests.conftest import Clock
 
 
 def stopped_session(store: SessionStore) -> tuple[str, str]:

@@ -9,23 +9,11 @@ from pathlib import Path
 import pytest
 
 from appliance.store import IllegalTransition, SessionStore, State, open_store
+from tests.conftest import Clock
 
 WORD = "Quixotryptase"  # distinctive transcript word
 PATIENT = "ZQX-4471"  # distinctive patient identifier
 DOCTOR = "Dr Vellacourt"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_760_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture

@@ -17,30 +17,8 @@ from appliance.store import (
     State,
     open_store,
 )
+from tests.conftest import Clock
 from tests.test_store_states import ILLEGAL
-
-
-class Clock:
-    def __init__(self, now: float = 1_760_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def tick(self, seconds: float = 1.0) -> float:
-        self.now += seconds
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def store(tmp_path: Path, clock: Clock) -> Iterator[SessionStore]:
-    with open_store(str(tmp_path / "sessions.db"), clock=clock) as s:
-        yield s
 
 
 def new(store: SessionStore, name: str = "J.D.") -> Session:
