@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import threading
 import time
 from pathlib import Path
 
@@ -13,20 +12,7 @@ import soundfile as sf
 
 from appliance.capture import Capture, CapturedBlock, CaptureError
 from appliance.config.schema import CaptureConfig
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.blocks: list[CapturedBlock] = []
-        self.lock = threading.Lock()
-
-    def __call__(self, block: CapturedBlock) -> None:
-        with self.lock:
-            self.blocks.append(block)
-
-    def count(self) -> int:
-        with self.lock:
-            return len(self.blocks)
+from tests.sinks import Recorder
 
 
 def file_cfg(path: Path, **kw) -> CaptureConfig:

@@ -20,6 +20,7 @@ from scipy.signal import correlate, resample_poly
 from appliance.capture import Capture, CapturedBlock, list_input_devices
 from appliance.config.schema import CaptureConfig
 from tests.pulse import ROOM_CHANNELS, ROOM_RATE, PulseServer, pulse_server
+from tests.sinks import Recorder
 
 pytestmark = pytest.mark.portaudio
 
@@ -28,30 +29,6 @@ pytestmark = pytest.mark.portaudio
 def pulse():
     with pulse_server() as server:
         yield server
-
-
-class Recorder:
-    """A sink that keeps every block, thread-safely."""
-
-    def __init__(self) -> None:
-        self.blocks: list[CapturedBlock] = []
-        self.lock = threading.Lock()
-
-    def __call__(self, block: CapturedBlock) -> None:
-        with self.lock:
-            self.blocks.append(block)
-
-    def count(self) -> int:
-        with self.lock:
-            return len(self.blocks)
-
-    def raw(self, since: int = 0) -> np.ndarray:
-        with self.lock:
-            return np.concatenate([b.raw for b in self.blocks[since:]])
-
-    def mono(self, since: int = 0) -> np.ndarray:
-        with self.lock:
-            return np.concatenate([b.mono16k for b in self.blocks[since:]])
 
 
 def wait_for(pred: Callable[[], bool], timeout: float, what: str) -> None:

@@ -6,7 +6,6 @@ The real device path is covered in test_capture_portaudio.py; here a source that
 
 from __future__ import annotations
 
-import threading
 import time
 
 import numpy as np
@@ -14,7 +13,6 @@ import pytest
 
 from appliance.capture import (
     Capture,
-    CapturedBlock,
     CaptureError,
     DeviceUnavailable,
     InputDevice,
@@ -23,6 +21,7 @@ from appliance.capture import (
 )
 from appliance.capture.file_source import FileSource
 from appliance.config.schema import CaptureConfig
+from tests.sinks import Recorder
 
 
 class PluggableMic:
@@ -56,20 +55,6 @@ class PluggableMic:
         self.is_open = False
 
 
-class Sink:
-    def __init__(self) -> None:
-        self.blocks: list[CapturedBlock] = []
-        self.lock = threading.Lock()
-
-    def __call__(self, block: CapturedBlock) -> None:
-        with self.lock:
-            self.blocks.append(block)
-
-    def count(self) -> int:
-        with self.lock:
-            return len(self.blocks)
-
-
 def wait_for(pred, timeout: float = 3.0) -> None:
     deadline = time.monotonic() + timeout
     while not pred():
@@ -78,7 +63,7 @@ def wait_for(pred, timeout: float = 3.0) -> None:
 
 
 def test_unplug_retries_and_time_continues():
-    mic, sink = PluggableMic(), Sink()
+    mic, sink = PluggableMic(), Recorder()
     cap = Capture(CaptureConfig(reconnect_seconds=0.2), sink, source=mic)
     cap.start()
     wait_for(lambda: sink.count() >= 5)
@@ -102,7 +87,7 @@ def test_unplug_retries_and_time_continues():
 
 
 def test_missing_device_at_start_waits_for_it():
-    mic, sink = PluggableMic(), Sink()
+    mic, sink = PluggableMic(), Recorder()
     mic.present = False
     cap = Capture(CaptureConfig(reconnect_seconds=0.2), sink, source=mic)
     cap.start()  # no exception: a mic plugged in later is picked up
@@ -117,7 +102,7 @@ def test_missing_device_at_start_waits_for_it():
 
 
 def test_pause_while_unplugged_then_resume():
-    mic, sink = PluggableMic(), Sink()
+    mic, sink = PluggableMic(), Recorder()
     cap = Capture(CaptureConfig(reconnect_seconds=0.2), sink, source=mic)
     cap.start()
     mic.present = False
@@ -137,7 +122,7 @@ def test_pause_while_unplugged_then_resume():
 
 def test_status_reports_the_device_and_format():
     mic = PluggableMic()
-    cap = Capture(CaptureConfig(), Sink(), source=mic)
+    cap = Capture(CaptureConfig(), Recorder(), source=mic)
     assert cap.status().state == "stopped"
     cap.start()
     wait_for(lambda: cap.status().levels_dbfs[0] > -30)
