@@ -6,8 +6,6 @@ for another engine) raises `ModelError` with the command or setting that fixes i
 
 from __future__ import annotations
 
-import importlib
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -17,67 +15,19 @@ import numpy as np
 from appliance.asr.engine import Engine, NullTranscriber, Recognition, Transcriber, transcribe_with
 from appliance.asr.vocabulary import VocabularyError
 from appliance.config.schema import AsrConfig
+from appliance.models import ModelError, load_manifest, resolve_model
 
 log = logging.getLogger(__name__)
 
 
-def _models_module() -> Any | None:
-    """appliance.models if it is built, else None (the fallback below covers its basics)."""
-    for name in ("appliance.models", "appliance.models.manifest"):
-        try:
-            mod = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name and name.startswith(e.name):
-                continue
-            raise
-        if hasattr(mod, "load_manifest") and hasattr(mod, "ModelError"):
-            return mod
-    return None
-
-
-class _FallbackModelError(Exception):
-    def __init__(self, model: str, problem: str, file: str | None = None) -> None:
-        self.model, self.file, self.problem = model, file, problem
-        super().__init__(f"model {model!r}" + (f": file {file}" if file else "") + f": {problem}")
-
-
-_models = _models_module()
-ModelError: type[Exception] = _models.ModelError if _models else _FallbackModelError
-
-
-def _install_hint(name: str, models_dir: str) -> str:
-    return f"run: appliance models install {name} --dir {models_dir}"
-
-
 def resolve_model_dir(cfg: AsrConfig, models_dir: str) -> Path:
     """cfg.model as a directory: an absolute path, or a name under models_dir."""
-    if _models is not None and hasattr(_models, "resolve_model"):
-        return Path(_models.resolve_model(models_dir, cfg.model))
-    path = Path(cfg.model)
-    if path.is_absolute():
-        if not (path / "manifest.json").is_file():
-            raise ModelError(path.name, f"no manifest.json in {path} (asr.model must be a model directory)")
-        return path
-    path = Path(models_dir) / cfg.model
-    if not (path / "manifest.json").is_file():
-        raise ModelError(cfg.model, f"not installed in {models_dir} — {_install_hint(cfg.model, models_dir)}")
-    return path
+    return resolve_model(models_dir, cfg.model)
 
 
 def load_checked_manifest(model_dir: Path, *, fresh: bool = False) -> dict[str, Any]:
-    """The manifest's JSON layout after its files were verified (sha256) when appliance.models can."""
-    if _models is not None:
-        manifest = _models.load_manifest(model_dir, fresh=fresh)
-        return dict(manifest.to_json()) if hasattr(manifest, "to_json") else dict(manifest)
-    path = model_dir / "manifest.json"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise ModelError(model_dir.name, f"manifest unreadable: {e}", "manifest.json") from None
-    for rel in data.get("files") or {}:  # presence only: hashing needs appliance.models
-        if not (model_dir / rel).exists():
-            raise ModelError(str(data.get("name") or model_dir.name), f"missing ({model_dir / rel})", rel)
-    return data
+    """The manifest's JSON layout, after every file was verified (sha256)."""
+    return load_manifest(model_dir, fresh=fresh).to_json()
 
 
 def manifest_engines(manifest: dict[str, Any]) -> list[str]:
