@@ -6,7 +6,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := python3-venv python3-dev build-essential pkg-config portaudio19-dev libsystemd-dev \
-	libsndfile1 pulseaudio pulseaudio-utils alsa-utils sox espeak-ng systemd pocketsphinx-testdata
+	libsndfile1 pulseaudio pulseaudio-utils alsa-utils sox espeak-ng systemd pocketsphinx-testdata \
+	mosquitto mosquitto-clients openssl chromium
 STAMP_APT := $(VENV)/.apt-done
 STAMP_PIP := $(VENV)/.pip-done
 MODELS_DIR ?= models
@@ -49,7 +50,7 @@ $(STAMP_APT):
 
 $(STAMP_PIP): $(STAMP_APT) pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[device,asr,dev]'
+	$(BIN)/python -m pip install -q -e '.[device,asr,clinic,dev]'
 	@touch $@
 
 clean:

@@ -193,6 +193,58 @@ class GpioConfig:
 
 
 @dataclass(frozen=True)
+class PanelConfig:
+    enabled: bool = setting(True, "Serve the touch panel (Flask) from the daemon.")
+    host: str = setting(
+        "127.0.0.1", "Address the panel binds to; the default serves only the kiosk browser on the device."
+    )
+    port: int = setting(8080, "TCP port of the panel.", min=1, max=65535)
+    lan: bool = setting(
+        False, "Allow access from other machines (host not loopback). Needs tls_cert and tls_key, and every "
+        "page then asks for the clinician PIN (the login).",
+    )
+    tls_cert: str = setting("", "PEM certificate (chain) served in LAN mode.")
+    tls_key: str = setting("", "PEM private key of tls_cert (readable by the service user only).")
+    auto_lock_s: float = setting(
+        120.0, "Inactivity after which the panel locks: back to the Start screen, transcripts hidden, PIN "
+        "needed again.", min=5.0, max=3600.0, unit="s",
+    )
+    pin_min_length: int = setting(4, "Shortest clinician PIN accepted when it is set.", min=4, max=12)
+    pin_attempts: int = setting(5, "Wrong PINs in a row before entry is refused for pin_lockout_s.", min=1, max=20)
+    pin_lockout_s: float = setting(60.0, "How long PIN entry is refused after too many wrong PINs.",
+                                   min=5.0, max=3600.0, unit="s")
+    templates: tuple[str, ...] = setting(
+        ["SOAP", "H&P", "Progress Note", "Patient Instructions"], "Note templates offered on the Start and "
+        "Review screens (the clinic server must know each name).",
+    )
+    custom_templates: tuple[str, ...] = setting([], "Clinic-defined note templates offered after the standard ones.")
+    default_templates: tuple[str, ...] = setting(["SOAP"], "Templates ticked in advance on the Start screen.")
+    require_consent: bool = setting(
+        True, "\"Send to clinic\" is refused until the patient's verbal consent is confirmed on the panel."
+    )
+    enrol_seconds: float = setting(20.0, "Length of the clinician voice enrolment recording (RAM only).",
+                                   min=10.0, max=60.0, unit="s")
+    mic_test_seconds: float = setting(15.0, "How long the Settings microphone test shows the input level.",
+                                      min=3.0, max=120.0, unit="s")
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    enabled: bool = setting(False, "Send reviewed transcripts to the clinic server over MQTT.")
+    broker_host: str = setting("localhost", "MQTT broker of the clinic (host name or address).")
+    broker_port: int = setting(8883, "MQTT broker port (8883: MQTT over TLS).", min=1, max=65535)
+    topic_prefix: str = setting("scribe", "First level of every topic: <prefix>/<site>/<device id>/...")
+
+
+@dataclass(frozen=True)
+class RetentionConfig:
+    keep_days: float = setting(
+        7.0, "Days a transcript stays on the device after the clinic acknowledged it; then it is purged.",
+        min=0.0, max=365.0, unit="days",
+    )
+
+
+@dataclass(frozen=True)
 class ApplianceConfig:
     device: DeviceConfig = section(DeviceConfig, "Identity of this room device.")
     paths: PathsConfig = section(PathsConfig, "Where the device keeps its state.")
@@ -203,6 +255,9 @@ class ApplianceConfig:
     store: StoreConfig = section(StoreConfig, "The session store (SQLite).")
     daemon: DaemonConfig = section(DaemonConfig, "The `appliance run` daemon.")
     gpio: GpioConfig = section(GpioConfig, "Optional physical button and recording LED.")
+    panel: PanelConfig = section(PanelConfig, "The touch panel web app.")
+    sync: SyncConfig = section(SyncConfig, "Transcript delivery to the clinic server (MQTT).")
+    retention: RetentionConfig = section(RetentionConfig, "How long transcripts stay on the device.")
 
     @property
     def store_path(self) -> str:
