@@ -143,3 +143,83 @@ def test_partials_grow_while_speaking_and_finals_see_the_whole_utterance():
     # fed incrementally: the utterance plus at most the trailing pause beyond its cut
     assert 0 <= float(got[0].text) - (got[0].end - got[0].start) <= 0.6
     assert len(p.stats.latencies) == 1 and 0 <= p.stats.latencies[0] < 2.0
+
+
+class BlockingPartialStream(LengthStream):
+    """A partial that runs until cancelled, like a long Whisper re-decode of a 15 s utterance."""
+
+    def __init__(self, engine: LengthTranscriber) -> None:
+        super().__init__(engine)
+        self.cancelled = threading.Event()
+
+    def partial(self) -> str:
+        from appliance.asr.engine import Cancelled
+
+        if not self.cancelled.wait(30):
+            return "never cancelled"
+        raise Cancelled
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+
+
+def test_a_waiting_final_cancels_the_partial_in_progress():
+    engine = LengthTranscriber()
+    streams: list[BlockingPartialStream] = []
+
+    def new_stream() -> BlockingPartialStream:
+        streams.append(BlockingPartialStream(engine))
+        return streams[-1]
+
+    engine.new_stream = new_stream  # type: ignore[method-assign]
+    got: list[FinalSegment] = []
+    partials: list[PartialText] = []
+    p = SpeechPipeline(EnergySegmenter(VadConfig()), engine, got.append, on_partial=partials.append,
+                       partial_interval_s=0.2)
+    stop = threading.Event()
+    worker = threading.Thread(target=p.run, args=(stop,))
+    worker.start()
+    p.begin("S1", 0.0)
+    audio, truth = dialogue(["This is a rather long first sentence that keeps going for a while."])
+    mid = int((truth[0][0] + truth[0][1]) / 2 * RATE)
+    feed_all(p, audio[:mid])  # inside the first utterance: a partial starts and blocks
+    deadline = time.monotonic() + 10
+    while p._partial_stream is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert p._partial_stream is not None
+    for i in range(mid, audio.size, 512):  # the utterance ends: its final must not wait 30 s behind the partial
+        chunk = audio[i:i + 512]
+        p.feed(CapturedBlock(raw=chunk[:, None], rate=RATE, mono16k=chunk, t=i / RATE))
+    p.end_utterance()
+    assert p.drain(10)
+    stop.set()
+    worker.join(2)
+    assert streams[0].cancelled.is_set()
+    assert got and not partials  # the cancelled partial published nothing
+
+
+def test_labels_follow_utterance_order_while_text_decodes_alongside():
+    order: list[float] = []
+
+    class Recorder:
+        def assign(self, audio16k, start, end, direction=None):
+            order.append(start)
+            time.sleep(0.05)  # labelling slower than recognition: results must still pair up
+            return [type("Turn", (), {"label": f"S{len(order)}", "index": len(order), "start": start,
+                                      "end": end})()]
+
+    got: list[FinalSegment] = []
+    p = SpeechPipeline(EnergySegmenter(VadConfig()), LengthTranscriber(), got.append)
+    p.diarizer = Recorder()
+    stop = threading.Event()
+    worker = threading.Thread(target=p.run, args=(stop,))
+    worker.start()
+    p.begin("S1", 0.0)
+    feed_all(p, dialogue(["The first one.", "And then a second.", "Finally the third one."])[0])
+    p.end_utterance()
+    assert p.drain(20)
+    stop.set()
+    worker.join(2)
+    assert order == sorted(order) and len(got) == len(order) >= 3
+    assert [g.speaker for g in got] == [f"S{i + 1}" for i in range(len(got))]
+    assert [g.start for g in got] == [round(s, 3) for s in order]

@@ -188,3 +188,28 @@ def test_session_options_follow_config(whisper_model_dir):
     so = e._dec.get_session_options()
     assert so.intra_op_num_threads == 2 and so.inter_op_num_threads == 1
     assert e.transcribe(espeak(CLEAR[4], wpm=WPM)).text == CLEAR[4]
+
+
+def test_cancel_abandons_a_partial_but_never_a_final(engine):
+    import threading
+
+    from appliance.asr.engine import Cancelled
+
+    audio = np.concatenate([espeak(t, wpm=WPM) for t in CLEAR[:3]])
+    stream = engine.new_stream()
+    stream.accept(audio)
+    watcher_done = threading.Event()
+
+    def cancel_when_running() -> None:
+        while stream._partial_run is None and not watcher_done.is_set():
+            pass  # spin: the partial's run options appear as soon as it starts
+        stream.cancel()
+
+    watcher = threading.Thread(target=cancel_when_running)
+    watcher.start()
+    with pytest.raises(Cancelled):
+        stream.partial()
+    watcher_done.set()
+    watcher.join(5)
+    stream.cancel()  # nothing running: a no-op, and the final is unaffected
+    assert words(stream.finish().text)[:4] == words(CLEAR[0])[:4]

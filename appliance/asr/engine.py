@@ -28,6 +28,10 @@ class Recognition:
     no_speech_prob: float | None = None
 
 
+class Cancelled(Exception):
+    """A partial hypothesis was abandoned because a final text is waiting (see cancel())."""
+
+
 class RecognizerStream(Protocol):
     def accept(self, samples: np.ndarray) -> None: ...
 

@@ -14,12 +14,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 
-from appliance.asr.engine import Engine, Recognition, RecognizerStream
+from appliance.asr.engine import Cancelled, Engine, Recognition, RecognizerStream
 from appliance.capture.blocks import CapturedBlock
 from appliance.vad.utterance import RATE, Segmenter, Utterance
 
@@ -106,6 +107,10 @@ class SpeechPipeline:
         self._stream_start: float | None = None
         self._stream_fed = 0
         self._next_partial = 0.0
+        self._partial_stream: RecognizerStream | None = None  # set while a partial decodes
+        # Speaker labels are computed on their own thread while the text decodes (one thread:
+        # the online diarizer assigns utterances in order), so they add nothing to latency.
+        self._labeller: ThreadPoolExecutor | None = None
         # Diarization (optional): a labeller per visit, and a direction tracker fed raw frames.
         self.diarizer: Diarizer | None = None
         self.tracker: DirectionSource | None = None
@@ -151,6 +156,10 @@ class SpeechPipeline:
             self._queued_s += item.utt.duration
             self.stats.utterances += 1
             self._cond.notify_all()
+        stream = self._partial_stream  # a final is waiting: the partial in progress gives way
+        cancel = getattr(stream, "cancel", None)
+        if cancel is not None:
+            cancel()
 
     # -- worker side -------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -196,11 +205,18 @@ class SpeechPipeline:
         if session is None or start is None or audio.size < RATE // 4:
             return
         stream = self._stream_for(start, audio)
+        self._partial_stream = stream
         try:
+            if self._queue:  # a final arrived meanwhile: it goes first
+                return
             text = stream.partial().strip()
+        except Cancelled:
+            return
         except Exception as exc:  # a partial is a nicety: log, never fail the visit
             log.warning("partial hypothesis failed: %s", exc)
             return
+        finally:
+            self._partial_stream = None
         if text and self.on_partial is not None:
             self.stats.partials += 1
             self.on_partial(PartialText(session, round(start, 3), text))
@@ -220,6 +236,7 @@ class SpeechPipeline:
 
     def _final(self, item: _Queued) -> None:
         utt = item.utt
+        label = self._label_async(utt)
         try:
             stream = self._stream_for(utt.start, utt.audio, exact=utt.split)
             self._stream = None  # the next utterance gets a fresh stream
@@ -229,13 +246,22 @@ class SpeechPipeline:
             self.stats.last_error = f"{type(exc).__name__}: {exc}"
             log.exception("recognition failed for %.1f s utterance at %.1f s", utt.duration, utt.start)
             self._stream, result = None, None
+        speaker, turns = label.result()
         if result is not None and result.no_speech:
             self.stats.no_speech += 1
             return  # no invented text from noise
         text = "" if result is None else result.text.strip()  # failed: keep the timing, flag no text
-        speaker, turns = self._label(utt)
         if self._deliver(FinalSegment(item.session, round(utt.start, 3), round(utt.end, 3), text, speaker, turns)):
             self.stats.latencies.append(item.detect_delay + time.monotonic() - item.emitted_at)
+
+    def _label_async(self, utt: Utterance) -> Future[tuple[str, tuple[int, ...]]]:
+        if self.diarizer is None:
+            done: Future[tuple[str, tuple[int, ...]]] = Future()
+            done.set_result(("", ()))
+            return done
+        if self._labeller is None:
+            self._labeller = ThreadPoolExecutor(max_workers=1, thread_name_prefix="diarize")
+        return self._labeller.submit(self._label, utt)
 
     def _label(self, utt: Utterance) -> tuple[str, tuple[int, ...]]:
         """Who spoke: the label of the longest turn (the decoder gives no word times to split text)."""

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from appliance.asr.engine import Recognition, RecognizerStream
+from appliance.asr.engine import Cancelled, Recognition, RecognizerStream
 from appliance.asr.vocabulary import load_vocabulary
 from appliance.asr.whisper.features import HOP, SAMPLE_RATE, log_mel
 from appliance.asr.whisper.tokenizer import WhisperTokenizer
@@ -35,10 +35,11 @@ TOKENS_PER_SECOND = 8.0  # fast speech is ~5 tokens/s; numbers and names take mo
 MIN_SECONDS = 0.1  # shorter audio cannot hold a word
 # Zero feature frames appended after the audio. Whisper was trained on 30 s windows; a
 # short utterance encoded at its bare length often loses its end or is repeated. Measured
-# on read and synthetic speech, 3 s of tail: WER 12.7 → 7.0 % (LibriVox sentences), 25.1 →
-# 21.6 % (40 clinical sentences); padding to the full 30 s gained nothing more for 3–6× the
-# encoder time, and utterances over ~10 s did as well with no tail at all.
-TAIL_FRAMES = (100, 300)  # (min, max): up to 3 s for short utterances, 1 s from ~9 s on
+# (benchmarks.asr data, per utterance, Silero VAD): no tail → 3 s: WER 12.7 → 7.0 % on LibriVox
+# sentences; 3 s → 5 s for utterances under 5 s and ≥ 2 s for long ones: LibriVox 7.0 → 4.2 %,
+# cards 28.6 → 19.0 %, espeak-ng visits 29.5 → 27.4 % for ~8 % more encoder time. Padding to
+# the full 30 s was worse (LibriVox 5.6 %) at 3–6× the encoder time.
+TAIL_FRAMES = (200, 500)  # (min, max): up to 5 s for short utterances, 2 s from ~8 s on
 SHORT_FRAMES = 1000
 
 
@@ -151,14 +152,19 @@ class WhisperOnnx:
         return [self.sot_prev, *ids] if ids else []
 
     # -- model calls -----------------------------------------------------------------------------
-    def _encode(self, audio: np.ndarray) -> list[ort.OrtValue]:
+    def _encode(self, audio: np.ndarray, run_options: ort.RunOptions | None) -> list[ort.OrtValue]:
         mel = log_mel(audio, self.n_mels, padding=HOP)
         tail = min(TAIL_FRAMES[1], max(TAIL_FRAMES[0], SHORT_FRAMES - mel.shape[1]))
         frames = min(mel.shape[1] + tail, 3000)
         frames += frames % 2  # conv stride 2: an even count
         mel = np.pad(mel, ((0, 0), (0, max(0, frames - mel.shape[1]))))[:, :frames]
         feed = {"mel": ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(mel[None]))}
-        return self._enc.run_with_ort_values(self._enc_outputs, feed)
+        try:
+            return self._enc.run_with_ort_values(self._enc_outputs, feed, run_options)
+        except Exception:
+            if run_options is not None and run_options.terminate:
+                raise Cancelled from None
+            raise
 
     def _step(self, io: ort.IOBinding, tokens: list[int], past: int) -> np.ndarray:
         """Run the decoder on ``tokens`` at positions past… ; returns the last position's logits."""
@@ -178,7 +184,9 @@ class WhisperOnnx:
         return self._logits[0]
 
     # -- decoding --------------------------------------------------------------------------------
-    def decode(self, audio: np.ndarray, max_tokens: int | None = None) -> Decoded:
+    def decode(self, audio: np.ndarray, max_tokens: int | None = None,
+               run_options: ort.RunOptions | None = None) -> Decoded:
+        """Greedy decoding; setting ``run_options.terminate`` from another thread raises Cancelled."""
         audio = np.asarray(audio, dtype=np.float32).reshape(-1)
         seconds = audio.size / SAMPLE_RATE
         if seconds > 30.0:
@@ -187,14 +195,14 @@ class WhisperOnnx:
         budget = min(self.n_ctx // 2, int(8 + TOKENS_PER_SECOND * seconds))
         if max_tokens is not None:
             budget = min(budget, max_tokens)
-        cross = self._encode(audio)
+        cross = self._encode(audio, run_options)
         with self._lock:
             io = self._dec.io_binding()
             for i, value in enumerate(cross):
                 io.bind_ortvalue_input(self._enc_outputs[i], value)
-            return self._greedy(io, budget)
+            return self._greedy(io, budget, run_options)
 
-    def _greedy(self, io: ort.IOBinding, budget: int) -> Decoded:
+    def _greedy(self, io: ort.IOBinding, budget: int, run_options: ort.RunOptions | None) -> Decoded:
         # Two calls before the first text token: Whisper's no-speech probability is read at the
         # <|startoftranscript|> position, and the fast decoder returns only the last position.
         start = [*self.prompt, self.sot]
@@ -222,16 +230,19 @@ class WhisperOnnx:
                 break
             if len(tokens) >= budget or past + 1 >= self.n_ctx:
                 break
+            if run_options is not None and run_options.terminate:
+                raise Cancelled
             logits = self._step(io, [tok], past)
             past += 1
         text = self.tokenizer.decode(tokens).strip()
         return Decoded(tokens, text, sum_logprob / max(1, count), no_speech_prob, cut)
 
-    def recognize(self, audio: np.ndarray, max_tokens: int | None = None) -> Recognition:
+    def recognize(self, audio: np.ndarray, max_tokens: int | None = None,
+                  run_options: ort.RunOptions | None = None) -> Recognition:
         audio = np.asarray(audio, dtype=np.float32).reshape(-1)
         if audio.size < MIN_SECONDS * SAMPLE_RATE:
             return Recognition(text="", no_speech=True)
-        r = self.decode(audio, max_tokens)
+        r = self.decode(audio, max_tokens, run_options)
         silent = r.no_speech_prob > self.cfg.no_speech_threshold and r.avg_logprob < self.cfg.logprob_threshold
         if silent or not any(c.isalnum() for c in r.text):  # "", ".", "..." are what silence decodes to
             return Recognition(text="", no_speech=True, avg_logprob=r.avg_logprob, no_speech_prob=r.no_speech_prob)
@@ -259,6 +270,7 @@ class WhisperStream:
         self._chunks: list[np.ndarray] = []
         self._samples = 0
         self._last_partial: tuple[int, str] = (-1, "")
+        self._partial_run: ort.RunOptions | None = None  # the partial decode in progress, for cancel()
 
     def accept(self, samples: np.ndarray) -> None:
         chunk = np.array(samples, dtype=np.float32, copy=True).reshape(-1)
@@ -270,9 +282,19 @@ class WhisperStream:
 
     def partial(self) -> str:
         if self._last_partial[0] != self._samples:  # no new audio: no new decode
-            r = self._engine.recognize(self._audio(), max_tokens=PARTIAL_TOKENS)
+            self._partial_run = ort.RunOptions()
+            try:
+                r = self._engine.recognize(self._audio(), max_tokens=PARTIAL_TOKENS, run_options=self._partial_run)
+            finally:
+                self._partial_run = None
             self._last_partial = (self._samples, "" if r.no_speech else r.text)
         return self._last_partial[1]
+
+    def cancel(self) -> None:
+        """Abandon the partial decode in progress (a final is waiting); finish() is never cancelled."""
+        run = self._partial_run
+        if run is not None:
+            run.terminate = True
 
     def finish(self) -> Recognition:
         audio = self._audio()
