@@ -1,13 +1,23 @@
 """`clinic` command line: the clinic server that receives transcripts from room devices.
 
-Subcommands are added as the server grows (ingest over MQTT: docs/sync-protocol.md).
+    clinic run --config clinic.toml          subscribe, validate, store, acknowledge (docs/sync-protocol.md)
+    clinic sessions list|show                what has been received
+    clinic note / clinic command             send a note or a command (resend, purge) to a device
+    clinic config show                       every config key with its description
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
+import signal
+import sys
+import threading
 
+from appliance.config.loader import ConfigError
 from clinic import __version__
+from clinic.config import ClinicConfig, describe, load_clinic_config
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,10 +27,106 @@ def build_parser() -> argparse.ArgumentParser:
         "MQTT, stores and acknowledges them, and returns notes.",
     )
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    p.add_argument("--config", help="clinic TOML config file (default: built-in defaults)")
+    sub = p.add_subparsers(dest="command")
+    run = sub.add_parser("run", help="serve: subscribe, validate, store, acknowledge")
+    run.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    sessions = sub.add_parser("sessions", help="received transcripts")
+    ssub = sessions.add_subparsers(dest="action", required=True)
+    ls = ssub.add_parser("list", help="one line per stored (session, revision)")
+    ls.add_argument("--device", help="only this device id")
+    ls.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    show = ssub.add_parser("show", help="one stored transcript as JSON")
+    show.add_argument("session_id")
+    show.add_argument("--revision", type=int, help="default: the latest received")
+    note = sub.add_parser("note", help="send a note for a session to its device")
+    for a in ("site", "device", "session"):
+        note.add_argument(f"--{a}", required=True)
+    note.add_argument("--revision", type=int, required=True)
+    note.add_argument("--template", required=True)
+    note.add_argument("--text", required=True, help="note text ('-' reads stdin)")
+    cmd = sub.add_parser("command", help="ask a device to resend or purge a session")
+    cmd.add_argument("name", choices=("resend", "purge"))
+    for a in ("site", "device", "session"):
+        cmd.add_argument(f"--{a}", required=True)
+    cfg = sub.add_parser("config", help="config file keys")
+    cfg.add_argument("action", choices=("show",))
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    build_parser().parse_args(argv)
-    build_parser().print_help()
+def _serve(cfg: ClinicConfig, level: str) -> int:
+    from clinic.server import ClinicServer
+
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    ClinicServer(cfg).run(stop)
     return 0
+
+
+def _publish_once(cfg: ClinicConfig, send: str, **kw: object) -> int:
+    """Connect, publish one note/command at QoS 1, wait for the broker's PUBACK, disconnect."""
+    from clinic.server import ClinicServer
+    from clinic.storage import open_repository
+
+    server = ClinicServer(cfg, repo=open_repository(cfg.store.backend, cfg.store.path))
+    server.client.connect(cfg.mqtt.host, cfg.mqtt.port, keepalive=cfg.mqtt.keepalive_s)
+    server.client.loop_start()
+    try:
+        info = getattr(server, send)(**kw)
+        info.wait_for_publish(10)  # the broker's PUBACK: it holds the message for the device now
+        if not info.is_published():
+            print("clinic: broker did not acknowledge the message", file=sys.stderr)
+            return 1
+    finally:
+        server.client.disconnect()
+        server.client.loop_stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        cfg = load_clinic_config(args.config)
+    except ConfigError as exc:
+        print(f"clinic: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "run":
+        return _serve(cfg, args.log_level)
+    if args.command == "config":
+        print(describe(), end="")
+        return 0
+    if args.command == "note":
+        text = sys.stdin.read() if args.text == "-" else args.text
+        return _publish_once(cfg, "send_note", site=args.site, device_id=args.device, session_id=args.session,
+                             revision=args.revision, template=args.template, text=text)
+    if args.command == "command":
+        return _publish_once(cfg, "send_command", site=args.site, device_id=args.device, command=args.name,
+                             session_id=args.session)
+    from clinic.storage import open_repository
+
+    repo = open_repository(cfg.store.backend, cfg.store.path)
+    try:
+        if args.action == "list":
+            for s in repo.list(args.device):
+                if args.json:
+                    print(json.dumps(s.__dict__))
+                else:
+                    print(f"{s.session_id}  rev {s.revision:<3d} {s.device_id:<16} {s.room:<12} "
+                          f"{s.segments:>5d} segments  {s.deliveries} deliveries")
+            return 0
+        revisions = [s.revision for s in repo.list() if s.session_id == args.session_id]
+        rev = args.revision or (max(revisions) if revisions else 0)
+        payload = repo.get(args.session_id, rev) if rev else None
+        if payload is None:
+            print(f"clinic: no transcript {args.session_id} revision {args.revision or '(any)'}", file=sys.stderr)
+            return 1
+        print(json.dumps(payload, indent=2, ensure_ascii=False))
+        return 0
+    finally:
+        repo.close()

@@ -125,35 +125,35 @@ def _v2_broken(db: Database) -> None:
     raise RuntimeError("migration bug")
 
 
-def _v1_database_with_a_session(path: Path) -> str:
+def _current_database_with_a_session(path: Path) -> str:
     store = open_store(str(path))
     session = store.create_session("AB", "exam-1", "Dr A", "dev", "site", ["SOAP"])
     store.close()
-    assert user_version(path) == 1
+    assert user_version(path) == SCHEMA_VERSION
     return session.id
 
 
-def test_forward_migration_from_v1_keeps_data(tmp_path: Path) -> None:
+def test_forward_migration_keeps_data(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
-    session_id = _v1_database_with_a_session(path)
+    session_id = _current_database_with_a_session(path)
     db = connect(str(path))
-    assert migrate(db, [*MIGRATIONS, _v2_add_note_column]) == 2
-    assert schema_version(db) == 2
+    assert migrate(db, [*MIGRATIONS, _v2_add_note_column]) == SCHEMA_VERSION + 1
+    assert schema_version(db) == SCHEMA_VERSION + 1
     row = db.table("sessions").get(session_id)
     assert row["note_count"] == 0 and row["name"] == "AB"
     db.close()
-    # This software only knows version 1 now: the upgraded file is refused, not damaged.
+    # This software does not know the next version: the upgraded file is refused, not damaged.
     with pytest.raises(SchemaVersionError):
         open_store(str(path))
 
 
 def test_failed_migration_rolls_back_completely(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
-    _v1_database_with_a_session(path)
+    _current_database_with_a_session(path)
     db = connect(str(path))
     with pytest.raises(RuntimeError, match="migration bug"):
         migrate(db, [*MIGRATIONS, _v2_broken])
-    assert schema_version(db) == 1
+    assert schema_version(db) == SCHEMA_VERSION
     assert "half_done" not in db.table("sessions").columns_dict
     db.close()
     open_store(str(path)).close()  # still usable by this version

@@ -12,7 +12,7 @@ from appliance.store.errors import (
     StoreError,
 )
 from appliance.store.ids import uuid7, uuid7_time
-from appliance.store.models import AuditEvent, OutboxItem, Segment, Session
+from appliance.store.models import AuditEvent, Note, OutboxItem, Segment, Session
 from appliance.store.schema import SCHEMA_VERSION
 from appliance.store.states import (
     TRANSITIONS,
@@ -29,6 +29,7 @@ __all__ = [
     "TRANSITIONS",
     "AuditEvent",
     "IllegalTransition",
+    "Note",
     "OutboxItem",
     "OutboxItemNotFound",
     "SchemaVersionError",

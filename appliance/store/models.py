@@ -137,3 +137,24 @@ class AuditEvent:
             session_id=row["session_id"],
             detail=json.loads(row["detail"]),
         )
+
+
+@dataclass(frozen=True)
+class Note:
+    """A clinical note the clinic generated from one sent revision of a session, per template."""
+
+    session_id: str
+    revision: int
+    template: str
+    text: str
+    received_at: float
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Note:
+        return cls(
+            session_id=row["session_id"],
+            revision=row["revision"],
+            template=row["template"],
+            text=row["text"],
+            received_at=row["received_at"],
+        )

@@ -63,6 +63,30 @@ class OutboxMixin(StoreBase):
         )
         return [OutboxItem.from_row(r) for r in rows]
 
+    def pending_count(self) -> int:
+        """Deliveries still waiting for the clinic's ack (for the status display)."""
+        with self._lock:
+            return int(self._db.execute(f"SELECT COUNT(*) FROM outbox WHERE {_PENDING}").fetchone()[0])
+
+    def unacked_for(self, session_id: str, revision: int) -> list[OutboxItem]:
+        """Rows an ack for (session, revision) settles: not yet acked, superseded or not."""
+        rows = self._rows(
+            "SELECT * FROM outbox WHERE session_id = ? AND revision = ? AND acked_at IS NULL ORDER BY id",
+            [session_id, revision],
+        )
+        return [OutboxItem.from_row(r) for r in rows]
+
+    def clamp_schedule(self, now: float, horizon: float) -> int:
+        """Make due now every pending row scheduled later than now + horizon: the wall clock went
+        back, and a retry must not wait for it to catch up. Returns how many were moved."""
+        where = f"{_PENDING} AND next_attempt_at > ?"
+        if not self._rows(f"SELECT id FROM outbox WHERE {where} LIMIT 1", [now + horizon]):
+            return 0  # the usual case, without taking the write lock
+        with self._tx():
+            return self._db.execute(
+                f"UPDATE outbox SET next_attempt_at = ? WHERE {where}", [now, now + horizon]
+            ).rowcount
+
     def outbox_items(self, session_id: str) -> list[OutboxItem]:
         """Every outbox row of a session, oldest first (for status display)."""
         with self._lock:

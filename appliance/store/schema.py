@@ -96,7 +96,22 @@ def _v1_initial(db: Database) -> None:
         db.execute(sql)
 
 
-MIGRATIONS: tuple[Migration, ...] = (_v1_initial,)
+def _v2_notes(db: Database) -> None:
+    # Notes the clinic generated from a sent transcript, one per (session, revision, template):
+    # a re-delivered note replaces its row instead of adding one. Purge deletes them.
+    db.execute(
+        """CREATE TABLE notes (
+            session_id TEXT NOT NULL REFERENCES sessions (id),
+            revision INTEGER NOT NULL CHECK (revision >= 1),
+            template TEXT NOT NULL CHECK (template <> ''),
+            text TEXT NOT NULL,
+            received_at REAL NOT NULL,
+            PRIMARY KEY (session_id, revision, template)
+        ) WITHOUT ROWID"""
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (_v1_initial, _v2_notes)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

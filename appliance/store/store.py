@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from appliance.store.base import StoreBase, connect
 from appliance.store.edits import TranscriptMixin
 from appliance.store.ids import uuid7
 from appliance.store.models import AuditEvent, Session
+from appliance.store.notes import NotesMixin
 from appliance.store.outbox import OutboxMixin
 from appliance.store.schema import migrate, schema_version
 from appliance.store.states import LIVE_STATES, State, check_transition, parse_state
@@ -35,7 +37,7 @@ def _clean_templates(templates: Iterable[str]) -> list[str]:
     return cleaned
 
 
-class SessionStore(TranscriptMixin, OutboxMixin, StoreBase):
+class SessionStore(TranscriptMixin, OutboxMixin, NotesMixin, StoreBase):
     """Thread-safe handle on the session database; open it with open_store()."""
 
     # -- sessions ------------------------------------------------------------------------------
@@ -186,7 +188,7 @@ class SessionStore(TranscriptMixin, OutboxMixin, StoreBase):
         return [r["id"] for r in rows]
 
     def purge(self, session_id: str, actor: str) -> Session:
-        """Erase the transcript (every revision), speaker names, outbox rows and the patient name
+        """Erase the transcript (every revision), speaker names, notes, outbox rows and the patient name
         and clinician; the session row stays as a 'purged' tombstone and the audit trail keeps
         the event. secure_delete zeroes the freed bytes; a TRUNCATE checkpoint then empties the
         WAL, which would otherwise still hold the old pages."""
@@ -195,14 +197,21 @@ class SessionStore(TranscriptMixin, OutboxMixin, StoreBase):
             check_transition(session_id, row["state"], State.PURGED)
             counts = {
                 table: db.execute(f"DELETE FROM {table} WHERE session_id = ?", [session_id]).rowcount
-                for table in ("segments", "speakers", "outbox")
+                for table in ("segments", "speakers", "notes", "outbox")
             }
             self._update_session(session_id, name="", clinician="")
             self._apply_transition(row, State.PURGED, actor, segment_rows=counts["segments"],
-                                   outbox_rows=counts["outbox"])
+                                   note_rows=counts["notes"], outbox_rows=counts["outbox"])
             session = Session.from_row(self._session_row(session_id))
         self.checkpoint()  # best effort: a reader in another process may hold old frames a while
         return session
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Run several store calls as one transaction (one fsync): the sync reads and marks
+        many outbox rows at once. Everything inside commits or rolls back together."""
+        with self._tx():
+            yield
 
     # -- audit ---------------------------------------------------------------------------------
 

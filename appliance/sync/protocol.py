@@ -1,0 +1,218 @@
+"""The device ↔ clinic MQTT contract: topics, message schemas, encoding and chunking.
+
+Shared by the device (appliance.sync) and the clinic server (clinic/), so both sides validate
+against the same JSON schema files (appliance/sync/schema/*.json). docs/sync-protocol.md
+describes it for people.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import fastjsonschema
+
+KINDS = ("transcript", "chunk", "ack", "note", "command", "status")
+# Topic leaf per direction; a chunk travels on the transcript topic.
+DEVICE_PUBLISHES = ("transcript", "status")
+CLINIC_PUBLISHES = ("ack", "note", "command")
+
+# A run this long of base64/hex-like characters without a space is not dictated speech; it is
+# how audio (or any binary) would be smuggled into a text field.
+_ENCODED_BLOB = re.compile(r"[A-Za-z0-9+/=_-]{512,}")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Envelope bytes around a chunk's data (ids, digest, counters) with generous headroom.
+_CHUNK_OVERHEAD = 400
+
+
+class ProtocolError(ValueError):
+    """A message that does not follow the contract: logged and dropped by the receiver."""
+
+
+class PayloadRefused(ProtocolError):
+    """The sender will not send this payload (too big, or carries binary data)."""
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Topic names of one device: <prefix>/<site>/<device_id>/<leaf>."""
+
+    prefix: str
+    site: str
+    device_id: str
+
+    def __post_init__(self) -> None:
+        for part in (self.prefix, self.site, self.device_id):
+            if not part or any(c in part for c in "/+#\x00"):
+                raise ValueError(f"topic level {part!r} must be non-empty and contain none of / + #")
+
+    def topic(self, leaf: str) -> str:
+        return f"{self.prefix}/{self.site}/{self.device_id}/{leaf}"
+
+    @property
+    def transcript(self) -> str:
+        return self.topic("transcript")
+
+    @property
+    def ack(self) -> str:
+        return self.topic("ack")
+
+    @property
+    def note(self) -> str:
+        return self.topic("note")
+
+    @property
+    def status(self) -> str:
+        return self.topic("status")
+
+    @property
+    def command(self) -> str:
+        return self.topic("command")
+
+
+def parse_topic(prefix: str, topic: str) -> tuple[str, str, str]:
+    """(site, device_id, leaf) of a topic under `prefix`, or ProtocolError."""
+    parts = topic.split("/")
+    if len(parts) != 4 or parts[0] != prefix or not all(parts):
+        raise ProtocolError(f"topic {topic!r} is not {prefix}/<site>/<device id>/<leaf>")
+    return parts[1], parts[2], parts[3]
+
+
+@cache
+def _validator(kind: str) -> Callable[[Any], Any]:
+    # fastjsonschema compiles the schema to Python: ~7x faster than interpreting it, which is
+    # what lets both sides validate every transcript at hundreds per second.
+    if kind not in KINDS:
+        raise ValueError(f"unknown message kind {kind!r}")
+    text = resources.files("appliance.sync").joinpath("schema", f"{kind}.v1.json").read_text("utf-8")
+    return fastjsonschema.compile(json.loads(text))
+
+
+def schema_path(kind: str) -> str:
+    """File of a message schema (for docs and for other implementations of the clinic side)."""
+    return str(resources.files("appliance.sync").joinpath("schema", f"{kind}.v1.json"))
+
+
+def validate(kind: str, message: Any) -> dict[str, Any]:
+    """Return `message` if it matches the schema of `kind`, else raise ProtocolError naming the field."""
+    try:
+        _validator(kind)(message)
+    except fastjsonschema.JsonSchemaValueException as err:
+        where = "/".join(str(p) for p in err.path[1:]) or "(top level)"
+        raise ProtocolError(f"{kind} message invalid at {where}: {err.message[:200]}") from None
+    if kind == "transcript":
+        for seg in message["segments"]:
+            if seg["end"] < seg["start"]:
+                raise ProtocolError(f"transcript segment {seg['id']} ends before it starts")
+    return message
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    """Compact, ASCII-only JSON (so byte length = character length, which chunking relies on)."""
+    return json.dumps(message, ensure_ascii=True, separators=(",", ":"), sort_keys=True,
+                      allow_nan=False).encode("ascii")
+
+
+def decode(data: bytes, max_bytes: int) -> dict[str, Any]:
+    """Parse one received message, or ProtocolError (too big, not UTF-8 JSON, not an object)."""
+    if len(data) > max_bytes:
+        raise ProtocolError(f"message of {len(data)} bytes exceeds the limit of {max_bytes}")
+    try:
+        obj = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ProtocolError(f"message is not UTF-8 JSON: {exc}") from None
+    if not isinstance(obj, dict) or not isinstance(obj.get("schema"), str):
+        raise ProtocolError("message is not a JSON object with a 'schema' field")
+    return obj
+
+
+def kind_of(message: dict[str, Any]) -> str:
+    """'transcript' for {"schema": "scribe.transcript/1", ...}; ProtocolError for unknown versions."""
+    name = message.get("schema", "")
+    match = re.fullmatch(r"scribe\.([a-z]+)/(\d+)", str(name))
+    if not match or match.group(1) not in KINDS:
+        raise ProtocolError(f"unknown message schema {name!r}")
+    if match.group(2) != "1":
+        raise ProtocolError(f"unsupported version {match.group(2)} of {match.group(1)} (this side speaks 1)")
+    return match.group(1)
+
+
+def _check_no_binary(value: Any, where: str = "") -> None:
+    """Text only: refuse bytes-like values, control characters and long encoded blobs anywhere."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        raise PayloadRefused(f"binary value at {where or 'top level'}: transcripts carry text only")
+    if isinstance(value, str):
+        if _CONTROL.search(value):
+            raise PayloadRefused(f"control characters at {where}: looks like binary data")
+        if _ENCODED_BLOB.search(value):
+            raise PayloadRefused(f"an encoded blob at {where}: transcripts carry no audio or binary data")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_no_binary(v, f"{where}/{k}")
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _check_no_binary(v, f"{where}/{i}")
+
+
+def prepare_transcript(payload: dict[str, Any], max_payload_bytes: int) -> bytes:
+    """Sender side: refuse binary content and oversize payloads, validate, and encode."""
+    _check_no_binary(payload)
+    validate("transcript", payload)
+    data = encode(payload)
+    if len(data) > max_payload_bytes:
+        raise PayloadRefused(
+            f"transcript {payload['session_id']} revision {payload['revision']} is {len(data)} bytes, "
+            f"above max_payload_bytes={max_payload_bytes}"
+        )
+    return data
+
+
+def chunk(data: bytes, session_id: str, revision: int, max_message_bytes: int) -> list[bytes]:
+    """Split an encoded transcript into messages of at most `max_message_bytes` each.
+
+    A transcript that fits is sent as itself; otherwise as scribe.chunk/1 parts whose `data`
+    strings concatenate back to `data`. The data is ASCII (see encode()), so only quotes and
+    backslashes grow when the part is embedded as a JSON string.
+    """
+    if len(data) <= max_message_bytes:
+        return [data]
+    budget = max_message_bytes - _CHUNK_OVERHEAD
+    if budget < 256:
+        raise ValueError(f"chunk size {max_message_bytes} is too small for the chunk envelope")
+    text = data.decode("ascii")
+    digest = hashlib.sha256(data).hexdigest()
+    parts: list[str] = []
+    start = 0
+    while start < len(text):
+        end = min(len(text), start + budget)
+        while True:
+            piece = text[start:end]
+            grown = len(piece) + piece.count('"') + piece.count("\\")
+            if grown <= budget:
+                break
+            end -= max(1, grown - budget)
+        parts.append(piece)
+        start = end
+    return [
+        encode({"schema": "scribe.chunk/1", "session_id": session_id, "revision": revision, "index": i,
+                "count": len(parts), "sha256": digest, "data": piece})
+        for i, piece in enumerate(parts)
+    ]
+
+
+def join_chunks(parts: list[dict[str, Any]]) -> bytes:
+    """Receiver side: the transcript bytes from a complete, validated set of chunk messages."""
+    parts = sorted(parts, key=lambda p: p["index"])
+    count = parts[0]["count"]
+    if [p["index"] for p in parts] != list(range(count)):
+        raise ProtocolError("chunk set is incomplete or has duplicates")
+    data = "".join(p["data"] for p in parts).encode("utf-8")
+    if hashlib.sha256(data).hexdigest() != parts[0]["sha256"]:
+        raise ProtocolError(f"chunks of {parts[0]['session_id']} do not match their SHA-256")
+    return data

@@ -1,0 +1,263 @@
+"""The device's sync component: delivers the outbox to the clinic and applies what comes back.
+
+Durability lives in the store's outbox, not here: a session is 'synced' only when the clinic's
+ack for that revision arrives, and every attempt is scheduled in the database first, so a crash,
+a broker restart or a lost ack only ever leads to a resend, which the clinic dedupes.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from appliance import __version__
+from appliance.config.schema import ApplianceConfig
+from appliance.store import IllegalTransition, OutboxItem, SessionClosed, SessionNotFound, SessionStore
+from appliance.store.errors import OutboxItemNotFound
+from appliance.sync import protocol
+from appliance.sync.mqtt import make_client
+from appliance.sync.payload import build_payload, model_info
+from appliance.sync.protocol import PayloadRefused, ProtocolError, Topics
+
+log = logging.getLogger(__name__)
+
+_BATCH = 50  # outbox rows read and marked per transaction
+_INBOX_MAX_BYTES = 1_000_000  # acks, notes and commands are small; anything bigger is dropped
+
+
+class SyncService:
+    def __init__(self, cfg: ApplianceConfig, store: SessionStore, *, clock: Callable[[], float] = time.time) -> None:
+        self.cfg = cfg
+        self.sc = cfg.sync
+        self.store = store
+        self.clock = clock
+        self.topics = Topics(self.sc.topic_prefix, cfg.device.site, cfg.device.id)
+        self.models = model_info(cfg)
+        self.client: mqtt.Client | None = None
+        self._inbox: queue.SimpleQueue[tuple[str, bytes]] = queue.SimpleQueue()
+        self._wake = threading.Event()
+        self._connected = threading.Event()
+        self._in_flight: dict[int, float] = {}  # outbox id → monotonic deadline of its ack
+        self._last_ack_at: float | None = None
+        self._last_error = ""
+        self._status_sent_at = 0.0
+
+    # -- for the panel / status ----------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "enabled": True,
+            "connected": self._connected.is_set(),
+            "broker": f"{self.sc.broker_host}:{self.sc.broker_port}",
+            "pending": self.store.pending_count(),
+            "last_ack_at": self._last_ack_at,
+            "last_error": self._last_error,
+        }
+
+    def wake(self) -> None:
+        """Look at the outbox now (e.g. right after the clinician pressed Send)."""
+        self._wake.set()
+
+    # -- paho callbacks (network thread): only hand over, never touch the store here -----------
+
+    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if reason.is_failure:
+            self._last_error = f"broker refused the connection: {reason}"
+            log.error("%s", self._last_error)
+            return
+        client.subscribe([(self.topics.ack, 1), (self.topics.note, 1), (self.topics.command, 1)])
+        self._in_flight.clear()  # unacked sends are due again at their scheduled time anyway
+        self._connected.set()
+        self._status_sent_at = 0.0
+        log.info("connected to clinic broker %s:%d", self.sc.broker_host, self.sc.broker_port)
+        self._wake.set()
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if self._connected.is_set():
+            log.warning("disconnected from clinic broker: %s", reason)
+        self._connected.clear()
+
+    def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        self._inbox.put((msg.topic, bytes(msg.payload)))
+        self._wake.set()
+
+    # -- the component ---------------------------------------------------------------------------
+
+    def _status_message(self, state: str) -> bytes:
+        return protocol.encode(protocol.validate("status", {
+            "schema": "scribe.status/1", "state": state, "device_id": self.cfg.device.id,
+            "site": self.cfg.device.site, "room": self.cfg.device.room[:256],
+            "pending": self.store.pending_count() if state == "online" else 0,
+            "version": __version__, "ts": self.clock(),
+        }))
+
+    def run(self, stop: threading.Event) -> None:
+        sc = self.sc
+        try:
+            client = make_client(self.cfg.device.id, tls=sc.tls, ca_file=sc.ca_file, cert_file=sc.cert_file,
+                                 key_file=sc.key_file, max_inflight=100)
+        except (OSError, ValueError) as exc:  # e.g. certificate not provisioned: shown, retried later
+            self._last_error = str(exc)
+            raise
+        # Retained, so the clinic sees a device that vanished as offline, not as stale online.
+        client.will_set(self.topics.status, self._status_message("offline"), qos=1, retain=True)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        self.client = client
+        client.connect_async(sc.broker_host, sc.broker_port, keepalive=sc.keepalive_s)
+        client.loop_start()
+        try:
+            while not stop.is_set():
+                self._wake.clear()
+                self._process_inbox()
+                if self._connected.is_set():
+                    self._publish_status()
+                    self._send_due()
+                self._wake.wait(sc.poll_interval_s)
+        finally:
+            if self._connected.is_set():
+                client.publish(self.topics.status, self._status_message("offline"), qos=1, retain=True)
+            client.disconnect()
+            client.loop_stop()
+            self._connected.clear()
+
+    def _publish_status(self) -> None:
+        now = time.monotonic()
+        if self.client is not None and now - self._status_sent_at >= 30.0:
+            self._status_sent_at = now
+            self.client.publish(self.topics.status, self._status_message("online"), qos=1, retain=True)
+
+    # -- sending ---------------------------------------------------------------------------------
+
+    def _delay(self, attempts: int) -> float:
+        return min(self.sc.ack_timeout_s * (2 ** min(attempts, 30)), self.sc.backoff_max_s)
+
+    def _send_due(self) -> None:
+        now_mono = time.monotonic()
+        for oid in [o for o, deadline in self._in_flight.items() if deadline <= now_mono]:
+            del self._in_flight[oid]
+        now = self.clock()
+        moved = self.store.clamp_schedule(now, self.sc.backoff_max_s)
+        if moved:
+            log.warning("wall clock went back: %d pending deliveries rescheduled to now", moved)
+        while self._connected.is_set():
+            free = self.sc.max_in_flight - len(self._in_flight)
+            if free <= 0:
+                return
+            due = [i for i in self.store.next_due(now, limit=min(free, _BATCH) + len(self._in_flight))
+                   if i.id not in self._in_flight][:free]
+            if not due:
+                return
+            outgoing = self._prepare(due, now)
+            assert self.client is not None
+            for item, messages in outgoing:
+                self._in_flight[item.id] = time.monotonic() + self._delay(item.attempts)
+                for data in messages:
+                    self.client.publish(self.topics.transcript, data, qos=1)
+
+    def _prepare(self, due: list[OutboxItem], now: float) -> list[tuple[OutboxItem, list[bytes]]]:
+        """Read and encode a batch, recording each attempt and its retry time in one transaction."""
+        out: list[tuple[OutboxItem, list[bytes]]] = []
+        with self.store.batch():
+            for item in due:
+                try:
+                    payload = build_payload(self.store, item.session_id, item.revision, self.models,
+                                            device_id=self.cfg.device.id, site=self.cfg.device.site)
+                    data = protocol.prepare_transcript(payload, self.sc.max_payload_bytes)
+                    out.append((item, protocol.chunk(data, item.session_id, item.revision, self.sc.chunk_bytes)))
+                    self.store.mark_attempt(item.id, now + self._delay(item.attempts))
+                except (PayloadRefused, ProtocolError, ValueError) as exc:
+                    # Not sendable as it is (e.g. too big): keep it, say so, retry only rarely.
+                    self._last_error = f"session {item.session_id} revision {item.revision} not sent: {exc}"
+                    log.error("%s", self._last_error)
+                    self.store.mark_attempt(item.id, now + self.sc.backoff_max_s)
+        return out
+
+    # -- receiving -------------------------------------------------------------------------------
+
+    def _process_inbox(self) -> None:
+        items: list[tuple[str, bytes]] = []
+        while True:
+            try:
+                items.append(self._inbox.get_nowait())
+            except queue.Empty:
+                break
+        if not items:
+            return
+        commands: list[dict[str, Any]] = []
+        with self.store.batch():  # all acks and notes of this round: one fsync
+            for topic, data in items:
+                try:
+                    msg = self._handle(topic, data)
+                    if msg is not None:
+                        commands.append(msg)
+                except ProtocolError as exc:
+                    log.warning("dropped message on %s: %s", topic, exc)
+        for msg in commands:  # a purge checkpoints the WAL, which it cannot inside a transaction
+            self._command(msg)
+
+    def _handle(self, topic: str, data: bytes) -> dict[str, Any] | None:
+        """Apply an ack or note; return a command for the caller to run after the batch."""
+        msg = protocol.decode(data, _INBOX_MAX_BYTES)
+        kind = protocol.kind_of(msg)
+        expected = {self.topics.ack: "ack", self.topics.note: "note", self.topics.command: "command"}.get(topic)
+        if kind != expected:
+            raise ProtocolError(f"a {kind} message on {topic}")
+        protocol.validate(kind, msg)
+        if kind == "ack":
+            self._ack(msg)
+        elif kind == "note":
+            try:
+                self.store.save_note(msg["session_id"], msg["revision"], msg["template"], msg["text"], actor="sync")
+            except (SessionNotFound, SessionClosed, ValueError) as exc:
+                log.warning("note for %s rev %d dropped: %s", msg["session_id"], msg["revision"], exc)
+        else:
+            return msg
+        return None
+
+    def _ack(self, msg: dict[str, Any]) -> None:
+        sid, rev, status = msg["session_id"], msg["revision"], msg["status"]
+        if status == "rejected":
+            self._last_error = f"clinic rejected session {sid} revision {rev}: {msg.get('error', '')}"
+            log.error("%s", self._last_error)
+            return
+        for item in self.store.unacked_for(sid, rev):
+            try:
+                self.store.mark_acked(item.id, actor="sync")
+            except OutboxItemNotFound:
+                continue  # purged in between
+            self._in_flight.pop(item.id, None)
+        self._last_ack_at = self.clock()
+        self._wake.set()  # a slot in the window is free
+
+    def _command(self, msg: dict[str, Any]) -> None:
+        sid, command = msg["session_id"], msg["command"]
+        try:
+            if command == "resend":
+                self.store.enqueue(sid, actor="clinic")
+            else:
+                self.store.purge(sid, actor="clinic")
+            log.info("clinic command %s for %s done", command, sid)
+        except (SessionNotFound, IllegalTransition, SessionClosed) as exc:
+            log.warning("clinic command %s for %s refused: %s", command, sid, exc)
+
+
+class DisabledSync:
+    """What the panel sees when sync is off in the config."""
+
+    def __init__(self, store: SessionStore) -> None:
+        self.store = store
+
+    def status(self) -> dict[str, Any]:
+        return {"enabled": False, "connected": False, "broker": "", "pending": self.store.pending_count(),
+                "last_ack_at": None, "last_error": ""}
+
+    def wake(self) -> None:
+        pass

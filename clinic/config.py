@@ -1,0 +1,90 @@
+"""The clinic server's config: a small typed TOML schema, same conventions as the device's.
+
+    [mqtt]   broker, TLS files, client identity
+    [store]  where received transcripts are kept
+    [ingest] limits on what is accepted
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import typing
+from dataclasses import dataclass
+
+# The device's config machinery (typed fields with descriptions, a loader that names the bad key)
+# is reused so both programs report config errors the same way.
+from appliance.config.fields import section, setting
+from appliance.config.loader import ConfigError, _build
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    host: str = setting("localhost", "MQTT broker host name (must match the broker certificate).")
+    port: int = setting(8883, "MQTT broker port (8883: MQTT over TLS).", min=1, max=65535)
+    topic_prefix: str = setting("scribe", "First topic level; devices publish under <prefix>/<site>/<device id>/.")
+    client_id: str = setting("clinic-server", "MQTT client id; a persistent session keeps transcripts that "
+                             "arrive while the server is down.")
+    tls: bool = setting(True, "Connect with TLS and the server's client certificate (false only for a lab broker).")
+    ca_file: str = setting("/etc/clinic/pki/ca.crt", "Clinic CA certificate (PEM).")
+    cert_file: str = setting("/etc/clinic/pki/clinic-server.crt", "The server's client certificate; its common "
+                             "name must be the identity the broker ACL grants all scribe topics to.")
+    key_file: str = setting("/etc/clinic/pki/clinic-server.key", "Private key of the client certificate.")
+    keepalive_s: int = setting(30, "MQTT keepalive.", min=5, max=600, unit="s")
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    backend: str = setting("sqlite", "Where transcripts are stored (PostgreSQL will be added).", choices=("sqlite",))
+    path: str = setting("/var/lib/clinic/transcripts.db", "SQLite database file of received transcripts.")
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    max_message_bytes: int = setting(262_144, "Largest MQTT message accepted; larger ones are logged and dropped. "
+                                     "Match the broker's max_packet_size.", min=1024, max=100_000_000, unit="bytes")
+    max_transcript_bytes: int = setting(16_000_000, "Largest transcript reassembled from chunks.",
+                                        min=10_000, max=1_000_000_000, unit="bytes")
+    max_partial_bytes: int = setting(64_000_000, "Memory for incomplete chunked transcripts across all devices; "
+                                     "the oldest are dropped beyond it (the device resends).", min=100_000,
+                                     max=4_000_000_000, unit="bytes")
+    chunk_timeout_s: float = setting(600.0, "Drop an incomplete chunked transcript after this long.", min=1.0,
+                                     max=86400.0, unit="s")
+    batch_max: int = setting(200, "Transcripts written in one database transaction before their acks go out.",
+                             min=1, max=10_000)
+
+
+@dataclass(frozen=True)
+class ClinicConfig:
+    # setting()/section() return dataclasses.field(); ruff cannot see through the wrapper.
+    mqtt: MqttConfig = section(MqttConfig, "Connection to the clinic MQTT broker.")  # noqa: RUF009
+    store: StoreConfig = section(StoreConfig, "Storage of received transcripts.")  # noqa: RUF009
+    ingest: IngestConfig = section(IngestConfig, "Limits on accepted messages.")  # noqa: RUF009
+
+
+def load_clinic_config(path: str | None) -> ClinicConfig:
+    """Read the TOML file (None: all defaults), or raise ConfigError naming file, key and value."""
+    if path is None:
+        return ClinicConfig()
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, None, f"not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(path, None, f"cannot read: {exc.strerror}") from None
+    return _build(ClinicConfig, data, path, prefix="")
+
+
+def describe() -> str:
+    """Every key with its default and description, as a commented TOML file."""
+    out = ["# clinic.toml: every key with its description."]
+    for top in dataclasses.fields(ClinicConfig):
+        cls = typing.get_type_hints(ClinicConfig)[top.name]
+        out.append(f"\n# {top.metadata['description']}\n[{top.name}]")
+        for f in dataclasses.fields(cls):
+            value = f.default
+            rendered = str(value).lower() if isinstance(value, bool) else (
+                f'"{value}"' if isinstance(value, str) else str(value))
+            out.append(f"# {f.metadata['description']}\n{f.name} = {rendered}")
+    return "\n".join(out) + "\n"

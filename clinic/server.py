@@ -1,0 +1,124 @@
+"""`clinic run`: subscribe to every device's transcripts and status, store, acknowledge.
+
+Messages are handed from paho's network thread to one worker thread, which stores a batch in one
+transaction and only then publishes the acks: an ack always means "on disk at the clinic".
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from appliance.sync import protocol
+from appliance.sync.mqtt import make_client
+from appliance.sync.protocol import Topics
+from clinic.config import ClinicConfig
+from clinic.ingest import Ingest
+from clinic.storage import SqliteTranscriptStore, open_repository
+
+log = logging.getLogger(__name__)
+
+
+class ClinicServer:
+    def __init__(self, cfg: ClinicConfig, repo: SqliteTranscriptStore | None = None) -> None:
+        self.cfg = cfg
+        self.repo = repo or open_repository(cfg.store.backend, cfg.store.path)
+        self.ingest = Ingest(cfg.mqtt.topic_prefix, self.repo, cfg.ingest)
+        self.connected = threading.Event()
+        self._queue: queue.SimpleQueue[tuple[str, bytes]] = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._worker: threading.Thread | None = None
+        m = cfg.mqtt
+        self.client = make_client(m.client_id, tls=m.tls, ca_file=m.ca_file, cert_file=m.cert_file,
+                                  key_file=m.key_file, max_inflight=1000)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+
+    # -- paho callbacks (network thread) ------------------------------------------------------
+
+    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if reason.is_failure:
+            log.error("broker refused the connection: %s", reason)
+            return
+        prefix = self.cfg.mqtt.topic_prefix
+        client.subscribe([(f"{prefix}/+/+/transcript", 1), (f"{prefix}/+/+/status", 1)])
+        self.connected.set()
+        log.info("connected to %s:%d", self.cfg.mqtt.host, self.cfg.mqtt.port)
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        self.connected.clear()
+        if not self._stop.is_set():
+            log.warning("disconnected from broker (%s); reconnecting", reason)
+
+    def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        self._queue.put((msg.topic, bytes(msg.payload)))
+
+    # -- worker --------------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        batch_max = self.cfg.ingest.batch_max
+        while not self._stop.is_set():
+            try:
+                first = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            batch = [first]
+            while len(batch) < batch_max:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                outgoing = self.ingest.handle_batch(batch)
+            except Exception:
+                # E.g. the disk is full: nothing is acked, so the devices resend later.
+                log.exception("could not store a batch of %d messages", len(batch))
+                continue
+            for topic, message in outgoing:
+                self.client.publish(topic, protocol.encode(message), qos=1)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> ClinicServer:
+        self._stop.clear()
+        self._worker = threading.Thread(target=self._work, name="clinic-ingest", daemon=True)
+        self._worker.start()
+        self.client.connect_async(self.cfg.mqtt.host, self.cfg.mqtt.port, keepalive=self.cfg.mqtt.keepalive_s)
+        self.client.loop_start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.client.disconnect()
+        self.client.loop_stop()
+        if self._worker is not None:
+            self._worker.join(5)
+
+    def run(self, stop: threading.Event) -> None:
+        """Serve until `stop` is set (the CLI sets it on SIGTERM/SIGINT)."""
+        self.start()
+        try:
+            stop.wait()
+        finally:
+            self.stop()
+            log.info("clinic server stopped: %s", self.ingest.stats)
+
+    # -- clinic → device -----------------------------------------------------------------------
+
+    def send_note(self, site: str, device_id: str, session_id: str, revision: int, template: str,
+                  text: str) -> mqtt.MQTTMessageInfo:
+        note = protocol.validate("note", {"schema": "scribe.note/1", "session_id": session_id,
+                                          "revision": revision, "template": template, "text": text})
+        return self.client.publish(Topics(self.cfg.mqtt.topic_prefix, site, device_id).note, protocol.encode(note),
+                                   qos=1)
+
+    def send_command(self, site: str, device_id: str, command: str, session_id: str) -> mqtt.MQTTMessageInfo:
+        cmd = protocol.validate("command", {"schema": "scribe.command/1", "command": command,
+                                            "session_id": session_id})
+        return self.client.publish(Topics(self.cfg.mqtt.topic_prefix, site, device_id).command,
+                                   protocol.encode(cmd), qos=1)

@@ -1,0 +1,224 @@
+"""Where the clinic keeps received transcripts. One small interface (TranscriptRepository) so a
+PostgreSQL implementation can follow; SQLite (WAL, synchronous=FULL) is the first.
+
+Dedupe is the primary key (session_id, revision): at-least-once delivery over MQTT becomes an
+exactly-once effect here. `deliveries` counts how often a revision arrived (evidence of resends).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from appliance.sync.protocol import encode
+
+
+@dataclass(frozen=True)
+class StoreResult:
+    session_id: str
+    revision: int
+    status: str  # "stored" | "duplicate" | "rejected"
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class TranscriptSummary:
+    session_id: str
+    revision: int
+    device_id: str
+    site: str
+    room: str
+    segments: int
+    deliveries: int
+    received_at: float
+
+
+class TranscriptRepository(Protocol):
+    def store_many(self, payloads: Iterable[dict[str, Any]]) -> list[StoreResult]: ...
+    def get(self, session_id: str, revision: int) -> dict[str, Any] | None: ...
+    def list(self, device_id: str | None = None) -> list[TranscriptSummary]: ...
+    def set_device_status(self, device_id: str, status: dict[str, Any]) -> None: ...
+    def device_status(self, device_id: str) -> dict[str, Any] | None: ...
+    def close(self) -> None: ...
+
+
+_SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS transcripts (
+        session_id TEXT NOT NULL,
+        revision INTEGER NOT NULL,
+        device_id TEXT NOT NULL,
+        site TEXT NOT NULL,
+        room TEXT NOT NULL,
+        clinician TEXT NOT NULL,
+        name TEXT NOT NULL,
+        started_at REAL,
+        ended_at REAL,
+        templates TEXT NOT NULL,
+        consent INTEGER NOT NULL,
+        models TEXT NOT NULL,
+        speakers TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        received_at REAL NOT NULL,
+        deliveries INTEGER NOT NULL DEFAULT 1,
+        PRIMARY KEY (session_id, revision)
+    )""",
+    """CREATE TABLE IF NOT EXISTS segments (
+        session_id TEXT NOT NULL,
+        revision INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        id TEXT NOT NULL,
+        start REAL NOT NULL,
+        "end" REAL NOT NULL,
+        speaker TEXT NOT NULL,
+        text TEXT NOT NULL,
+        PRIMARY KEY (session_id, revision, seq),
+        FOREIGN KEY (session_id, revision) REFERENCES transcripts (session_id, revision)
+    )""",
+    "CREATE INDEX IF NOT EXISTS transcripts_device ON transcripts (device_id, received_at)",
+    """CREATE TABLE IF NOT EXISTS devices (
+        device_id TEXT PRIMARY KEY,
+        status TEXT NOT NULL,
+        updated_at REAL NOT NULL
+    )""",
+]
+
+
+class SqliteTranscriptStore:
+    """Thread-safe: the MQTT worker writes, the CLI and tests read (from any thread)."""
+
+    def __init__(self, path: str, clock: Callable[[], float] = time.time) -> None:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)  # transcripts are patient data
+        os.close(fd)
+        self.path = path
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode = WAL")
+        # An ack promises the transcript is on disk: commit must mean fsynced.
+        self._db.execute("PRAGMA synchronous = FULL")
+        self._db.execute("PRAGMA foreign_keys = ON")
+        with self._lock:
+            for sql in _SCHEMA:
+                self._db.execute(sql)
+
+    def store_many(self, payloads: Iterable[dict[str, Any]]) -> list[StoreResult]:
+        """Write validated transcripts in one transaction; returns per payload stored/duplicate/rejected."""
+        results: list[StoreResult] = []
+        now = self._clock()
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for p in payloads:
+                    results.append(self._store_one(p, now))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return results
+
+    def _store_one(self, p: dict[str, Any], now: float) -> StoreResult:
+        sid, rev = p["session_id"], p["revision"]
+        digest = hashlib.sha256(encode(p)).hexdigest()
+        row = self._db.execute(
+            "SELECT device_id, sha256 FROM transcripts WHERE session_id = ? LIMIT 1", [sid]
+        ).fetchone()
+        if row is not None and row["device_id"] != p["device_id"]:
+            # A session id belongs to the device that first sent it; nobody else may add to it.
+            return StoreResult(sid, rev, "rejected", f"session {sid} belongs to another device")
+        cur = self._db.execute(
+            "UPDATE transcripts SET deliveries = deliveries + 1 WHERE session_id = ? AND revision = ? "
+            "RETURNING sha256", [sid, rev],
+        ).fetchone()
+        if cur is not None:
+            if cur["sha256"] != digest:
+                return StoreResult(sid, rev, "duplicate", "content differs from the stored copy; kept the first")
+            return StoreResult(sid, rev, "duplicate")
+        self._db.execute(
+            "INSERT INTO transcripts (session_id, revision, device_id, site, room, clinician, name, started_at, "
+            "ended_at, templates, consent, models, speakers, sha256, received_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [sid, rev, p["device_id"], p["site"], p["room"], p["clinician"], p["name"], p["started_at"],
+             p["ended_at"], json.dumps(p["templates"]), int(p["consent"]), json.dumps(p["models"]),
+             json.dumps(p["speakers"]), digest, now],
+        )
+        self._db.executemany(
+            'INSERT INTO segments (session_id, revision, seq, id, start, "end", speaker, text) '
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(sid, rev, i, s["id"], s["start"], s["end"], s["speaker"], s["text"])
+             for i, s in enumerate(p["segments"])],
+        )
+        return StoreResult(sid, rev, "stored")
+
+    def get(self, session_id: str, revision: int) -> dict[str, Any] | None:
+        """A stored transcript rebuilt as the scribe.transcript/1 payload it arrived as."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT * FROM transcripts WHERE session_id = ? AND revision = ?", [session_id, revision]
+            ).fetchone()
+            if row is None:
+                return None
+            segs = self._db.execute(
+                'SELECT id, start, "end", speaker, text FROM segments WHERE session_id = ? AND revision = ? '
+                "ORDER BY seq", [session_id, revision],
+            ).fetchall()
+        return {
+            "schema": "scribe.transcript/1", "session_id": row["session_id"], "revision": row["revision"],
+            "device_id": row["device_id"], "site": row["site"], "room": row["room"],
+            "clinician": row["clinician"], "name": row["name"], "started_at": row["started_at"],
+            "ended_at": row["ended_at"], "templates": json.loads(row["templates"]), "consent": bool(row["consent"]),
+            "models": json.loads(row["models"]), "speakers": json.loads(row["speakers"]),
+            "segments": [dict(s) for s in segs],
+        }
+
+    def deliveries(self, session_id: str, revision: int) -> int:
+        with self._lock:
+            row = self._db.execute("SELECT deliveries FROM transcripts WHERE session_id = ? AND revision = ?",
+                                   [session_id, revision]).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def list(self, device_id: str | None = None) -> list[TranscriptSummary]:
+        where, params = ("WHERE t.device_id = ?", [device_id]) if device_id else ("", [])
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT t.session_id, t.revision, t.device_id, t.site, t.room, t.deliveries, t.received_at, "
+                "(SELECT COUNT(*) FROM segments s WHERE s.session_id = t.session_id AND s.revision = t.revision) "
+                f"AS segments FROM transcripts t {where} ORDER BY t.received_at, t.session_id, t.revision", params,
+            ).fetchall()
+        return [TranscriptSummary(r["session_id"], r["revision"], r["device_id"], r["site"], r["room"],
+                                  r["segments"], r["deliveries"], r["received_at"]) for r in rows]
+
+    def count(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM transcripts").fetchone()[0])
+
+    def set_device_status(self, device_id: str, status: dict[str, Any]) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO devices (device_id, status, updated_at) VALUES (?, ?, ?) ON CONFLICT (device_id) "
+                "DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at",
+                [device_id, json.dumps(status), self._clock()],
+            )
+
+    def device_status(self, device_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._db.execute("SELECT status FROM devices WHERE device_id = ?", [device_id]).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def open_repository(backend: str, path: str) -> SqliteTranscriptStore:
+    if backend != "sqlite":
+        raise ValueError(f"unknown clinic store backend {backend!r} (supported: sqlite)")
+    return SqliteTranscriptStore(path)

@@ -1,0 +1,264 @@
+"""A real Mosquitto for the sync tests: the shipped config and ACL, certificates from the shipped
+PKI scripts, on loopback at a free port, in a temp dir. Stop/start/kill to inject faults."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from appliance.config.schema import ApplianceConfig
+    from appliance.store import SessionStore
+    from clinic.config import ClinicConfig
+    from clinic.storage import SqliteTranscriptStore
+
+REPO = Path(__file__).resolve().parents[1]
+PKI = REPO / "scripts" / "pki"
+CONF = REPO / "image" / "mosquitto" / "mosquitto.conf"
+ACL = REPO / "image" / "mosquitto" / "scribe.acl"
+CLINIC_ID = "clinic-server"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Pki:
+    dir: Path
+
+    @property
+    def ca(self) -> Path:
+        return self.dir / "ca.crt"
+
+    def cert(self, name: str) -> Path:
+        return self.dir / f"{name}.crt"
+
+    def key(self, name: str) -> Path:
+        return self.dir / f"{name}.key"
+
+    def issue(self, kind: str, name: str) -> None:
+        if not self.cert(name).exists():
+            subprocess.run([str(PKI / "make-cert.sh"), str(self.dir), str(self.dir), kind, name],
+                           check=True, capture_output=True)
+
+
+def make_pki(root: Path, devices: tuple[str, ...] = ("dev-a", "dev-b")) -> Pki:
+    """CA, broker server certificate (localhost / 127.0.0.1), clinic and device client certificates."""
+    subprocess.run([str(PKI / "make-ca.sh"), str(root)], check=True, capture_output=True)
+    subprocess.run([str(PKI / "make-cert.sh"), str(root), str(root), "server", "localhost", "127.0.0.1"],
+                   check=True, capture_output=True)
+    pki = Pki(root)
+    pki.issue("clinic", CLINIC_ID)
+    for dev in devices:
+        pki.issue("device", dev)
+    return pki
+
+
+def render_conf(pki: Pki, port: int, data_dir: Path, max_packet: int | None = None) -> str:
+    """The shipped mosquitto.conf with its paths and port pointed at the test's files."""
+    text = CONF.read_text()
+    subs = {
+        r"^listener .*$": f"listener {port} 127.0.0.1",
+        r"^cafile .*$": f"cafile {pki.ca}",
+        r"^certfile .*$": f"certfile {pki.dir / 'server.crt'}",
+        r"^keyfile .*$": f"keyfile {pki.dir / 'server.key'}",
+        r"^acl_file .*$": f"acl_file {ACL}",
+        r"^persistence_location .*$": f"persistence_location {data_dir}/",
+    }
+    if max_packet is not None:
+        subs[r"^max_packet_size .*$"] = f"max_packet_size {max_packet}"
+    for pattern, repl in subs.items():
+        text, n = re.subn(pattern, repl, text, flags=re.M)
+        assert n == 1, f"shipped mosquitto.conf lost its {pattern} line"
+    # Running as root in the test container: stay root (the default would drop to 'mosquitto',
+    # which cannot read the test's 0600 keys).
+    return text + f"\nuser root\nlog_dest file {data_dir / 'mosquitto.log'}\nlog_type all\n"
+
+
+class Broker:
+    def __init__(self, pki: Pki, workdir: Path, port: int | None = None, max_packet: int | None = None) -> None:
+        self.pki = pki
+        self.dir = workdir
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.conf = self.dir / "mosquitto.conf"
+        self.conf.write_text(render_conf(pki, self.port, self.dir, max_packet))
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log(self) -> str:
+        path = self.dir / "mosquitto.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def start(self, timeout: float = 10.0) -> Broker:
+        if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
+            raise RuntimeError("mosquitto is not installed (make setup installs it)")
+        exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        with open(self.dir / "stderr.log", "ab") as err:
+            self.proc = subprocess.Popen([exe, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=err)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"mosquitto exited {self.proc.returncode}: "
+                                   f"{(self.dir / 'stderr.log').read_text()}\n{self.log}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.2):
+                return self
+            time.sleep(0.05)
+        raise TimeoutError(f"mosquitto did not listen on {self.port}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(10)
+        self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def __enter__(self) -> Broker:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def clinic_config(pki: Pki, broker: Broker, db: Path, **ingest: object) -> ClinicConfig:
+    from clinic.config import ClinicConfig, IngestConfig, MqttConfig, StoreConfig
+
+    return ClinicConfig(
+        mqtt=MqttConfig(host="localhost", port=broker.port, ca_file=str(pki.ca), cert_file=str(pki.cert(CLINIC_ID)),
+                        key_file=str(pki.key(CLINIC_ID)), client_id=f"{CLINIC_ID}-{broker.port}"),
+        store=StoreConfig(path=str(db)),
+        ingest=IngestConfig(**ingest),  # type: ignore[arg-type]
+    )
+
+
+def sync_toml(pki: Pki, broker: Broker, device_id: str, **sync: object) -> str:
+    """The [device] and [sync] tables of a device that talks to `broker`."""
+    keys = {"enabled": True, "broker_host": "localhost", "broker_port": broker.port, "ca_file": str(pki.ca),
+            "cert_file": str(pki.cert(device_id)), "key_file": str(pki.key(device_id)),
+            "ack_timeout_s": 2.0, "backoff_max_s": 5.0, "poll_interval_s": 0.1, **sync}
+
+    def val(v: object) -> str:
+        return str(v).lower() if isinstance(v, bool) else (f'"{v}"' if isinstance(v, str) else str(v))
+
+    lines = [f'[device]\nid = "{device_id}"\nsite = "site1"\nroom = "exam-3"',
+             "[sync]", *(f"{k} = {val(v)}" for k, v in keys.items())]
+    return "\n".join(lines) + "\n"
+
+
+def device_toml(pki: Pki, broker: Broker, device_id: str, state_dir: Path, **sync: object) -> str:
+    """sync_toml() plus [paths] in `state_dir`."""
+    return (sync_toml(pki, broker, device_id, **sync)
+            + f'[paths]\nstate_dir = "{state_dir}"\nmodels_dir = "{state_dir / "models"}"\n')
+
+
+def device_config(pki: Pki, broker: Broker, device_id: str, state_dir: Path, **sync: object) -> ApplianceConfig:
+    import tomllib
+
+    from appliance.config.loader import parse_config
+
+    return parse_config(tomllib.loads(device_toml(pki, broker, device_id, state_dir, **sync)
+                                      + '[asr]\nengine = "none"\n[vad]\nengine = "energy"\n'
+                                      + "[diarize]\nenabled = false\n"))
+
+
+# -- sessions on the device and the field-by-field comparison with the clinic ---------------------
+
+_SENTENCE = ("the patient reports a dry cough for three days without fever and with some chest tightness at "
+             'night; she says "it is worse when lying down" and takes ibuprofen 400 mg')
+WORDS = tuple(_SENTENCE.split(" "))
+
+
+def _utterance(name: str, n: int, i: int) -> tuple[float, float, str, str]:
+    words = " ".join(WORDS[(i + k) % len(WORDS)] for k in range(12 + i % 9))
+    return i * 15.0, i * 15.0 + 12.5, f"S{i % 2 + 1}", f"{words} ({name} {n}.{i})"
+
+
+def make_finished_sessions(store: SessionStore, count: int, segments: int = 60, *, device_id: str = "dev-a",
+                           site: str = "site1", enqueue: bool = True, name: str = "Patient",
+                           bulk: bool = False) -> list[str]:
+    """`count` finished visits of `segments` utterances (60 ≈ a 15-minute visit), queued for sending.
+
+    Every state change and the enqueue go through the store's API. Segments too, unless `bulk`:
+    then each session's segments are written with one executemany of exactly the rows
+    add_segment() writes (add_segment costs ~1 ms per call in sqlite-utils bookkeeping, which made
+    1,000 visits of 150 segments a 4-minute set-up). Either way one transaction per 100 sessions.
+    """
+    ids: list[str] = []
+    for first in range(0, count, 100):
+        with store.batch():
+            for n in range(first, min(count, first + 100)):
+                s = store.create_session(f"{name} {n:04d}", "exam-3", "Dr Osei", device_id, site, ["SOAP"], True)
+                store.transition(s.id, "recording", "panel")
+                if bulk:
+                    _insert_segments(store, s.id, [_utterance(name, n, i) for i in range(segments)])
+                else:
+                    for i in range(segments):
+                        store.add_segment(s.id, *_utterance(name, n, i))
+                store.transition(s.id, "stopped", "panel")
+                if enqueue:
+                    store.enqueue(s.id, "panel")
+                ids.append(s.id)
+    return ids
+
+
+def _insert_segments(store: SessionStore, session_id: str, rows: list[tuple[float, float, str, str]]) -> None:
+    """The rows add_segment() would write for `rows` (start, end, speaker, text) at revision 1,
+    plus the default speaker names; the caller holds the transaction (store.batch())."""
+    from appliance.store.edits import default_speaker_name
+    from appliance.store.ids import uuid7
+
+    now = time.time()
+    conn = store._db.conn  # fixture only: the store has no bulk append (the pipeline never needs one)
+    conn.executemany(
+        'INSERT INTO segments (id, session_id, seq, start, "end", speaker, text, revision, deleted, created_at) '
+        "VALUES (?, ?, ?, ?, ?, ?, ?, 1, 0, ?)",
+        [(uuid7(int(now * 1000)), session_id, seq, start, end, speaker, text.strip(), now)
+         for seq, (start, end, speaker, text) in enumerate(rows, 1)],
+    )
+    conn.executemany("INSERT OR IGNORE INTO speakers (session_id, label, name) VALUES (?, ?, ?)",
+                     [(session_id, label, default_speaker_name(label)) for label in sorted({r[2] for r in rows})])
+
+
+def assert_same_at_clinic(store: SessionStore, repo: SqliteTranscriptStore, session_id: str, revision: int,
+                          models: list[dict[str, str]] | None = None) -> None:
+    """What the device holds for (session, revision) equals what the clinic stored, field by field."""
+    session = store.get_session(session_id)
+    segments = store.read_transcript(session_id, "test", "compare with clinic", revision=revision)
+    got = repo.get(session_id, revision)
+    assert got is not None, f"clinic lacks {session_id} rev {revision}"
+    expect = {"session_id": session.id, "revision": revision, "device_id": session.device_id, "site": session.site,
+              "room": session.room, "clinician": session.clinician, "name": session.name,
+              "started_at": session.started_at, "ended_at": session.ended_at, "templates": list(session.templates),
+              "consent": session.consent}
+    for key, value in expect.items():
+        assert got[key] == value, (session_id, key, got[key], value)
+    if models is not None:
+        assert got["models"] == models
+    assert len(got["segments"]) == len(segments), session_id
+    for mine, theirs in zip(segments, got["segments"], strict=True):
+        for key in ("id", "start", "end", "speaker", "text"):
+            assert getattr(mine, key) == theirs[key], (session_id, mine.id, key)
+
+
+def wait_until(pred: Callable[[], object], timeout: float, what: str, interval: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(interval)
+    raise TimeoutError(f"{what} not reached within {timeout:.0f} s")

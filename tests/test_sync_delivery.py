@@ -1,0 +1,184 @@
+"""Device sync ↔ real Mosquitto (TLS, client certificates, the shipped ACL) ↔ clinic server.
+
+The device side runs in-process (SyncService in a thread, as the daemon's supervisor runs it);
+the daemon process itself is exercised in test_sync_faults.py.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from appliance.store import SessionStore, State, open_store
+from appliance.sync.service import SyncService
+from clinic.server import ClinicServer
+from tests.broker import (
+    Broker,
+    Pki,
+    assert_same_at_clinic,
+    clinic_config,
+    device_config,
+    make_finished_sessions,
+    make_pki,
+    wait_until,
+)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture
+def broker(pki: Pki, tmp_path: Path) -> Iterator[Broker]:
+    with Broker(pki, tmp_path / "broker") as b:
+        yield b
+
+
+@pytest.fixture
+def clinic(pki: Pki, broker: Broker, tmp_path: Path) -> Iterator[ClinicServer]:
+    server = ClinicServer(clinic_config(pki, broker, tmp_path / "clinic.db")).start()
+    assert server.connected.wait(10), broker.log
+    yield server
+    server.stop()
+
+
+class Device:
+    """A device's store + sync component running in a thread."""
+
+    def __init__(self, pki: Pki, broker: Broker, state: Path, device_id: str = "dev-a", **sync: object) -> None:
+        self.cfg = device_config(pki, broker, device_id, state, **sync)
+        self.store: SessionStore = open_store(self.cfg.store_path)
+        self.sync = SyncService(self.cfg, self.store)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.sync.run, args=(self.stop,), daemon=True)
+
+    def __enter__(self) -> Device:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(10)
+        self.store.close()
+
+    def synced(self, ids: list[str]) -> bool:
+        return all(self.store.get_session(i).state is State.SYNCED for i in ids)
+
+
+def test_queued_sessions_reach_the_clinic_and_are_synced_only_on_ack(
+    pki: Pki, broker: Broker, clinic: ClinicServer, tmp_path: Path
+) -> None:
+    with Device(pki, broker, tmp_path / "dev") as dev:
+        ids = make_finished_sessions(dev.store, 5, segments=20)
+        dev.sync.wake()
+        wait_until(lambda: dev.synced(ids), 20, "all synced")
+        for sid in ids:
+            assert_same_at_clinic(dev.store, clinic.repo, sid, 1, dev.sync.models)
+            item = dev.store.outbox_items(sid)[-1]
+            session = dev.store.get_session(sid)
+            assert item.acked_at is not None and session.synced_at is not None
+            assert clinic.repo.deliveries(sid, 1) == 1
+        status = dev.sync.status()
+        assert status["enabled"] and status["connected"] and status["pending"] == 0
+        assert status["last_ack_at"] is not None and status["broker"] == f"localhost:{broker.port}"
+        # Every transcript read for sending is in the audit trail, as actor "sync".
+        assert any(e.actor == "sync" and e.action == "read" for e in dev.store.audit_events(ids[0]))
+        wait_until(lambda: (clinic.repo.device_status("dev-a") or {}).get("state") == "online", 10, "status")
+    # A clean stop says offline; the retained status keeps saying it.
+    wait_until(lambda: (clinic.repo.device_status("dev-a") or {}).get("state") == "offline", 10, "offline")
+
+
+def test_last_will_marks_a_vanished_device_offline(
+    pki: Pki, broker: Broker, clinic: ClinicServer, tmp_path: Path
+) -> None:
+    dev = Device(pki, broker, tmp_path / "dev", keepalive_s=5)
+    with dev:
+        wait_until(lambda: (clinic.repo.device_status("dev-a") or {}).get("state") == "online", 10, "online")
+        # Cut the TCP connection without DISCONNECT, as a power cut or a crash would.
+        assert dev.sync.client is not None
+        dev.sync.client.socket().close()
+        wait_until(lambda: (clinic.repo.device_status("dev-a") or {}).get("state") == "offline", 15, "will")
+
+
+def test_two_hour_visit_is_chunked_below_the_broker_packet_limit(pki: Pki, tmp_path: Path) -> None:
+    with Broker(pki, tmp_path / "broker", max_packet=32_768) as broker:
+        server = ClinicServer(clinic_config(pki, broker, tmp_path / "clinic.db", max_message_bytes=32_768)).start()
+        try:
+            with Device(pki, broker, tmp_path / "dev", chunk_bytes=16_384) as dev:
+                [sid] = make_finished_sessions(dev.store, 1, segments=480)  # 2 h at one utterance per 15 s
+                dev.sync.wake()
+                wait_until(lambda: dev.synced([sid]), 30, "long visit synced")
+                assert_same_at_clinic(dev.store, server.repo, sid, 1)
+                assert server.ingest.stats.chunks >= 5
+        finally:
+            server.stop()
+
+
+def test_edited_revision_supersedes_the_queued_one(pki: Pki, tmp_path: Path) -> None:
+    broker = Broker(pki, tmp_path / "broker")  # not started: the device queues
+    with Device(pki, broker, tmp_path / "dev") as dev:
+        [sid] = make_finished_sessions(dev.store, 1, segments=5)
+        seg = dev.store.read_transcript(sid, "clinician", "review")[0]
+        dev.store.edit_segment_text(sid, seg.id, "corrected before it was ever sent", "clinician")
+        dev.store.enqueue(sid, "clinician")  # send again: revision 2 supersedes revision 1
+        with broker:
+            server = ClinicServer(clinic_config(pki, broker, tmp_path / "clinic.db")).start()
+            try:
+                wait_until(lambda: dev.synced([sid]), 20, "synced")
+                assert [(s.revision) for s in server.repo.list()] == [2]
+                assert_same_at_clinic(dev.store, server.repo, sid, 2)
+                # Edited after sending: a third revision goes out as well, the clinic keeps both.
+                dev.store.edit_segment_text(sid, seg.id, "corrected again after sending", "clinician")
+                dev.store.enqueue(sid, "clinician")
+                dev.sync.wake()
+                wait_until(lambda: dev.synced([sid]), 20, "re-synced")
+                assert [s.revision for s in server.repo.list()] == [2, 3]
+                assert_same_at_clinic(dev.store, server.repo, sid, 3)
+            finally:
+                server.stop()
+
+
+def test_notes_and_commands_from_the_clinic(pki: Pki, broker: Broker, clinic: ClinicServer, tmp_path: Path) -> None:
+    with Device(pki, broker, tmp_path / "dev") as dev:
+        ids = make_finished_sessions(dev.store, 2, segments=3)
+        dev.sync.wake()
+        wait_until(lambda: dev.synced(ids), 20, "synced")
+        clinic.send_note("site1", "dev-a", ids[0], 1, "SOAP", "S: dry cough. O: clear chest.").wait_for_publish(5)
+        clinic.send_note("site1", "dev-a", ids[0], 1, "SOAP", "S: dry cough, 3 days.").wait_for_publish(5)
+        wait_until(lambda: dev.store.note_count(ids[0]) == 1 and
+                   dev.store.read_notes(ids[0], "test", "check")[0].text.endswith("3 days."), 10, "note")
+        # resend: the clinic lost it; the device sends again and the clinic dedupes.
+        clinic.send_command("site1", "dev-a", "resend", ids[1]).wait_for_publish(5)
+        wait_until(lambda: clinic.repo.deliveries(ids[1], 1) == 2 and dev.synced(ids), 20, "resent")
+        assert len(clinic.repo.list()) == 2
+        # purge: the clinic says it is done with it.
+        clinic.send_command("site1", "dev-a", "purge", ids[1]).wait_for_publish(5)
+        wait_until(lambda: dev.store.get_session(ids[1]).state is State.PURGED, 10, "purged by command")
+        # A note for a purged session is dropped and changes nothing.
+        clinic.send_note("site1", "dev-a", ids[1], 1, "SOAP", "late").wait_for_publish(5)
+        clinic.send_command("site1", "dev-a", "purge", "0190aaaa-0000-7000-8000-000000000000").wait_for_publish(5)
+        clinic.send_note("site1", "dev-a", ids[0], 1, "letter", "still alive").wait_for_publish(5)
+        wait_until(lambda: dev.store.note_count(ids[0]) == 2, 10, "device still processing")
+        assert dev.store.note_count(ids[1]) == 0
+
+
+def test_lost_ack_is_resent_and_stored_once(pki: Pki, broker: Broker, clinic: ClinicServer, tmp_path: Path) -> None:
+    with Device(pki, broker, tmp_path / "dev", ack_timeout_s=1.0) as dev:
+        wait_until(dev.sync._connected.is_set, 10, "connected")
+        assert dev.sync.client is not None
+        # Nobody listens on the ack topic: the clinic's ack is dropped by the broker, i.e. lost.
+        dev.sync.client.unsubscribe(dev.sync.topics.ack)
+        [sid] = make_finished_sessions(dev.store, 1, segments=5)
+        dev.sync.wake()
+        wait_until(lambda: clinic.repo.deliveries(sid, 1) >= 1, 10, "first delivery")
+        assert dev.store.get_session(sid).state is State.QUEUED
+        dev.sync.client.subscribe(dev.sync.topics.ack, qos=1)
+        wait_until(lambda: dev.synced([sid]), 15, "synced after resend")
+        assert clinic.repo.deliveries(sid, 1) >= 2  # it really was sent again
+        assert [s.session_id for s in clinic.repo.list()] == [sid]  # and stored once
+        assert dev.store.outbox_items(sid)[0].attempts >= 2
+        assert_same_at_clinic(dev.store, clinic.repo, sid, 1)
