@@ -1,0 +1,187 @@
+"""The panel's Flask app factory: blueprints, CSRF, lock, LAN login and security headers."""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from flask import Flask, Response, flash, g, redirect, render_template, request, session, url_for
+from werkzeug.exceptions import HTTPException
+
+from appliance.config.schema import ApplianceConfig
+from appliance.daemon.controller import SessionController
+from appliance.panel.context import PanelContext, Room, ctx
+from appliance.panel.events import EventHub
+from appliance.panel.pin import PinGuard
+from appliance.panel.tools import MicTools
+
+log = logging.getLogger(__name__)
+
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+       "font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+# Requests that are not a person touching the panel: they must not keep it unlocked.
+PASSIVE_ENDPOINTS = {"static", "events.stream", "events.status"}
+OPEN_ENDPOINTS = {"static", "auth.unlock", "auth.unlock_screen", "auth.set_pin"}  # reachable without the LAN login
+
+
+def pin_path(cfg: ApplianceConfig) -> Path:
+    return Path(cfg.paths.state_dir) / "panel" / "pin.json"
+
+
+def is_loopback(addr: str | None) -> bool:
+    try:
+        return addr is not None and ipaddress.ip_address(addr).is_loopback
+    except ValueError:
+        return False
+
+
+def create_app(cfg: ApplianceConfig, controller: SessionController, *,
+               clock: Callable[[], float] = time.monotonic, tools: MicTools | None = None) -> Flask:
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=secrets.token_bytes(32),  # per process: a daemon restart logs everybody out
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+        SESSION_COOKIE_SECURE=cfg.panel.lan,  # LAN mode is TLS only
+        SESSION_COOKIE_NAME="panel",
+        MAX_CONTENT_LENGTH=256 * 1024,
+        TEMPLATES_AUTO_RELOAD=False,
+    )
+    hub = EventHub()
+    room = Room(cfg.panel.auto_lock_s, clock)
+    pc = PanelContext(cfg, controller, PinGuard(pin_path(cfg), cfg.panel, clock=clock), hub, room,
+                      tools or MicTools(cfg, controller), clock, lan_requires_login=cfg.panel.lan)
+    controller.add_listener(room.on_event)
+    controller.add_listener(hub.publish)
+    app.extensions["panel"] = pc
+
+    from appliance.panel import views_admin, views_review, views_visit
+    from appliance.panel.events_view import bp as events_bp
+
+    app.register_blueprint(views_visit.bp)
+    app.register_blueprint(views_review.bp)
+    app.register_blueprint(views_admin.auth_bp)
+    app.register_blueprint(views_admin.bp)
+    app.register_blueprint(events_bp)
+
+    app.before_request(_auto_lock)
+    app.before_request(_lan_login)
+    app.before_request(_check_csrf)
+    app.after_request(_security_headers)
+    app.context_processor(_template_globals)
+    app.register_error_handler(Exception, _error_page)
+    app.jinja_env.filters.update(speaker_class=speaker_class, state_words=state_words, when=when)
+    return app
+
+
+STATE_WORDS = {"idle": "Not started", "recording": "Recording", "paused": "Paused", "stopped": "To review",
+               "reviewed": "Reviewed", "queued": "Queued for the clinic", "synced": "Sent to the clinic",
+               "purged": "Deleted after retention"}
+
+
+def state_words(state: str) -> str:
+    return STATE_WORDS.get(str(state), str(state))
+
+
+def speaker_class(label: str) -> int:
+    """Colour slot 1–6 of a speaker label ("S1" → 1); 0 for unassigned or unusual labels."""
+    label = str(label)
+    if len(label) > 1 and label[0] == "S" and label[1:].isdigit():
+        return (int(label[1:]) - 1) % 6 + 1
+    return 0
+
+
+def when(ts: float) -> str:
+    return time.strftime("%d %b %H:%M", time.localtime(ts))
+
+
+def back_to(default: str) -> str:
+    """The local page a form asked to return to (no Referer is sent: Referrer-Policy no-referrer)."""
+    target = request.form.get("back", "")
+    return target if target.startswith("/") and not target.startswith("//") else default
+
+
+def csrf_token() -> str:
+    tok = session.get("csrf")
+    if not tok:
+        tok = session["csrf"] = secrets.token_urlsafe(32)
+    return tok
+
+
+def _auto_lock() -> None:
+    pc = ctx()
+    if request.endpoint in PASSIVE_ENDPOINTS:
+        return
+    if pc.room.idle_for() > pc.cfg.panel.auto_lock_s:
+        pc.room.lock()
+        pc.store.audit("panel", "panel:auto-lock")
+        g.auto_locked = True
+    pc.room.touch()
+
+
+def _lan_login() -> Response | None:
+    """LAN mode: anybody not on the device itself logs in with the PIN before seeing anything."""
+    pc = ctx()
+    if not pc.lan_requires_login or is_loopback(request.remote_addr) or request.endpoint in OPEN_ENDPOINTS:
+        return None
+    if pc.unlocked():
+        return None
+    if request.endpoint == "events.stream":
+        return Response("login needed", 401)
+    return redirect(url_for("auth.unlock", next=request.full_path))
+
+
+def _check_csrf() -> Response | None:
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return None
+    sent = request.headers.get("X-CSRF-Token") or request.form.get("csrf_token", "")
+    expected = session.get("csrf", "")
+    if expected and sent and hmac.compare_digest(sent, expected):
+        return None
+    ctx().store.audit("panel", "panel:csrf-refused", None, path=request.path)
+    log.warning("panel: state-changing request without a valid CSRF token refused: %s", request.path)
+    return Response(render_template("error.html", title="Please try again",
+                                    message="This page had expired. Nothing was changed; please go back "
+                                            "and do it again."), 403)
+
+
+def _security_headers(resp: Response) -> Response:
+    h = resp.headers
+    h["Content-Security-Policy"] = CSP
+    h["X-Content-Type-Options"] = "nosniff"
+    h["X-Frame-Options"] = "DENY"
+    h["Referrer-Policy"] = "no-referrer"
+    h["Permissions-Policy"] = "camera=(), microphone=(), geolocation=(), payment=()"
+    h["Cross-Origin-Opener-Policy"] = "same-origin"
+    h["Cross-Origin-Resource-Policy"] = "same-origin"
+    if request.endpoint != "static":
+        h["Cache-Control"] = "no-store"  # transcripts must not linger in the browser cache
+    if ctx().cfg.panel.lan:
+        h["Strict-Transport-Security"] = "max-age=31536000"
+    return resp
+
+
+def _template_globals() -> dict[str, object]:
+    pc = ctx()
+    return {"csrf_token": csrf_token, "pc": pc, "unlocked": pc.unlocked(), "cfg": pc.cfg,
+            "live": pc.controller.snapshot().as_dict()}
+
+
+def _error_page(exc: Exception) -> Response | tuple[str, int]:
+    if isinstance(exc, HTTPException):
+        if exc.code == 404:
+            return render_template("error.html", title="Not found",
+                                   message="That page does not exist on this panel."), 404
+        return exc  # type: ignore[return-value]
+    log.exception("panel error on %s", request.path)
+    if request.method == "POST":  # never lose the visit: say what happened and go back
+        flash(f"Something went wrong ({type(exc).__name__}). Your visit is safe; please try again.", "error")
+        return redirect(back_to(url_for("visit.start_screen")))  # type: ignore[return-value]
+    return render_template("error.html", title="Something went wrong",
+                           message="The panel hit an error showing this page. The visit is safe. "
+                                   "Please go back and try again."), 500

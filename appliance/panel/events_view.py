@@ -1,0 +1,36 @@
+"""/events (Server-Sent Events) and /status (the same tick as JSON, for scripts and tests)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request, stream_with_context
+
+from appliance.panel.context import PanelContext, ctx
+
+bp = Blueprint("events", __name__)
+
+
+def status_payload(pc: PanelContext) -> dict[str, Any]:
+    snap = pc.controller.snapshot().as_dict()
+    return {**snap, "unavailable": pc.controller.unavailable, "tools": pc.tools.status(),
+            "locked": not pc.unlocked(), "idle_s": round(pc.room.idle_for(), 1),
+            "auto_lock_s": pc.cfg.panel.auto_lock_s}
+
+
+@bp.get("/events")
+def stream() -> Response:
+    pc = ctx()
+    want = request.args.get("text")
+    # Text only for the live page of the visit in progress (whose load was audited).
+    text_for = want if want and want == pc.live_id() else None
+    sub = pc.hub.subscribe(text_for)
+    resp = Response(stream_with_context(pc.hub.stream(sub, lambda: status_payload(pc))),
+                    mimetype="text/event-stream")
+    resp.headers["X-Accel-Buffering"] = "no"
+    return resp
+
+
+@bp.get("/status")
+def status() -> Response:
+    return jsonify(status_payload(ctx()))

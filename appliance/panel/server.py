@@ -1,0 +1,85 @@
+"""Serving the panel from the daemon: werkzeug's threaded server as a supervised component.
+
+Loopback only by default (the kiosk browser on the device). Another address needs
+panel.lan = true, a TLS certificate and key, and then every page asks for the PIN.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+from pathlib import Path
+
+from werkzeug.serving import make_server
+
+from appliance.config.schema import ApplianceConfig
+from appliance.daemon.controller import SessionController
+from appliance.daemon.supervisor import Supervisor
+from appliance.panel.app import create_app, is_loopback
+
+log = logging.getLogger(__name__)
+
+
+class PanelConfigError(ValueError):
+    """The panel settings are unsafe or incomplete; the message names the key."""
+
+
+def check_exposure(cfg: ApplianceConfig) -> ssl.SSLContext | None:
+    """The TLS context LAN mode needs, or None on loopback; refuse an unsafe combination."""
+    p = cfg.panel
+    if not p.lan:
+        if not is_loopback(p.host) and p.host != "localhost":
+            raise PanelConfigError(f"panel.host = {p.host!r} is not loopback: set panel.lan = true (with "
+                                   "panel.tls_cert and panel.tls_key) to serve other machines")
+        return None
+    if not p.tls_cert or not p.tls_key:
+        raise PanelConfigError("panel.lan = true needs panel.tls_cert and panel.tls_key (the panel is never "
+                               "served to the network without TLS)")
+    for key, path in (("tls_cert", p.tls_cert), ("tls_key", p.tls_key)):
+        if not Path(path).is_file():
+            raise PanelConfigError(f"panel.{key}: file not found: {path}")
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(p.tls_cert, p.tls_key)
+    return ctx
+
+
+class PanelServer:
+    def __init__(self, cfg: ApplianceConfig, controller: SessionController) -> None:
+        self.cfg = cfg
+        self.ssl_context = check_exposure(cfg)  # before anything listens
+        self.app = create_app(cfg, controller)
+
+    def run(self, stop: threading.Event) -> None:
+        p = self.cfg.panel
+        self.app.extensions["panel"].hub.closed.clear()  # after a supervised restart
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request (and per tick) in the journal
+        server = make_server(p.host, p.port, self.app, threaded=True, ssl_context=self.ssl_context)
+        scheme = "https" if self.ssl_context else "http"
+        log.info("panel listening on %s://%s:%d", scheme, p.host, server.server_port)
+        t = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.5}, name="panel-http",
+                             daemon=True)
+        t.start()
+        try:
+            stop.wait()
+        finally:
+            self.app.extensions["panel"].hub.close()  # ends the event streams
+            self.app.extensions["panel"].tools.cancel()
+            server.shutdown()
+            server.server_close()
+            t.join(5)
+
+
+def add_panel(sup: Supervisor, cfg: ApplianceConfig, controller: SessionController) -> PanelServer | None:
+    """Add the panel to the daemon's supervised components (if enabled)."""
+    if not cfg.panel.enabled:
+        return None
+    try:
+        panel = PanelServer(cfg, controller)
+    except (PanelConfigError, ssl.SSLError, OSError) as exc:
+        # Recording (and the button) must keep working with a bad panel setting; say why loudly.
+        log.error("touch panel NOT served: %s", exc)
+        return None
+    sup.add("panel", panel.run)
+    return panel

@@ -1,0 +1,167 @@
+/* Exam-room panel: live updates (SSE), auto-lock, keypad, copy. No external code, no build step. */
+(function () {
+  "use strict";
+  var body = document.body;
+  var screen = body.dataset.screen;
+  var csrf = document.querySelector('meta[name="csrf-token"]').content;
+  var pageState = body.dataset.liveState;
+  var pageSession = body.dataset.liveSession;
+  var autoLockMs = (parseInt(body.dataset.autoLock, 10) || 120) * 1000;
+  var $ = function (id) { return document.getElementById(id); };
+
+  function speakerClass(label) {
+    var m = /^S(\d+)$/.exec(label || "");
+    return m ? ((parseInt(m[1], 10) - 1) % 6) + 1 : 0;
+  }
+  function speakerName(label, names) {
+    if (names && names[label]) { return names[label]; }
+    var m = /^S(\d+)$/.exec(label || "");
+    return m ? "Speaker " + parseInt(m[1], 10) : (label || "…");
+  }
+  function mmss(s) {
+    s = Math.max(0, Math.floor(s || 0));
+    var m = Math.floor(s / 60), r = s % 60;
+    return m + ":" + (r < 10 ? "0" : "") + r;
+  }
+  // Once the page is leaving (a form was sent, or it follows the device elsewhere), later events
+  // must not start a second navigation: the first one already says where to go.
+  var leaving = false;
+  function go(url) {
+    leaving = true;
+    if (location.pathname + location.search === url) { location.reload(); } else { location.href = url; }
+  }
+  function reload() { leaving = true; location.reload(); }
+  document.addEventListener("submit", function () { leaving = true; });
+
+  /* -- busy overlay for slow actions (Stop drains recognition) -- */
+  document.querySelectorAll("form[data-busy]").forEach(function (f) {
+    f.addEventListener("submit", function () {
+      $("busy-text").textContent = f.dataset.busy;
+      $("busy").classList.remove("hidden");
+    });
+  });
+
+  /* -- after an edit, reopen the section it came from -- */
+  var target = location.hash && document.getElementById(location.hash.slice(1));
+  if (target && target.tagName === "DETAILS") { target.open = true; }
+
+  /* -- PIN keypad -- */
+  document.querySelectorAll(".keypad").forEach(function (pad) {
+    var input = $(pad.dataset.target);
+    pad.addEventListener("click", function (ev) {
+      var k = ev.target.dataset && ev.target.dataset.key;
+      if (!k || k === "OK") { return; }
+      input.value = k === "⌫" ? input.value.slice(0, -1) : input.value + k;
+    });
+  });
+
+  /* -- copy a note -- */
+  document.querySelectorAll("button[data-copy]").forEach(function (b) {
+    b.addEventListener("click", function () {
+      var text = $(b.dataset.copy).textContent;
+      var done = function () { b.textContent = "Copied"; setTimeout(function () { b.textContent = "Copy"; }, 2000); };
+      if (navigator.clipboard && window.isSecureContext) {
+        navigator.clipboard.writeText(text).then(done, function () { fallbackCopy(b.dataset.copy); done(); });
+      } else { fallbackCopy(b.dataset.copy); done(); }
+    });
+  });
+  function fallbackCopy(id) {
+    var range = document.createRange();
+    range.selectNodeContents($(id));
+    var sel = window.getSelection(); sel.removeAllRanges(); sel.addRange(range);
+    try { document.execCommand("copy"); } catch (e) { /* selection stays for a manual copy */ }
+  }
+
+  /* -- auto-lock: back to Start after inactivity; the server enforces it too -- */
+  var lastTouch = Date.now(), lastPing = Date.now();
+  function touched() {
+    lastTouch = Date.now();
+    if (lastTouch - lastPing > 15000) {
+      lastPing = lastTouch;
+      fetch("/activity", { method: "POST", headers: { "X-CSRF-Token": csrf }, credentials: "same-origin" });
+    }
+  }
+  ["pointerdown", "keydown", "input", "wheel"].forEach(function (e) { document.addEventListener(e, touched, true); });
+  setInterval(function () {
+    if (Date.now() - lastTouch < autoLockMs + 1000) { return; }
+    var name = $("name");
+    var sensitive = screen !== "start" || body.dataset.unlocked === "yes" || (name && name.value);
+    if (sensitive && !leaving) { go("/"); }
+  }, 1000);
+
+  /* -- live updates -- */
+  function levelPct(levels) {
+    if (!levels || !levels.length) { return 0; }
+    var db = Math.max.apply(null, levels);
+    return Math.max(0, Math.min(100, (db + 60) / 60 * 100));
+  }
+  function onLive(st) {
+    if (leaving) { return; }
+    var badge = $("live-badge");
+    if (badge) {
+      badge.className = "live-badge state-" + st.state;
+      $("live-badge-text").textContent = st.state === "recording" ? "Recording" : st.state === "paused" ? "Paused" : "Not recording";
+    }
+    // The physical button (or another screen) changed the visit: follow it.
+    var ended = pageSession && (!st.session_id || (st.session_id === pageSession && st.state === "stopped"));
+    if (ended) {
+      if (screen === "visit" || screen === "start") { go("/review/" + pageSession); return; }
+      pageSession = ""; pageState = "idle"; return;
+    }
+    if (st.session_id && st.session_id !== pageSession && st.state !== "stopped") { go("/visit"); return; }
+    if (st.session_id && st.state !== pageState && screen === "visit") { reload(); return; }
+    var el = $("elapsed");
+    if (el && st.session_id) { el.textContent = mmss(st.elapsed_s); }
+    if (screen === "visit" && st.capture) {
+      $("meter").style.width = levelPct(st.capture.levels_dbfs) + "%";
+      var msg = $("mic-msg");
+      msg.textContent = st.capture.message;
+      var bad = st.capture.state === "unplugged" || st.capture.state === "error";
+      msg.classList.toggle("warn", bad || st.capture.muted_suspected || st.capture.clipping);
+    }
+    if (screen === "settings" && st.tools) {
+      var tm = $("tool-msg");
+      if (st.tools.message) { tm.textContent = st.tools.message + (st.tools.heard_s ? " (" + Math.floor(st.tools.heard_s) + " s)" : ""); }
+      $("meter").style.width = levelPct(st.tools.levels_dbfs) + "%";
+    }
+  }
+
+  var transcript = $("transcript");
+  var names = {};
+  if (transcript && transcript.dataset.speakers) { try { names = JSON.parse(transcript.dataset.speakers); } catch (e) { names = {}; } }
+  function onSegment(seg) {
+    if (screen !== "visit" || seg.text === undefined || seg.session_id !== pageSession) { return; }
+    if (transcript.querySelector('[data-id="' + seg.id + '"]')) { return; }
+    var hint = $("empty-hint"); if (hint) { hint.remove(); }
+    var p = document.createElement("p");
+    p.className = "seg spk-" + speakerClass(seg.speaker);
+    p.dataset.id = seg.id;
+    p.dataset.start = seg.start; p.dataset.end = seg.end;
+    var s = document.createElement("span"); s.className = "spk"; s.textContent = speakerName(seg.speaker, names);
+    var t = document.createElement("span"); t.className = "text"; t.textContent = seg.text;
+    p.appendChild(s); p.appendChild(document.createTextNode(" ")); p.appendChild(t);
+    var partial = $("partial");
+    transcript.insertBefore(p, partial);
+    partial.classList.add("hidden"); partial.textContent = "";
+    p.scrollIntoView({ block: "end" });
+  }
+  function onPartial(pt) {
+    if (screen !== "visit" || pt.text === undefined || pt.session_id !== pageSession) { return; }
+    var partial = $("partial");
+    partial.textContent = pt.text;
+    partial.classList.toggle("hidden", !pt.text);
+    var hint = $("empty-hint"); if (hint) { hint.remove(); }
+  }
+
+  if (window.EventSource && screen !== "unlock") {
+    var url = "/events" + (screen === "visit" && pageSession ? "?text=" + encodeURIComponent(pageSession) : "");
+    var es = new EventSource(url);
+    var parse = function (f) { return function (ev) { try { f(JSON.parse(ev.data)); } catch (e) { /* ignore */ } }; };
+    es.addEventListener("status", parse(onLive));
+    es.addEventListener("state", parse(onLive));
+    es.addEventListener("segment", parse(onSegment));
+    es.addEventListener("partial", parse(onPartial));
+    es.onopen = function () { $("conn").classList.add("hidden"); };
+    es.onerror = function () { $("conn").classList.remove("hidden"); };
+  }
+})();

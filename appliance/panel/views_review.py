@@ -1,0 +1,163 @@
+"""Review screen: correct the transcript, confirm consent, choose templates, send, read notes."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+
+from appliance.panel.context import ctx, plain_error
+from appliance.panel.views_visit import offered_templates
+from appliance.store import IllegalTransition, SegmentNotFound, SessionClosed, SessionNotFound, State
+
+bp = Blueprint("review", __name__)
+EDITABLE = {State.STOPPED, State.REVIEWED, State.QUEUED, State.SYNCED}
+
+
+def _guard(session_id: str) -> Response | None:
+    pc = ctx()
+    try:
+        pc.store.get_session(session_id)
+    except SessionNotFound:
+        abort(404)
+    if not pc.can_view(session_id):
+        return redirect(url_for("auth.unlock", next=url_for("review.review", session_id=session_id)))
+    return None
+
+
+@bp.get("/review/<session_id>")
+def review(session_id: str) -> Response | str:
+    if (r := _guard(session_id)) is not None:
+        return r
+    pc = ctx()
+    s = pc.store.get_session(session_id)
+    if s.state in (State.RECORDING, State.PAUSED) and session_id == pc.live_id():
+        return redirect(url_for("visit.recording"))
+    segments, notes = [], []
+    if s.state != State.PURGED:
+        segments = pc.store.read_transcript(session_id, actor="panel", reason="review")
+        notes = pc.store.read_notes(session_id, actor="panel", reason="review")
+    sent = [o.revision for o in pc.store.outbox_items(session_id) if not o.superseded]
+    can_send = s.state in (State.STOPPED, State.REVIEWED) or (s.state in (State.QUEUED, State.SYNCED)
+                                                               and (not sent or max(sent) < s.revision))
+    sync = getattr(pc.controller, "sync", None)
+    return render_template(
+        "review.html", s=s, segments=segments, speakers=pc.store.speakers(session_id), notes=notes,
+        templates=list(dict.fromkeys([*offered_templates(), *s.templates])), can_send=can_send,
+        editable=s.state in EDITABLE, sent_revision=max(sent) if sent else None,
+        sync_status=_sync_status(sync), screen="review",
+    )
+
+
+def _sync_status(sync: Any) -> dict[str, Any] | None:
+    try:
+        return sync.status() if sync is not None else None
+    except Exception:
+        return None
+
+
+def _edit(session_id: str, what: Callable[[], object], done: str) -> Response:
+    """Run one edit; a stopped visit that was touched becomes 'reviewed'. Errors in plain words."""
+    if (r := _guard(session_id)) is not None:
+        return r
+    pc = ctx()
+    try:
+        if pc.store.get_session(session_id).state not in EDITABLE:
+            raise SessionClosed("This visit cannot be changed now.")
+        what()
+        if pc.store.get_session(session_id).state == State.STOPPED:
+            pc.store.transition(session_id, State.REVIEWED, actor="panel")
+        if done:
+            flash(done, "ok")
+    except (IllegalTransition, SegmentNotFound, SessionClosed, ValueError) as exc:
+        flash(plain_error(exc), "error")
+    anchor = request.form.get("anchor", "")
+    url = url_for("review.review", session_id=session_id)
+    return redirect(url + (f"#{anchor}" if re.fullmatch(r"[\w-]{1,80}", anchor) else ""))
+
+
+@bp.post("/review/<session_id>/details")
+def details(session_id: str) -> Response:
+    store = ctx().store
+    chosen = [t for t in request.form.getlist("template") if t in offered_templates()
+              or t in store.get_session(session_id).templates]
+
+    def apply() -> None:
+        store.set_name(session_id, request.form.get("name", "")[:80], actor="panel")
+        store.set_consent(session_id, request.form.get("consent") == "yes", actor="panel")
+        store.set_templates(session_id, chosen, actor="panel")
+    return _edit(session_id, apply, "Visit details saved.")
+
+
+@bp.post("/review/<session_id>/segment/<segment_id>/text")
+def edit_text(session_id: str, segment_id: str) -> Response:
+    text = request.form.get("text", "")
+    return _edit(session_id, lambda: ctx().store.edit_segment_text(session_id, segment_id, text, actor="panel"),
+                 "Text corrected.")
+
+
+@bp.post("/review/<session_id>/segment/<segment_id>/speaker")
+def edit_speaker(session_id: str, segment_id: str) -> Response:
+    store = ctx().store
+    label = request.form.get("speaker", "")
+    if label == "new":
+        nums = [int(m.group(1)) for lbl in store.speakers(session_id) if (m := re.fullmatch(r"S(\d+)", lbl))]
+        label = f"S{max(nums, default=0) + 1}"
+    elif label not in store.speakers(session_id):
+        flash("Please choose one of the listed speakers.", "error")
+        return redirect(url_for("review.review", session_id=session_id))
+    return _edit(session_id, lambda: store.set_segment_speaker(session_id, segment_id, label, actor="panel"),
+                 "Speaker changed.")
+
+
+@bp.post("/review/<session_id>/segment/<segment_id>/delete")
+def delete(session_id: str, segment_id: str) -> Response:
+    return _edit(session_id, lambda: ctx().store.delete_segment(session_id, segment_id, actor="panel"),
+                 "Passage deleted.")
+
+
+@bp.post("/review/<session_id>/swap")
+def swap(session_id: str) -> Response:
+    a, b = request.form.get("a", ""), request.form.get("b", "")
+    return _edit(session_id, lambda: ctx().store.swap_speakers(session_id, a, b, actor="panel"),
+                 "Speakers swapped.")
+
+
+@bp.post("/review/<session_id>/speaker-name")
+def speaker_name(session_id: str) -> Response:
+    label, name = request.form.get("label", ""), request.form.get("name", "")[:40]
+    if label not in ctx().store.speakers(session_id):
+        flash("Please choose one of the listed speakers.", "error")
+        return redirect(url_for("review.review", session_id=session_id))
+    return _edit(session_id, lambda: ctx().store.set_speaker_name(session_id, label, name, actor="panel"),
+                 "Speaker renamed.")
+
+
+@bp.post("/review/<session_id>/send")
+def send(session_id: str) -> Response:
+    if (r := _guard(session_id)) is not None:
+        return r
+    pc = ctx()
+    try:
+        if request.form.get("consent") == "yes":
+            pc.store.set_consent(session_id, True, actor="panel")
+        s = pc.store.get_session(session_id)
+        if pc.cfg.panel.require_consent and not s.consent:
+            flash("Please confirm that the patient agreed to the recording before sending it.", "error")
+            return redirect(url_for("review.review", session_id=session_id))
+        if not s.templates:
+            flash("Please choose at least one note template before sending.", "error")
+            return redirect(url_for("review.review", session_id=session_id))
+        if s.state == State.STOPPED:
+            pc.store.transition(session_id, State.REVIEWED, actor="panel")
+        pc.store.enqueue(session_id, actor="panel")
+        sync = getattr(pc.controller, "sync", None)
+        if sync is not None and hasattr(sync, "wake"):
+            sync.wake()  # deliver now rather than at the next outbox scan
+        flash("Queued for the clinic. It is sent as soon as the clinic server can be reached; "
+              "the note appears here when it comes back.", "ok")
+    except (IllegalTransition, SessionClosed, ValueError) as exc:
+        flash(plain_error(exc), "error")
+    return redirect(url_for("review.review", session_id=session_id))

@@ -1,0 +1,81 @@
+"""Start and Recording screens, and the commands behind their buttons."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
+
+from appliance.daemon.controller import ControlError
+from appliance.panel.context import ctx, plain_error
+from appliance.store import IllegalTransition
+
+bp = Blueprint("visit", __name__)
+
+
+def offered_templates() -> list[str]:
+    p = ctx().cfg.panel
+    return list(dict.fromkeys([*p.templates, *p.custom_templates]))
+
+
+@bp.get("/")
+def start_screen() -> str:
+    pc = ctx()
+    return render_template("start.html", templates=offered_templates(),
+                           defaults=set(pc.cfg.panel.default_templates), unavailable=pc.controller.unavailable,
+                           screen="start")
+
+
+@bp.post("/start")
+def start() -> Response:
+    pc = ctx()
+    name = request.form.get("name", "").strip()[:80]
+    chosen = [t for t in request.form.getlist("template") if t in offered_templates()]
+    try:
+        pc.controller.start(name=name, templates=tuple(chosen), consent=request.form.get("consent") == "yes",
+                            actor="panel")
+    except (ControlError, IllegalTransition, ValueError) as exc:
+        flash(plain_error(exc), "error")
+        return redirect(url_for("visit.start_screen"))
+    return redirect(url_for("visit.recording"))
+
+
+@bp.get("/visit")
+def recording() -> Response | str:
+    pc = ctx()
+    s = pc.controller.session
+    if s is None:
+        return redirect(url_for("visit.start_screen"))
+    # The live transcript is a view of the transcript like any other: read through the audited path.
+    segments = pc.store.read_transcript(s.id, actor="panel", reason="live transcript")
+    return render_template("visit.html", s=s, segments=segments, speakers=pc.store.speakers(s.id),
+                           screen="visit")
+
+
+@bp.post("/visit/<action>")
+def command(action: str) -> Response:
+    pc = ctx()
+    if action not in ("pause", "resume", "stop"):
+        return Response("unknown command", 404)
+    live = pc.controller.session
+    try:
+        s = getattr(pc.controller, action)(actor="panel")
+    except (ControlError, IllegalTransition) as exc:
+        flash(plain_error(exc), "error")
+        return redirect(url_for("visit.recording") if pc.controller.session else url_for("visit.start_screen"))
+    if action == "stop":
+        pc.room.recent = s.id
+        if pc.store.segment_count(s.id) == 0:
+            flash("No speech was heard in this visit, so there is no transcript to review.", "warning")
+        return redirect(url_for("review.review", session_id=s.id))
+    assert live is not None
+    return redirect(url_for("visit.recording"))
+
+
+@bp.post("/activity")
+def activity() -> Response:
+    """The page was touched without a request (scrolling, typing): keep the panel unlocked."""
+    return Response(status=204)
+
+
+@bp.get("/favicon.ico")
+def favicon() -> Response:
+    return Response(status=204)  # the kiosk has no tab bar; avoids a 404 in every log

@@ -1,0 +1,132 @@
+"""Browser tests of the touch panel: a real daemon serving it, Debian's Chromium driven by Playwright.
+
+Playwright's own browser download is never used: Chromium comes from the distribution
+(/usr/bin/chromium, `make deps` installs it). Screenshots go to tests/artifacts/panel/ (not committed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.daemon import DaemonProcess
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts" / "panel"
+SIZES = {"800x480": (800, 480), "720x1280": (720, 1280), "1280x800": (1280, 800)}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def panel_config(tmp: Path, audio: Path, port: int, *, models_dir: Path | None, extra: str = "",
+                 capture: str = "") -> Path:
+    """Config of a daemon replaying ``audio`` and serving the panel on ``port``.
+
+    With ``models_dir`` the real recognizer and diarizer run (the defaults); without, timing only.
+    """
+    speech = f'models_dir = "{models_dir}"\n' if models_dir else f'models_dir = "{tmp / "models"}"\n'
+    asr = "" if models_dir else '[asr]\nengine = "none"\n[vad]\nengine = "energy"\n'
+    cfg = tmp / "appliance.toml"
+    cfg.write_text(
+        f'[paths]\nstate_dir = "{tmp / "state"}"\n{speech}'
+        f'[capture]\nsource = "file"\nfile = "{audio}"\nrealtime = true\n{capture}\n'
+        f'[daemon]\ncontrol_socket = "{tmp / "ctl.sock"}"\nstatus_interval_s = 0.2\n'
+        f'{asr}[panel]\nport = {port}\n{extra}\n'
+    )
+    return cfg
+
+
+@contextlib.contextmanager
+def panel_daemon(config: Path, port: int) -> Iterator[tuple[DaemonProcess, str]]:
+    with DaemonProcess(config) as d:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(base + "/status", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"panel did not come up:\n{d.log.read_text()}") from None
+                time.sleep(0.2)
+        yield d, base
+
+
+def status(base: str) -> dict[str, Any]:
+    with urllib.request.urlopen(base + "/status", timeout=5) as r:
+        return json.loads(r.read())
+
+
+def wait_until(pred: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = pred()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"{what} not reached within {timeout:.0f} s")
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} missing: install Debian's chromium package (make deps)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        yield browser
+        browser.close()
+
+
+def new_page(browser: Any, size: str = "1280x800") -> Any:
+    w, h = SIZES[size]
+    context = browser.new_context(viewport={"width": w, "height": h}, has_touch=True, locale="en-US")
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    return page
+
+
+def shot(page: Any, name: str, sizes: tuple[str, ...] = tuple(SIZES)) -> list[Path]:
+    """Screenshots of the current screen at each size; the viewport is restored afterwards."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    before = page.viewport_size
+    paths = []
+    for size in sizes:
+        w, h = SIZES[size]
+        page.set_viewport_size({"width": w, "height": h})
+        page.wait_for_timeout(150)  # layout settles (media queries)
+        path = ARTIFACTS / f"{name}-{size}.png"
+        page.screenshot(path=str(path))
+        paths.append(path)
+    page.set_viewport_size(before)
+    return paths
+
+
+def small_targets(page: Any, minimum: int = 48) -> list[str]:
+    """Visible buttons, links and inputs smaller than ``minimum`` px in either direction."""
+    return page.evaluate(
+        """(min) => Array.from(document.querySelectorAll('button, a, input:not([type=hidden]), select, summary'))
+            .filter(e => { const r = e.getBoundingClientRect(); const st = getComputedStyle(e);
+                           return r.width > 0 && r.height > 0 && st.visibility !== 'hidden' && st.opacity !== '0'; })
+            .map(e => { const t = (e.tagName === 'INPUT' && e.closest('label')) || e;  // a label is the target
+                        return [e, t.getBoundingClientRect()]; })
+            .filter(([e, r]) => r.height < min || r.width < min)
+            .map(([e, r]) => `${e.tagName.toLowerCase()}#${e.id || ''}.${e.className || ''} ` +
+                             `${Math.round(r.width)}x${Math.round(r.height)} ` +
+                             `"${(e.textContent || '').trim().slice(0, 30)}"`)""",
+        minimum,
+    )
