@@ -24,6 +24,13 @@ def espeak(text: str, voice: str = "en-us", wpm: int = 160) -> np.ndarray:
     return resample_poly(audio, RATE, rate).astype(np.float32) * 0.5
 
 
+def trimmed(text: str, **kw) -> np.ndarray:
+    """espeak-ng speech without the silence it adds around a sentence."""
+    speech = espeak(text, **kw)
+    nz = np.flatnonzero(np.abs(speech) > 1e-3)
+    return speech[nz[0]:nz[-1] + 1]
+
+
 def dialogue(phrases: list[str], gap_s: float = 1.0, noise_dbfs: float = -60.0,
              seed: int = 0) -> tuple[np.ndarray, list[tuple[float, float]]]:
     """Phrases separated by silence with room noise; returns audio and true (start, end) per phrase."""

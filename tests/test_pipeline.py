@@ -6,13 +6,14 @@ import threading
 import time
 
 import numpy as np
+import pytest
 
 from appliance.asr.engine import Recognition
 from appliance.capture.blocks import CapturedBlock
 from appliance.config.schema import VadConfig
 from appliance.speech.pipeline import FinalSegment, PartialText, SpeechPipeline
 from appliance.vad import EnergySegmenter
-from tests.speech import RATE, dialogue
+from tests.speech import RATE, dialogue, trimmed
 
 
 class LengthStream:
@@ -223,3 +224,56 @@ def test_labels_follow_utterance_order_while_text_decodes_alongside():
     assert order == sorted(order) and len(got) == len(order) >= 3
     assert [g.speaker for g in got] == [f"S{i + 1}" for i in range(len(got))]
     assert [g.start for g in got] == [round(s, 3) for s in order]
+
+
+class OfflineLengthTranscriber(LengthTranscriber):
+    offline = True  # decodes at finish(), like Whisper: the pipeline may decode early
+
+
+def feed_paced(p: SpeechPipeline, audio: np.ndarray, speedup: float = 4.0, block: int = 1600) -> None:
+    for i in range(0, audio.size, block):
+        chunk = audio[i:i + block]
+        p.feed(CapturedBlock(raw=chunk[:, None], rate=RATE, mono16k=chunk, t=i / RATE))
+        time.sleep(block / RATE / speedup)
+
+
+def run_paced(engine, audio):
+    got: list[FinalSegment] = []
+    p = SpeechPipeline(EnergySegmenter(VadConfig()), engine, got.append)
+    stop = threading.Event()
+    worker = threading.Thread(target=p.run, args=(stop,))
+    worker.start()
+    p.begin("S1", 0.0)
+    feed_paced(p, audio)
+    p.end_utterance()
+    assert p.drain(10)
+    stop.set()
+    worker.join(2)
+    return got, p.stats
+
+
+def test_finals_are_decoded_as_soon_as_the_speaker_falls_silent():
+    audio, _ = dialogue(["Good morning, how are you today?", "I have had a headache for three days."],
+                        gap_s=1.5)
+    early, plain = OfflineLengthTranscriber(), LengthTranscriber()
+    (got_early, early_stats), (got_plain, plain_stats) = run_paced(early, audio), run_paced(plain, audio)
+    assert len(got_early) == len(got_plain) == 2
+    assert early_stats.early_finals == 2 and plain_stats.early_finals == 0  # decoded during the silence
+    # the early decode saw exactly the audio the VAD's final utterance holds
+    assert [g.text for g in got_early] == [g.text for g in got_plain]
+    assert [float(g.text) for g in got_early] == pytest.approx([g.end - g.start for g in got_early], abs=0.002)
+
+
+def test_an_early_decode_is_dropped_when_speech_resumes():
+    """A 0.3 s hesitation (shorter than the pause that ends an utterance) starts an early decode;
+    the speaker goes on, so it is dropped and the decode after the sentence's end is used."""
+    rng = np.random.default_rng(1)
+    hesitation = rng.normal(0, 1e-4, int(0.3 * RATE)).astype(np.float32)
+    quiet = np.zeros(RATE, np.float32)
+    audio = np.concatenate([quiet, trimmed("The pain started on Monday"), hesitation,
+                            trimmed("and got worse over the weekend."), quiet])
+    engine = OfflineLengthTranscriber()
+    got, stats = run_paced(engine, audio)
+    assert len(got) == 1
+    assert float(got[0].text) == pytest.approx(got[0].end - got[0].start, abs=0.002)
+    assert engine.calls == 2 and stats.early_finals == 1

@@ -9,7 +9,7 @@ import pytest
 
 from appliance.config.schema import VadConfig
 from appliance.vad import EnergySegmenter
-from tests.speech import RATE, dialogue, espeak
+from tests.speech import RATE, dialogue, espeak, trimmed
 
 
 def run(seg: EnergySegmenter, audio: np.ndarray, block: int = 512):
@@ -80,3 +80,20 @@ def test_short_click_is_not_speech():
     audio = np.zeros(RATE * 2, np.float32)
     audio[RATE:RATE + 800] = 0.5  # 50 ms click
     assert run(EnergySegmenter(VadConfig()), audio) == []
+
+
+def test_a_long_utterance_ends_at_a_shorter_pause():
+    """A 300 ms breath ends a monologue already past long_utterance_s, but not a short sentence."""
+    rng = np.random.default_rng(3)
+    breath = rng.normal(0, 1e-4, int(0.3 * RATE)).astype(np.float32)
+    first = trimmed("This is the first sentence of a rather long answer that goes on.")
+    second = trimmed("And here it continues.")
+    audio = np.concatenate([np.zeros(RATE // 2, np.float32), first, breath, second,
+                            np.zeros(RATE, np.float32)])
+    long_first = first.size / RATE > 2.0
+    assert long_first
+    short = run(EnergySegmenter(VadConfig(long_utterance_s=30.0)), audio)
+    early = run(EnergySegmenter(VadConfig(long_utterance_s=2.0, long_min_silence_ms=200)), audio)
+    assert len(short) == 1  # 300 ms < min_silence_ms: one utterance
+    assert len(early) == 2
+    assert abs(early[0].end - (0.5 + first.size / RATE)) < 0.35  # cut in the breath

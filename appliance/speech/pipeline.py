@@ -64,9 +64,17 @@ class PipelineStats:
     failed: int = 0
     no_speech: int = 0
     partials: int = 0
+    early_finals: int = 0  # finals whose text was decoded before the VAD closed the utterance
     last_error: str = ""
     # seconds from the end of an utterance's audio to its stored text, assuming real-time capture
     latencies: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
+
+
+@dataclass(frozen=True)
+class _Speculation:
+    start: float  # the utterance it belongs to
+    speech_end: int  # samples of that utterance up to its last speech frame
+    result: Recognition | None  # None: decoding failed, decode again at the end
 
 
 @dataclass(frozen=True)
@@ -108,6 +116,10 @@ class SpeechPipeline:
         self._stream_fed = 0
         self._next_partial = 0.0
         self._partial_stream: RecognizerStream | None = None  # set while a partial decodes
+        # Engines that decode the whole utterance at finish() (Whisper) start on it as soon as
+        # the speaker falls silent; the result stands if no speech followed.
+        self._speculative = bool(getattr(engine, "offline", False))
+        self._spec: _Speculation | None = None
         # Speaker labels are computed on their own thread while the text decodes (one thread:
         # the online diarizer assigns utterances in order), so they add nothing to latency.
         self._labeller: ThreadPoolExecutor | None = None
@@ -166,7 +178,8 @@ class SpeechPipeline:
         """Recognition loop; a supervised component (an exception restarts it)."""
         while True:
             with self._cond:
-                while not self._queue and not stop.is_set() and not self._partial_due():
+                while (not self._queue and not stop.is_set() and not self._speculation_due()
+                       and not self._partial_due()):
                     self._cond.wait(0.1)
                 item = self._queue.popleft() if self._queue else None
                 if item is None and stop.is_set():
@@ -177,6 +190,8 @@ class SpeechPipeline:
             try:
                 if item is not None:
                     self._final(item)
+                elif self._speculation_due():
+                    self._speculate()
                 else:
                     self._partial()
             finally:
@@ -187,6 +202,44 @@ class SpeechPipeline:
     def _partial_due(self) -> bool:
         return (self.on_partial is not None and self._session is not None and self.segmenter.in_speech()
                 and time.monotonic() >= self._next_partial)
+
+    def _speculation_due(self) -> bool:
+        if not self._speculative or self._session is None or not self.segmenter.in_speech():
+            return False
+        with self._vad_lock:
+            # The VAD waits min_silence_ms before it closes an utterance; the decoder starts once
+            # the utterance's trailing padding is in, so it sees exactly the audio the final holds.
+            slack_s = self.segmenter.end_slack_samples() / RATE
+            if self.segmenter.trailing_silence_s() < max(slack_s, 0.05):
+                return False
+            key = (self.segmenter.pending_start(), self.segmenter.speech_end_samples())
+        spec = self._spec
+        return key[0] is not None and (spec is None or (spec.start, spec.speech_end) != key)
+
+    def _speculate(self) -> None:
+        with self._vad_lock:
+            start, audio = self.segmenter.pending_start(), self.segmenter.pending_audio()
+            speech_end, slack = self.segmenter.speech_end_samples(), self.segmenter.end_slack_samples()
+        if start is None:
+            return
+        try:  # the audio the final will most likely hold: speech plus its trailing padding
+            stream = self.engine.new_stream()
+            stream.accept(audio[: speech_end + slack])
+            result: Recognition | None = stream.finish()
+        except Exception as exc:
+            log.warning("early decoding failed (decoding again at the end): %s", exc)
+            result = None
+        self._spec = _Speculation(start, speech_end, result)
+
+    def _speculated(self, utt: Utterance) -> Recognition | None:
+        """The early result, if the utterance ended without speech after it."""
+        spec, self._spec = self._spec, None
+        if spec is None or spec.result is None or utt.split or abs(spec.start - utt.start) > 1e-9:
+            return None
+        if utt.audio.size > spec.speech_end + self.segmenter.end_slack_samples():
+            return None  # speech resumed after the early decode
+        self.stats.early_finals += 1
+        return spec.result
 
     def _partial(self) -> None:
         began = time.monotonic()
@@ -238,9 +291,10 @@ class SpeechPipeline:
         utt = item.utt
         label = self._label_async(utt)
         try:
-            stream = self._stream_for(utt.start, utt.audio, exact=utt.split)
+            early = self._speculated(utt)
+            stream = self._stream_for(utt.start, utt.audio, exact=utt.split) if early is None else None
             self._stream = None  # the next utterance gets a fresh stream
-            result: Recognition | None = stream.finish()
+            result: Recognition | None = early if stream is None else stream.finish()
         except Exception as exc:  # one bad utterance must not take the visit with it
             self.stats.failed += 1
             self.stats.last_error = f"{type(exc).__name__}: {exc}"

@@ -32,6 +32,10 @@ class FrameSegmenter:
         ms = self.frame_s * 1000
         self._min_speech = max(1, round(cfg.min_speech_ms / ms))
         self._min_silence = max(1, round(cfg.min_silence_ms / ms))
+        # A long utterance ends at a shorter pause: its text would otherwise wait for the end
+        # of a monologue (decode time grows with length), and breaths are good cut points.
+        self._long_frames = int(cfg.long_utterance_s / self.frame_s)
+        self._long_min_silence = max(1, round(min(cfg.long_min_silence_ms, cfg.min_silence_ms) / ms))
         self._max_frames = int(cfg.max_utterance_s / self.frame_s)
         self._pad = round(cfg.pad_ms / ms)
         self._carry = np.zeros(0, np.float32)  # samples short of a whole frame
@@ -84,6 +88,15 @@ class FrameSegmenter:
     def pending_start(self) -> float | None:
         return self._start if self._active else None
 
+    def trailing_silence_s(self) -> float:
+        return self._silence_run * self.frame_s if self._active else 0.0
+
+    def speech_end_samples(self) -> int:
+        return (len(self._frames) - self._silence_run) * self.frame_len if self._active else 0
+
+    def end_slack_samples(self) -> int:
+        return self._pad * self.frame_len
+
     # -- utterance state machine -------------------------------------------------------
     def _frame(self, frame: np.ndarray, t: float) -> list[Utterance]:
         v = self.classify(frame)
@@ -105,7 +118,8 @@ class FrameSegmenter:
             self._silence_run = 0
         else:
             self._silence_run += 1
-        if self._silence_run >= self._min_silence:
+        needed = self._long_min_silence if len(self._frames) >= self._long_frames else self._min_silence
+        if self._silence_run >= needed:
             return self._finish(trailing=self._silence_run)
         if len(self._frames) >= self._max_frames:
             return self._split()

@@ -43,3 +43,15 @@ class Segmenter(Protocol):
     def pending_start(self) -> float | None:
         """Start time of the utterance in flight; None between utterances."""
         ...
+
+    def trailing_silence_s(self) -> float:
+        """How long the utterance in flight has been silent (0 while speaking or between utterances)."""
+        ...
+
+    def speech_end_samples(self) -> int:
+        """Samples of the utterance in flight up to the end of its last speech frame."""
+        ...
+
+    def end_slack_samples(self) -> int:
+        """Most samples an utterance can gain after its last speech frame (its trailing padding)."""
+        ...

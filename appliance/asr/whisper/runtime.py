@@ -89,6 +89,8 @@ def _find(model_dir: Path, stem: str) -> Path:
 class WhisperOnnx:
     """The Engine (and Transcriber) for a model directory written by ``export_whisper``."""
 
+    offline = True  # decodes the whole utterance at finish(): the pipeline may start it early
+
     def __init__(self, model_dir: Path, cfg: AsrConfig) -> None:
         model_dir = Path(model_dir)
         self.cfg = cfg
