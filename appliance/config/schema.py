@@ -47,6 +47,12 @@ class CaptureConfig:
         [], "Channel indices (0-based) mixed down to the 16 kHz mono stream for speech recognition; "
         "empty mixes all channels.",
     )
+    array: str = setting(
+        "auto", "Microphone array geometry for direction of arrival: \"auto\" recognises a known array by its "
+        "device name, \"none\" turns direction off, or name the array (e.g. for a file replay of an array "
+        "recording).",
+        choices=("auto", "none", "respeaker-usb-4mic", "respeaker-2mic-hat", "minidsp-uma8"),
+    )
     block_ms: int = setting(32, "Length of one capture block.", min=8, max=200, unit="ms")
     buffer_seconds: float = setting(
         30.0, "Bound of each in-RAM audio buffer; older audio is dropped, never written to disk.",
@@ -82,6 +88,13 @@ class VadConfig:
     min_speech_ms: int = setting(250, "Shortest utterance kept; shorter bursts are noise.", min=50, max=2000,
                                  unit="ms")
     min_silence_ms: int = setting(500, "Pause that ends an utterance.", min=100, max=3000, unit="ms")
+    long_utterance_s: float = setting(
+        6.0, "From this length on, a shorter pause (long_min_silence_ms) ends the utterance, so long "
+        "monologues are cut at natural breaths and their text arrives sooner.", min=1.0, max=30.0, unit="s",
+    )
+    long_min_silence_ms: int = setting(
+        200, "Pause that ends an utterance already longer than long_utterance_s.", min=50, max=3000, unit="ms",
+    )
     max_utterance_s: float = setting(
         15.0, "Longest utterance; longer speech is split at a pause between words. Whisper takes up to 30 s, "
         "but 15 s keeps the final text within a second of the speaker stopping and the recognizer's memory low "
@@ -234,6 +247,28 @@ class SyncConfig:
     broker_host: str = setting("localhost", "MQTT broker of the clinic (host name or address).")
     broker_port: int = setting(8883, "MQTT broker port (8883: MQTT over TLS).", min=1, max=65535)
     topic_prefix: str = setting("scribe", "First level of every topic: <prefix>/<site>/<device id>/...")
+    tls: bool = setting(True, "Connect with TLS and this device's client certificate (false only for a lab broker).")
+    ca_file: str = setting("/etc/appliance/pki/ca.crt", "Clinic CA certificate (PEM) that signed the broker's "
+                           "certificate.")
+    cert_file: str = setting("/etc/appliance/pki/device.crt", "This device's client certificate (PEM); its common "
+                             "name is the device id the broker enforces.")
+    key_file: str = setting("/etc/appliance/pki/device.key", "Private key of the client certificate (PEM, mode 0600).")
+    keepalive_s: int = setting(30, "MQTT keepalive; the broker publishes the \"offline\" last will after 1.5× "
+                               "this without traffic.", min=5, max=600, unit="s")
+    max_payload_bytes: int = setting(8_000_000, "Largest transcript payload the device will send; a larger one "
+                                     "is refused (and logged), never truncated.", min=10_000, max=100_000_000,
+                                     unit="bytes")
+    chunk_bytes: int = setting(131_072, "Largest MQTT message the device publishes; bigger transcripts are split "
+                               "into chunks. Keep below the broker's max_packet_size.", min=1024,
+                               max=10_000_000, unit="bytes")
+    ack_timeout_s: float = setting(10.0, "Resend a transcript not acknowledged within this time (first retry); "
+                                   "doubles on each retry.", min=0.5, max=3600.0, unit="s")
+    backoff_max_s: float = setting(300.0, "Longest wait between two sends of the same transcript.", min=1.0,
+                                   max=86400.0, unit="s")
+    max_in_flight: int = setting(200, "Transcripts sent and awaiting their acknowledgement at any one time.",
+                                 min=1, max=10_000)
+    poll_interval_s: float = setting(0.5, "How often the outbox is checked for work when nothing wakes the "
+                                     "sender.", min=0.05, max=60.0, unit="s")
 
 
 @dataclass(frozen=True)
@@ -241,6 +276,10 @@ class RetentionConfig:
     keep_days: float = setting(
         7.0, "Days a transcript stays on the device after the clinic acknowledged it; then it is purged.",
         min=0.0, max=365.0, unit="days",
+    )
+    check_interval_s: float = setting(
+        600.0, "How often the device looks for acknowledged transcripts past retention.", min=1.0,
+        max=86400.0, unit="s",
     )
 
 

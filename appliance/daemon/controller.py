@@ -20,7 +20,7 @@ from appliance.capture import Capture, CapturedBlock, CaptureStatus
 from appliance.config.schema import ApplianceConfig
 from appliance.diarize.direction import DirectionTracker
 from appliance.diarize.visit import VisitDiarization
-from appliance.hardware.arrays import array_for_device
+from appliance.hardware.arrays import array_for_capture
 from appliance.speech.pipeline import FinalSegment, PartialText, SpeechPipeline
 from appliance.store import Session, SessionStore
 
@@ -235,7 +235,7 @@ class SessionController:
         if self._capture is None or self.pipeline.diarizer is None or not self.cfg.diarize.use_direction:
             return
         st = self._capture.status()
-        array = array_for_device(st.device)
+        array = array_for_capture(self.cfg.capture.array, st.device)
         if array is not None and array.usable_with(st.channels):
             self.pipeline.tracker = DirectionTracker(array, st.rate)
             log.info("direction of arrival from %s", array.name)

@@ -26,6 +26,7 @@ from appliance.hardware.gpio import open_gpio
 from appliance.models import ModelError
 from appliance.speech.pipeline import SpeechPipeline
 from appliance.store import open_store
+from appliance.sync import add_sync
 from appliance.vad import EnergySegmenter, Segmenter, make_segmenter
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,10 @@ def run_daemon(cfg: ApplianceConfig, *, stop_event: threading.Event | None = Non
     sup = Supervisor(cfg.daemon.restart_initial_s, cfg.daemon.restart_max_s)
     sup.add("speech", controller.pipeline.run)
     sup.add("control", ControlServer(cfg.daemon.control_socket, controller).run)
+    add_sync(sup, cfg, controller)  # transcript delivery + retention; controller.sync.status() for the panel
+    from appliance.panel import add_panel  # Flask is imported only when the daemon runs
+
+    add_panel(sup, cfg, controller)
     # The button acts exactly like the panel's buttons: same controller, same locks.
     led = open_gpio(cfg.gpio, on_toggle=lambda: controller.toggle(actor="button"),
                     on_pause_toggle=lambda: controller.pause_toggle(actor="button"))

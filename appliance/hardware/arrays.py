@@ -101,6 +101,13 @@ MINIDSP_UMA8 = MicArray(
 
 KNOWN_ARRAYS: tuple[MicArray, ...] = (RESPEAKER_USB_4MIC_V2, RESPEAKER_2MIC_HAT, MINIDSP_UMA8)
 
+# Names for the `capture.array` config key (besides "auto" and "none").
+ARRAY_KEYS: dict[str, MicArray] = {
+    "respeaker-usb-4mic": RESPEAKER_USB_4MIC_V2,
+    "respeaker-2mic-hat": RESPEAKER_2MIC_HAT,
+    "minidsp-uma8": MINIDSP_UMA8,
+}
+
 
 def array_for_device(name: str) -> MicArray | None:
     """The known array whose match string occurs in a capture device's name, else None."""
@@ -109,3 +116,17 @@ def array_for_device(name: str) -> MicArray | None:
         if any(m in lowered for m in array.match):
             return array
     return None
+
+
+def array_for_capture(setting: str, device_name: str) -> MicArray | None:
+    """The array a capture uses: ``setting`` is `capture.array` ("auto": recognise the device by
+    name; "none": no direction; else a key of ARRAY_KEYS, e.g. for a file replay of an array
+    recording, whose "device" is a file name)."""
+    if setting == "none":
+        return None
+    if setting == "auto":
+        return array_for_device(device_name)
+    try:
+        return ARRAY_KEYS[setting]
+    except KeyError:
+        raise ValueError(f"unknown microphone array {setting!r}; known: auto, none, {', '.join(ARRAY_KEYS)}") from None
