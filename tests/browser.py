@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -17,17 +16,11 @@ from typing import Any
 
 import pytest
 
-from tests.daemon import DaemonProcess
+from tests.daemon import DaemonProcess, free_port  # noqa: F401 (re-exported for the panel tests)
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts" / "panel"
 SIZES = {"800x480": (800, 480), "720x1280": (720, 1280), "1280x800": (1280, 800)}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def panel_config(tmp: Path, audio: Path, port: int, *, models_dir: Path | None, extra: str = "",

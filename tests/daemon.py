@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -46,6 +47,12 @@ def write_visit_wav(path: Path, gap_s: float = 1.0) -> tuple[np.ndarray, list[tu
     return pcm, truth
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def write_config(tmp: Path, audio: Path, *, realtime: bool = True, extra: str = "") -> Path:
     cfg = tmp / "appliance.toml"
     cfg.write_text(
@@ -54,6 +61,9 @@ def write_config(tmp: Path, audio: Path, *, realtime: bool = True, extra: str = 
         f'[daemon]\ncontrol_socket = "{tmp / "ctl.sock"}"\nstatus_interval_s = 0.2\n'
         # These tests are about the daemon and the store; recognition is tested on its own.
         f'[asr]\nengine = "none"\n[vad]\nengine = "energy"\n{extra}'
+        # The panel (port 8080 by default) only where a test asks for it: daemons of
+        # consecutive tests must not compete for one port.
+        + ("" if "[panel]" in extra else "\n[panel]\nenabled = false\n")
     )
     return cfg
 

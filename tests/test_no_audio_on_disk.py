@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tests.daemon import DaemonProcess, write_config, write_visit_wav
+from tests.daemon import DaemonProcess, free_port, write_config, write_visit_wav
 
 pytestmark = pytest.mark.slow
 
@@ -55,7 +55,8 @@ def test_recorded_visit_writes_no_audio(tmp_path):
     pcm, _ = write_visit_wav(wav)
     run = tmp_path / "run"
     (run / "tmp").mkdir(parents=True)
-    cfg = write_config(run, wav)
+    # the panel runs too: nothing it serves or caches may hold audio either
+    cfg = write_config(run, wav, extra=f"[panel]\nport = {free_port()}\n")
     with DaemonProcess(cfg, env={"TMPDIR": str(run / "tmp"), "HOME": str(run)}) as d:
         assert d.ctl("start", name="XY")["ok"]
         d.wait_for(lambda s: s["segments"] >= 2, timeout=30, what="two segments")
