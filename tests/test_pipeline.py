@@ -50,10 +50,14 @@ class LengthTranscriber:
         return LengthStream(self)
 
 
-def feed_all(p: SpeechPipeline, audio: np.ndarray, block: int = 512) -> None:
-    for i in range(0, audio.size, block):
+def feed_all(p: SpeechPipeline, audio: np.ndarray, block: int = 512, *, start: int = 0,
+             speedup: float | None = None) -> None:
+    """Feed ``audio[start:]`` in capture blocks; paced at ``speedup`` × real time if given."""
+    for i in range(start, audio.size, block):
         chunk = audio[i:i + block]
         p.feed(CapturedBlock(raw=chunk[:, None], rate=RATE, mono16k=chunk, t=i / RATE))
+        if speedup:
+            time.sleep(chunk.size / RATE / speedup)
 
 
 def run_pipeline(transcriber, audio, offset=0.0):
@@ -127,11 +131,7 @@ def test_partials_grow_while_speaking_and_finals_see_the_whole_utterance():
     worker = threading.Thread(target=p.run, args=(stop,))
     worker.start()
     p.begin("S1", 0.0)
-    block = 1600
-    for i in range(0, audio.size, block):  # 4x real time: enough for several partials
-        chunk = audio[i:i + block]
-        p.feed(CapturedBlock(raw=chunk[:, None], rate=RATE, mono16k=chunk, t=i / RATE))
-        time.sleep(block / RATE / 4)
+    feed_all(p, audio, 1600, speedup=4.0)  # 4x real time: enough for several partials
     p.end_utterance()
     assert p.drain(5)
     stop.set()
@@ -188,9 +188,7 @@ def test_a_waiting_final_cancels_the_partial_in_progress():
     while p._partial_stream is None and time.monotonic() < deadline:
         time.sleep(0.01)
     assert p._partial_stream is not None
-    for i in range(mid, audio.size, 512):  # the utterance ends: its final must not wait 30 s behind the partial
-        chunk = audio[i:i + 512]
-        p.feed(CapturedBlock(raw=chunk[:, None], rate=RATE, mono16k=chunk, t=i / RATE))
+    feed_all(p, audio, start=mid)  # the utterance ends: its final must not wait 30 s behind the partial
     p.end_utterance()
     assert p.drain(10)
     stop.set()
@@ -230,13 +228,6 @@ class OfflineLengthTranscriber(LengthTranscriber):
     offline = True  # decodes at finish(), like Whisper: the pipeline may decode early
 
 
-def feed_paced(p: SpeechPipeline, audio: np.ndarray, speedup: float = 4.0, block: int = 1600) -> None:
-    for i in range(0, audio.size, block):
-        chunk = audio[i:i + block]
-        p.feed(CapturedBlock(raw=chunk[:, None], rate=RATE, mono16k=chunk, t=i / RATE))
-        time.sleep(block / RATE / speedup)
-
-
 def run_paced(engine, audio):
     got: list[FinalSegment] = []
     p = SpeechPipeline(EnergySegmenter(VadConfig()), engine, got.append)
@@ -244,7 +235,7 @@ def run_paced(engine, audio):
     worker = threading.Thread(target=p.run, args=(stop,))
     worker.start()
     p.begin("S1", 0.0)
-    feed_paced(p, audio)
+    feed_all(p, audio, 1600, speedup=4.0)
     p.end_utterance()
     assert p.drain(10)
     stop.set()
