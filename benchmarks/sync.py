@@ -49,7 +49,7 @@ def main() -> None:
         (tmp / "state").mkdir()
         store = open_store(str(tmp / "state" / "sessions.db"))
         t = time.perf_counter()
-        ids = make_finished_sessions(store, args.sessions, segments=args.segments)
+        ids = make_finished_sessions(store, args.sessions, segments=args.segments, bulk=True)
         print(f"queued {len(ids)} sessions of {args.segments} segments in {time.perf_counter() - t:.1f} s")
         # Production retry timing (the test defaults retry after 2 s, which a loaded machine would hit).
         extra = (sync_toml(pki, broker, "dev-a", ack_timeout_s=10.0, backoff_max_s=300.0)
@@ -74,6 +74,8 @@ def main() -> None:
             broker.start()
             clinic = ClinicServer(clinic_config(pki, broker, tmp / "clinic.db")).start()
             t0 = time.perf_counter()
+            wait_until(lambda: store.pending_count() < len(ids), 60, "first ack", interval=0.005)
+            first_ack = time.perf_counter() - t0
             wait_until(lambda: store.pending_count() == 0, 600, "all acked", interval=0.02)
             elapsed = time.perf_counter() - t0
             done.set()
@@ -92,8 +94,9 @@ def main() -> None:
             broker.stop()
             store.close()
         size = Path(tmp / "clinic.db").stat().st_size
-        print(f"sync: {len(ids)} sessions acked in {elapsed:.2f} s = {len(ids) / elapsed:.0f} sessions/s "
-              f"(includes the daemon's reconnect after the broker start)")
+        print(f"sync: {len(ids)} sessions acked {elapsed:.2f} s after the broker start = "
+              f"{len(ids) / elapsed:.0f} sessions/s (includes the daemon's reconnect: first ack after "
+              f"{first_ack:.2f} s; from then on {(len(ids) - 1) / (elapsed - first_ack):.0f} sessions/s)")
         print(f"zero loss: {len(rows)} stored at the clinic, equal field by field; {resent} duplicate deliveries")
         print(f"daemon RSS: before {before:.1f} MB, peak {peak:.1f} MB, after {after:.1f} MB "
               f"(clinic db {size / 1e6:.1f} MB)")

@@ -8,6 +8,7 @@ device gets a "rejected" ack so it stops resending the same bad message at full 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -64,7 +65,7 @@ class Ingest:
     def handle_batch(self, messages: list[tuple[str, bytes]]) -> list[Outgoing]:
         """Process received (topic, payload) pairs; store valid transcripts in one transaction and
         return the acks to publish (only after that transaction committed)."""
-        ready: list[tuple[Topics, dict[str, Any]]] = []
+        ready: list[tuple[Topics, dict[str, Any], str]] = []
         out: list[Outgoing] = []
         self._expire()
         for topic, data in messages:
@@ -74,9 +75,9 @@ class Ingest:
                 if leaf == "status":
                     self._status(device, data)
                 elif leaf == "transcript":
-                    payload = self._transcript(topics, data)
-                    if payload is not None:
-                        ready.append((topics, payload))
+                    received = self._transcript(topics, data)
+                    if received is not None:
+                        ready.append((topics, *received))
                 else:
                     raise ProtocolError(f"devices do not publish on {leaf!r}")
             except ProtocolError as exc:
@@ -85,8 +86,8 @@ class Ingest:
                 if isinstance(exc, Rejected):
                     out.append(exc.ack)
         if ready:
-            results = self.repo.store_many(p for _, p in ready)
-            for (topics, payload), res in zip(ready, results, strict=True):
+            results = self.repo.store_many([p for _, p, _ in ready], [d for _, _, d in ready])
+            for (topics, payload, _), res in zip(ready, results, strict=True):
                 out.append((topics.ack, self._ack(res)))
                 self._count(res)
                 if res.status == "stored" and self.on_stored is not None:
@@ -124,7 +125,8 @@ class Ingest:
             raise ProtocolError(f"status for {msg['device_id']!r} published by {device!r}")
         self.repo.set_device_status(device, msg)
 
-    def _transcript(self, topics: Topics, data: bytes) -> dict[str, Any] | None:
+    def _transcript(self, topics: Topics, data: bytes) -> tuple[dict[str, Any], str] | None:
+        """The validated transcript and the SHA-256 of its bytes, or None while chunks are missing."""
         msg = protocol.decode(data, self.cfg.max_message_bytes)
         kind = protocol.kind_of(msg)
         if kind == "chunk":
@@ -135,6 +137,7 @@ class Ingest:
                 return None
             msg = protocol.decode(joined, self.cfg.max_transcript_bytes)
             kind = protocol.kind_of(msg)
+            data = joined
         if kind != "transcript":
             raise ProtocolError(f"transcript topic carries a {kind} message")
         try:
@@ -150,7 +153,7 @@ class Ingest:
                 ack = self._ack(StoreResult(sid, rev, "rejected", str(exc)))
                 raise Rejected(str(exc), (topics.ack, ack)) from None
             raise
-        return msg
+        return msg, hashlib.sha256(data).hexdigest()
 
     def _add_chunk(self, device: str, msg: dict[str, Any]) -> bytes | None:
         key = (device, msg["session_id"], msg["revision"], msg["sha256"])

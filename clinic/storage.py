@@ -41,7 +41,8 @@ class TranscriptSummary:
 
 
 class TranscriptRepository(Protocol):
-    def store_many(self, payloads: Iterable[dict[str, Any]]) -> list[StoreResult]: ...
+    def store_many(self, payloads: Iterable[dict[str, Any]], digests: Iterable[str] | None = None,
+                   ) -> list[StoreResult]: ...
     def get(self, session_id: str, revision: int) -> dict[str, Any] | None: ...
     def list(self, device_id: str | None = None) -> list[TranscriptSummary]: ...
     def set_device_status(self, device_id: str, status: dict[str, Any]) -> None: ...
@@ -110,24 +111,28 @@ class SqliteTranscriptStore:
             for sql in _SCHEMA:
                 self._db.execute(sql)
 
-    def store_many(self, payloads: Iterable[dict[str, Any]]) -> list[StoreResult]:
-        """Write validated transcripts in one transaction; returns per payload stored/duplicate/rejected."""
+    def store_many(self, payloads: Iterable[dict[str, Any]], digests: Iterable[str] | None = None,
+                   ) -> list[StoreResult]:
+        """Write validated transcripts in one transaction; returns per payload stored/duplicate/rejected.
+        `digests`: SHA-256 of each payload as received (the device's encoding is canonical, so a
+        resend hashes the same); by default the payload is re-encoded to hash it."""
         results: list[StoreResult] = []
         now = self._clock()
+        items = list(payloads)
+        hashes = list(digests) if digests is not None else [hashlib.sha256(encode(p)).hexdigest() for p in items]
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                for p in payloads:
-                    results.append(self._store_one(p, now))
+                for p, digest in zip(items, hashes, strict=True):
+                    results.append(self._store_one(p, digest, now))
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
         return results
 
-    def _store_one(self, p: dict[str, Any], now: float) -> StoreResult:
+    def _store_one(self, p: dict[str, Any], digest: str, now: float) -> StoreResult:
         sid, rev = p["session_id"], p["revision"]
-        digest = hashlib.sha256(encode(p)).hexdigest()
         row = self._db.execute(
             "SELECT device_id, sha256 FROM transcripts WHERE session_id = ? LIMIT 1", [sid]
         ).fetchone()

@@ -7,6 +7,7 @@ the daemon process itself is exercised in test_sync_faults.py.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -182,3 +183,31 @@ def test_lost_ack_is_resent_and_stored_once(pki: Pki, broker: Broker, clinic: Cl
         assert [s.session_id for s in clinic.repo.list()] == [sid]  # and stored once
         assert dev.store.outbox_items(sid)[0].attempts >= 2
         assert_same_at_clinic(dev.store, clinic.repo, sid, 1)
+
+
+def test_resend_command_moves_a_waiting_retry_forward(
+    pki: Pki, broker: Broker, clinic: ClinicServer, tmp_path: Path
+) -> None:
+    with Device(pki, broker, tmp_path / "dev", ack_timeout_s=120.0, backoff_max_s=600.0) as dev:
+        wait_until(dev.sync._connected.is_set, 10, "connected")
+        assert dev.sync.client is not None
+        dev.sync.client.unsubscribe(dev.sync.topics.ack)  # acks are lost from now on
+        [sid] = make_finished_sessions(dev.store, 1, segments=5)
+        dev.sync.wake()
+        wait_until(lambda: clinic.repo.deliveries(sid, 1) == 1, 10, "first delivery")
+        [item] = dev.store.outbox_items(sid)
+        assert item.next_attempt_at > time.time() + 60  # waiting out its backoff, two minutes
+        # The clinic asks again: the device sends now, not in two minutes.
+        clinic.send_command("site1", "dev-a", "resend", sid).wait_for_publish(5)
+        wait_until(lambda: clinic.repo.deliveries(sid, 1) == 2, 10, "resent at once")
+        assert dev.store.get_session(sid).state is State.QUEUED  # that ack is lost too, once the
+        # clinic has published it (it does so after its commit): only then listen to acks again.
+        wait_until(lambda: sum("Received PUBLISH from clinic-server" in line and "/dev-a/ack'" in line
+                               for line in broker.log.splitlines()) == 2, 10, "second ack published")
+        dev.sync.client.subscribe(dev.sync.topics.ack, qos=1)
+        time.sleep(0.5)
+        clinic.send_command("site1", "dev-a", "resend", sid).wait_for_publish(5)
+        wait_until(lambda: dev.synced([sid]), 10, "synced after the second resend")
+        [item] = dev.store.outbox_items(sid)
+        assert clinic.repo.deliveries(sid, 1) == 3 and item.attempts == 3 and item.acked_at is not None
+        assert [s.session_id for s in clinic.repo.list()] == [sid]

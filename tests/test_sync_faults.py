@@ -66,14 +66,20 @@ def test_sessions_queued_while_the_broker_is_down_are_delivered_after_it_starts(
 ) -> None:
     broker, store, tmp = env
     ids = make_finished_sessions(store, 40, segments=30)
-    with DaemonProcess(daemon_config(tmp, pki, broker)):
+    with DaemonProcess(daemon_config(tmp, pki, broker)) as daemon:
         time.sleep(2.0)  # the daemon runs, retries the broker, and nothing leaves the outbox
         assert store.pending_count() == 40
+        # `appliance ctl status` shows the sync: not connected, 40 waiting.
+        sync = daemon.status()["sync"]
+        assert sync["enabled"] and not sync["connected"] and sync["pending"] == 40
+        assert sync["broker"] == f"localhost:{broker.port}" and sync["last_ack_at"] is None
         broker.start()
         clinic = ClinicServer(clinic_config(pki, broker, tmp / "clinic.db")).start()
         try:
             wait_until(lambda: all_synced(store, ids), 60, "all synced after the broker came up")
             check_clinic_has_exactly(store, clinic, ids)
+            sync = daemon.status()["sync"]
+            assert sync["connected"] and sync["pending"] == 0 and sync["last_ack_at"] is not None
         finally:
             clinic.stop()
 

@@ -29,7 +29,11 @@ def handle_request(controller: SessionController, req: Any) -> dict[str, Any]:
     cmd, actor = req["cmd"], "control"
     try:
         if cmd == "status":
-            return {"ok": True, "status": controller.snapshot().as_dict()}
+            status = controller.snapshot().as_dict()
+            sync = getattr(controller, "sync", None)  # set by appliance.sync.add_sync
+            if sync is not None:
+                status["sync"] = sync.status()
+            return {"ok": True, "status": status}
         if cmd == "start":
             templates = req.get("templates", [])
             if not isinstance(templates, list) or not all(isinstance(t, str) for t in templates):

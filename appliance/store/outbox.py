@@ -5,14 +5,20 @@ Only the bookkeeping lives here; the sync component decides when to try and what
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from typing import Any
 
 from appliance.store.base import StoreBase
-from appliance.store.errors import OutboxItemNotFound
-from appliance.store.models import OutboxItem
+from appliance.store.edits import _AS_OF
+from appliance.store.errors import OutboxItemNotFound, SessionClosed, SessionNotFound
+from appliance.store.models import OutboxItem, Session
 from appliance.store.states import State, check_transition
 
 _PENDING = "acked_at IS NULL AND superseded = 0"
+_LIVE_AS_OF = _AS_OF.format(extra="AND s.deleted = 0")  # the query read_transcript runs
+# (id, start, end, speaker, text, speaker display name) of one segment, as read for delivery.
+DeliveryRow = tuple[str, float, float, str, str, str]
 
 
 class OutboxMixin(StoreBase):
@@ -53,6 +59,50 @@ class OutboxMixin(StoreBase):
         self._apply_transition(row, State.QUEUED, actor, revision=revision, outbox=current["id"])
         return OutboxItem.from_row(current)
 
+    def read_for_delivery(
+        self, wanted: Sequence[tuple[str, int]], actor: str, reason: str
+    ) -> list[tuple[Session, list[DeliveryRow]] | Exception]:
+        """read_transcript() for many (session, revision) pairs in one transaction: the same query
+        and checks, and the same audit event per session read, written together. Returns per pair
+        the session and its rows, or the error read_transcript would raise (SessionNotFound,
+        SessionClosed, ValueError) so one bad pair does not fail the others. Rows are plain
+        tuples: building Segment objects cost the sync as much as the query did."""
+        if not actor or not reason:
+            raise ValueError("reading a transcript needs an actor and a reason (it is audited)")
+        out: list[tuple[Session, list[DeliveryRow]] | Exception] = []
+        audits: list[tuple[float, str, str, str, str]] = []
+        with self._tx() as db:
+            conn = db.conn
+            ids = sorted({sid for sid, _ in wanted})
+            cur = conn.execute(f"SELECT * FROM sessions WHERE id IN ({','.join('?' * len(ids))})", ids)
+            names = [d[0] for d in cur.description]
+            sessions = {row[0]: dict(zip(names, row, strict=True)) for row in cur.fetchall()}
+            now = self._clock()
+            for sid, rev in wanted:
+                row = sessions.get(sid)
+                if row is None:
+                    out.append(SessionNotFound(sid))
+                    continue
+                if row["state"] == State.PURGED:
+                    out.append(SessionClosed(f"session {sid} was purged; its transcript is gone"))
+                    continue
+                if not 1 <= rev <= row["revision"]:
+                    out.append(ValueError(f"session {sid} has no revision {rev} (latest is {row['revision']})"))
+                    continue
+                cur = conn.execute(_LIVE_AS_OF, {"sid": sid, "rev": rev})
+                col = {d[0]: i for i, d in enumerate(cur.description)}
+                i_id, i_start, i_end, i_spk, i_text, i_name = (
+                    col["id"], col["start"], col["end"], col["speaker"], col["text"], col["speaker_name"])
+                rows = [(r[i_id], r[i_start], r[i_end], r[i_spk], r[i_text], r[i_name] or r[i_spk])
+                        for r in cur.fetchall()]
+                out.append((Session.from_row(row), rows))
+                detail = {"reason": reason, "revision": rev, "segments": len(rows)}
+                audits.append((now, actor, "read", sid, json.dumps(detail, sort_keys=True)))
+            # Same rows StoreBase._audit writes (its detail keys are fixed here, none forbidden).
+            conn.executemany("INSERT INTO audit (ts, actor, action, session_id, detail) VALUES (?, ?, ?, ?, ?)",
+                             audits)
+        return out
+
     def next_due(self, now: float | None = None, limit: int = 10) -> list[OutboxItem]:
         """Pending deliveries whose next attempt is due, oldest first."""
         when = self._clock() if now is None else now
@@ -87,6 +137,18 @@ class OutboxMixin(StoreBase):
                 f"UPDATE outbox SET next_attempt_at = ? WHERE {where}", [now, now + horizon]
             ).rowcount
 
+    def retry_now(self, session_id: str, now: float | None = None) -> list[int]:
+        """Make the session's pending deliveries due at once (the clinic asked for it again while
+        the device was waiting out a backoff). Returns their outbox ids."""
+        when = self._clock() if now is None else now
+        with self._tx() as db:
+            self._session_row(session_id)
+            rows = db.conn.execute(
+                f"UPDATE outbox SET next_attempt_at = ? WHERE session_id = ? AND {_PENDING} RETURNING id",
+                [when, session_id],
+            ).fetchall()
+        return sorted(r[0] for r in rows)
+
     def outbox_items(self, session_id: str) -> list[OutboxItem]:
         """Every outbox row of a session, oldest first (for status display)."""
         with self._lock:
@@ -110,6 +172,13 @@ class OutboxMixin(StoreBase):
             )
             return OutboxItem.from_row(self._outbox_row(outbox_id))
 
+    def mark_attempts(self, schedule: list[tuple[int, float]]) -> None:
+        """mark_attempt() for many rows at once: (outbox id, next attempt time) pairs, one statement.
+        Rows that no longer exist (purged meanwhile) are skipped."""
+        with self._tx() as db:
+            db.conn.executemany("UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ? WHERE id = ?",
+                                [(when, oid) for oid, when in schedule])
+
     def mark_acked(self, outbox_id: int, actor: str = "sync") -> OutboxItem:
         """The clinic has stored this revision. A queued session with nothing else pending becomes
         synced (if it was edited since, it is then 'synced with local edits', which the clinician
@@ -129,3 +198,33 @@ class OutboxMixin(StoreBase):
                     session, State.SYNCED, actor, revision=item["revision"], outbox=outbox_id
                 )
             return OutboxItem.from_row(self._outbox_row(outbox_id))
+
+    def mark_acked_many(self, acks: Sequence[tuple[str, int]], actor: str = "sync") -> list[int]:
+        """mark_acked() for every unacked row of each acknowledged (session, revision), in one
+        transaction with plain statements (the sync applies a whole round of acks at once).
+        Same effects and audit events as mark_acked; returns the outbox ids settled now."""
+        settled: list[int] = []
+        audits: list[tuple[float, str, str, str, str]] = []
+        action = f"state:{State.QUEUED}->{State.SYNCED}"
+        with self._tx() as db:
+            conn = db.conn
+            now = self._clock()
+            for sid, rev in acks:
+                ids = [r[0] for r in conn.execute(
+                    "UPDATE outbox SET acked_at = ? WHERE session_id = ? AND revision = ? AND acked_at IS NULL "
+                    "RETURNING id", [now, sid, rev]).fetchall()]
+                if not ids:
+                    continue  # a repeated ack, or the session was purged meanwhile
+                settled += ids
+                state = conn.execute("SELECT state FROM sessions WHERE id = ?", [sid]).fetchone()
+                pending = conn.execute(f"SELECT 1 FROM outbox WHERE session_id = ? AND {_PENDING} LIMIT 1", [sid])
+                if state is None or state[0] != State.QUEUED or pending.fetchone() is not None:
+                    continue
+                check_transition(sid, State.QUEUED, State.SYNCED)
+                conn.execute("UPDATE sessions SET state = ?, synced_at = ?, updated_at = ? WHERE id = ?",
+                             [State.SYNCED.value, now, now, sid])
+                detail = {"revision": rev, "outbox": max(ids)}
+                audits.append((now, actor, action, sid, json.dumps(detail, sort_keys=True)))
+            conn.executemany("INSERT INTO audit (ts, actor, action, session_id, detail) VALUES (?, ?, ?, ?, ?)",
+                             audits)
+        return settled

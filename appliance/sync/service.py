@@ -19,10 +19,9 @@ import paho.mqtt.client as mqtt
 from appliance import __version__
 from appliance.config.schema import ApplianceConfig
 from appliance.store import IllegalTransition, OutboxItem, SessionClosed, SessionNotFound, SessionStore
-from appliance.store.errors import OutboxItemNotFound
 from appliance.sync import protocol
 from appliance.sync.mqtt import make_client
-from appliance.sync.payload import build_payload, model_info
+from appliance.sync.payload import build_payloads, model_info
 from appliance.sync.protocol import PayloadRefused, ProtocolError, Topics
 
 log = logging.getLogger(__name__)
@@ -101,7 +100,7 @@ class SyncService:
         sc = self.sc
         try:
             client = make_client(self.cfg.device.id, tls=sc.tls, ca_file=sc.ca_file, cert_file=sc.cert_file,
-                                 key_file=sc.key_file, max_inflight=100)
+                                 key_file=sc.key_file, max_inflight=100, reconnect_max_s=2)
         except (OSError, ValueError) as exc:  # e.g. certificate not provisioned: shown, retried later
             self._last_error = str(exc)
             raise
@@ -163,21 +162,26 @@ class SyncService:
                     self.client.publish(self.topics.transcript, data, qos=1)
 
     def _prepare(self, due: list[OutboxItem], now: float) -> list[tuple[OutboxItem, list[bytes]]]:
-        """Read and encode a batch, recording each attempt and its retry time in one transaction."""
+        """Read and encode a batch, recording each attempt and its retry time in one transaction
+        (one audited read per session, one fsync for the batch)."""
         out: list[tuple[OutboxItem, list[bytes]]] = []
+        schedule: list[tuple[int, float]] = []
         with self.store.batch():
-            for item in due:
+            payloads = build_payloads(self.store, [(i.session_id, i.revision) for i in due], self.models,
+                                      device_id=self.cfg.device.id, site=self.cfg.device.site)
+            for item, payload in zip(due, payloads, strict=True):
                 try:
-                    payload = build_payload(self.store, item.session_id, item.revision, self.models,
-                                            device_id=self.cfg.device.id, site=self.cfg.device.site)
+                    if isinstance(payload, Exception):
+                        raise payload
                     data = protocol.prepare_transcript(payload, self.sc.max_payload_bytes)
                     out.append((item, protocol.chunk(data, item.session_id, item.revision, self.sc.chunk_bytes)))
-                    self.store.mark_attempt(item.id, now + self._delay(item.attempts))
-                except (PayloadRefused, ProtocolError, ValueError) as exc:
+                    schedule.append((item.id, now + self._delay(item.attempts)))
+                except (PayloadRefused, ProtocolError, ValueError, SessionNotFound, SessionClosed) as exc:
                     # Not sendable as it is (e.g. too big): keep it, say so, retry only rarely.
                     self._last_error = f"session {item.session_id} revision {item.revision} not sent: {exc}"
                     log.error("%s", self._last_error)
-                    self.store.mark_attempt(item.id, now + self.sc.backoff_max_s)
+                    schedule.append((item.id, now + self.sc.backoff_max_s))
+            self.store.mark_attempts(schedule)
         return out
 
     # -- receiving -------------------------------------------------------------------------------
@@ -192,19 +196,29 @@ class SyncService:
         if not items:
             return
         commands: list[dict[str, Any]] = []
+        acks: list[tuple[str, int]] = []
         with self.store.batch():  # all acks and notes of this round: one fsync
             for topic, data in items:
                 try:
                     msg = self._handle(topic, data)
-                    if msg is not None:
+                    if msg is None:
+                        continue
+                    if msg["schema"] == "scribe.ack/1":
+                        acks.append((msg["session_id"], msg["revision"]))
+                    else:
                         commands.append(msg)
                 except ProtocolError as exc:
                     log.warning("dropped message on %s: %s", topic, exc)
+            if acks:
+                for oid in self.store.mark_acked_many(acks, actor="sync"):
+                    self._in_flight.pop(oid, None)
+                self._last_ack_at = self.clock()
+                self._wake.set()  # slots in the window are free
         for msg in commands:  # a purge checkpoints the WAL, which it cannot inside a transaction
             self._command(msg)
 
     def _handle(self, topic: str, data: bytes) -> dict[str, Any] | None:
-        """Apply an ack or note; return a command for the caller to run after the batch."""
+        """Apply a note; return an accepted ack or a command for the caller to apply after the batch."""
         msg = protocol.decode(data, _INBOX_MAX_BYTES)
         kind = protocol.kind_of(msg)
         expected = {self.topics.ack: "ack", self.topics.note: "note", self.topics.command: "command"}.get(topic)
@@ -212,36 +226,29 @@ class SyncService:
             raise ProtocolError(f"a {kind} message on {topic}")
         protocol.validate(kind, msg)
         if kind == "ack":
-            self._ack(msg)
-        elif kind == "note":
+            if msg["status"] == "rejected":
+                self._last_error = (f"clinic rejected session {msg['session_id']} revision {msg['revision']}: "
+                                    f"{msg.get('error', '')}")
+                log.error("%s", self._last_error)
+                return None
+            return msg
+        if kind == "note":
             try:
                 self.store.save_note(msg["session_id"], msg["revision"], msg["template"], msg["text"], actor="sync")
             except (SessionNotFound, SessionClosed, ValueError) as exc:
                 log.warning("note for %s rev %d dropped: %s", msg["session_id"], msg["revision"], exc)
-        else:
-            return msg
-        return None
-
-    def _ack(self, msg: dict[str, Any]) -> None:
-        sid, rev, status = msg["session_id"], msg["revision"], msg["status"]
-        if status == "rejected":
-            self._last_error = f"clinic rejected session {sid} revision {rev}: {msg.get('error', '')}"
-            log.error("%s", self._last_error)
-            return
-        for item in self.store.unacked_for(sid, rev):
-            try:
-                self.store.mark_acked(item.id, actor="sync")
-            except OutboxItemNotFound:
-                continue  # purged in between
-            self._in_flight.pop(item.id, None)
-        self._last_ack_at = self.clock()
-        self._wake.set()  # a slot in the window is free
+            return None
+        return msg
 
     def _command(self, msg: dict[str, Any]) -> None:
         sid, command = msg["session_id"], msg["command"]
         try:
             if command == "resend":
                 self.store.enqueue(sid, actor="clinic")
+                # Already queued and waiting out a backoff (or in flight, its ack lost): due now.
+                for oid in self.store.retry_now(sid, self.clock()):
+                    self._in_flight.pop(oid, None)
+                self._wake.set()
             else:
                 self.store.purge(sid, actor="clinic")
             log.info("clinic command %s for %s done", command, sid)
