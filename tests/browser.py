@@ -23,18 +23,20 @@ ARTIFACTS = Path(__file__).resolve().parent / "artifacts" / "panel"
 SIZES = {"800x480": (800, 480), "720x1280": (720, 1280), "1280x800": (1280, 800)}
 
 
-def panel_config(tmp: Path, audio: Path, port: int, *, models_dir: Path | None, extra: str = "",
+def panel_config(tmp: Path, audio: Path | None, port: int, *, models_dir: Path | None, extra: str = "",
                  capture: str = "") -> Path:
     """Config of a daemon replaying ``audio`` and serving the panel on ``port``.
 
     With ``models_dir`` the real recognizer and diarizer run (the defaults); without, timing only.
+    With ``audio`` None the capture is whatever ``capture`` says (e.g. source = "portaudio").
     """
     speech = f'models_dir = "{models_dir}"\n' if models_dir else f'models_dir = "{tmp / "models"}"\n'
     asr = "" if models_dir else '[asr]\nengine = "none"\n[vad]\nengine = "energy"\n'
+    source = f'source = "file"\nfile = "{audio}"\nrealtime = true\n' if audio is not None else ""
     cfg = tmp / "appliance.toml"
     cfg.write_text(
         f'[paths]\nstate_dir = "{tmp / "state"}"\n{speech}'
-        f'[capture]\nsource = "file"\nfile = "{audio}"\nrealtime = true\n{capture}\n'
+        f'[capture]\n{source}{capture}\n'
         f'[daemon]\ncontrol_socket = "{tmp / "ctl.sock"}"\nstatus_interval_s = 0.2\n'
         f'{asr}[panel]\nport = {port}\n{extra}\n'
     )
@@ -42,20 +44,43 @@ def panel_config(tmp: Path, audio: Path, port: int, *, models_dir: Path | None, 
 
 
 @contextlib.contextmanager
-def panel_daemon(config: Path, port: int) -> Iterator[tuple[DaemonProcess, str]]:
-    with DaemonProcess(config) as d:
+def panel_daemon(config: Path, port: int, env: dict[str, str] | None = None) -> Iterator[tuple[DaemonProcess, str]]:
+    with DaemonProcess(config, env=env) as d:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(base + "/status", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"panel did not come up:\n{d.log.read_text()}") from None
-                time.sleep(0.2)
+        wait_for_panel(d, base)
         yield d, base
+
+
+def wait_for_panel(d: DaemonProcess, base: str, timeout: float = 30.0) -> None:
+    """Until the daemon's panel answers (it starts after the control socket)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(base + "/status", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"panel did not come up:\n{d.log.read_text()}") from None
+            time.sleep(0.2)
+
+
+def set_pin_via_first_run(page: Any, base: str, pin: str, screen: str = "/history") -> None:
+    """First use: a PIN-protected screen asks to set the PIN, then shows the screen."""
+    page.goto(base + screen)
+    assert "/unlock" in page.url
+    page.fill("#pin", pin)
+    page.fill("#confirm", pin)
+    page.click("#setpin")
+    page.wait_for_url(base + screen)
+
+
+def enter_pin(page: Any, pin: str) -> None:
+    """Type the PIN on the on-screen keypad, as on the device."""
+    page.fill("#pin", "")
+    for digit in pin:
+        page.click(f'.keypad button[data-key="{digit}"]')
+    page.click('.keypad button[data-key="OK"]')
 
 
 def status(base: str) -> dict[str, Any]:

@@ -297,3 +297,41 @@ def test_mic_test_and_voice_enrolment_keep_only_the_voice_print(tmp_path):
         p.post("/visit/stop")
     finally:
         p.close()
+
+
+def test_the_wrong_pin_count_and_lockout_survive_a_restart(tmp_path):
+    from appliance.config.schema import PanelConfig
+    from appliance.panel.pin import PinError, PinGuard
+
+    cfg = PanelConfig(pin_attempts=3, pin_lockout_s=60.0)
+    path = tmp_path / "state" / "panel" / "pin.json"
+    clock = Clock(1000.0)
+    guard = PinGuard(path, cfg, clock=clock)
+    guard.set_pin(PIN, PIN)
+    for _ in range(2):
+        with pytest.raises(PinError, match="Wrong PIN"):
+            guard.check("9999")
+    attempts = path.with_name("pin-attempts.json")
+    assert stat.S_IMODE(attempts.stat().st_mode) == 0o600
+    assert json.loads(attempts.read_text())["failures"] == 2 and PIN not in attempts.read_text()
+    # A restart (a new guard, and a monotonic clock that starts elsewhere) keeps the count: one more try.
+    guard = PinGuard(path, cfg, clock=Clock(5.0))
+    with pytest.raises(PinError, match="blocked for 60 seconds"):
+        guard.check("9998")
+    guard = PinGuard(path, cfg, clock=Clock(7.0))
+    assert 55 < guard.lockout_remaining() <= 60
+    with pytest.raises(PinError, match="Too many wrong PINs"):
+        guard.check(PIN)  # even the right PIN, even after the restart
+    # Once the lockout is over (wall time), the right PIN works and the count starts again.
+    data = json.loads(attempts.read_text())
+    attempts.write_text(json.dumps({**data, "locked_until": time.time() - 1}))
+    guard = PinGuard(path, cfg, clock=Clock(9.0))
+    assert guard.lockout_remaining() == 0
+    guard.check(PIN)
+    with pytest.raises(PinError, match="2 more tries"):
+        guard.check("9997")
+    # A damaged count file fails closed (a full lockout), never open.
+    attempts.write_text("{not json")
+    guard = PinGuard(path, cfg, clock=Clock(11.0))
+    with pytest.raises(PinError, match="Too many wrong PINs"):
+        guard.check(PIN)

@@ -7,13 +7,29 @@ screenshots of Start, PIN, History and Settings at the three display sizes are s
 from __future__ import annotations
 
 import re
+import signal
+import sqlite3
+import stat
 import time
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from tests.browser import chromium, free_port, new_page, panel_config, panel_daemon, shot, small_targets, status
+from appliance.store import open_store
+from tests.browser import (
+    chromium,
+    enter_pin,
+    free_port,
+    new_page,
+    panel_config,
+    panel_daemon,
+    set_pin_via_first_run,
+    shot,
+    small_targets,
+    status,
+    wait_for_panel,
+)
 from tests.browser import wait_until as wait
 
 __all__ = ["chromium"]
@@ -33,22 +49,6 @@ def panel(tmp_path_factory):
                              'custom_templates = ["Cardiology follow-up"]\n[device]\nid = "room-7-pi"\nroom = "Exam 7"')
     with panel_daemon(cfg, port) as (daemon, base):
         yield daemon, base, tmp
-
-
-def set_pin_via_first_run(page, base):
-    page.goto(base + "/history")
-    assert "/unlock" in page.url
-    page.fill("#pin", PIN)
-    page.fill("#confirm", PIN)
-    page.click("#setpin")
-    page.wait_for_url(base + "/history")
-
-
-def enter_pin(page, pin):
-    page.fill("#pin", "")
-    for digit in pin:  # the on-screen keypad, as on the device
-        page.click(f'.keypad button[data-key="{digit}"]')
-    page.click('.keypad button[data-key="OK"]')
 
 
 def test_start_screen_offers_templates_and_consent_and_shows_no_transcript(chromium, panel):
@@ -102,7 +102,7 @@ def test_physical_button_and_panel_stay_in_step_and_a_silent_mic_is_reported(chr
 def test_first_run_sets_a_pin_that_then_guards_history_and_settings(chromium, panel):
     _, base, _ = panel
     page = new_page(chromium, "720x1280")
-    set_pin_via_first_run(page, base)
+    set_pin_via_first_run(page, base, PIN)
     assert page.locator(".hist-row").count() >= 1
     assert "To review" in page.inner_text("#history")
     shot(page, "history")
@@ -159,6 +159,61 @@ def test_auto_lock_returns_to_start_and_hides_the_transcript(chromium, panel):
     page.context.close()
 
 
+def test_a_failing_edit_says_so_plainly_and_the_live_visit_keeps_recording(chromium, panel):
+    daemon, base, tmp = panel
+    db = tmp / "state" / "sessions.db"
+    daemon.ctl("start", name="GONE")
+    gone = daemon.ctl("stop")["session"]["id"]
+    daemon.ctl("start", name="BUSY")
+    busy = daemon.ctl("stop")["session"]["id"]
+    live = daemon.ctl("start", name="LIVE")["session"]["id"]
+    page = new_page(chromium, "1280x800")
+    page.goto(f"{base}/review/{gone}")
+    enter_pin(page, PIN)
+    page.wait_for_url(f"{base}/review/{gone}")
+    assert page.inner_text("#live-badge-text") == "Recording"
+
+    # Retention deletes the visit while its Review page is open; then the clinician saves an edit.
+    with open_store(str(db)) as store:
+        store.purge(gone, actor="retention")
+    page.fill("#details-form input[name=name]", "G.O.")
+    page.click("#save-details")
+    page.wait_for_load_state()
+    assert page.inner_text(".flash-error") == ("This visit's transcript has been deleted from the device after "
+                                               "the retention period.")
+    assert page.inner_text("#visit-state") == "Deleted after retention"
+
+    # A store failure (the database locked by another writer beyond the busy timeout) on an edit.
+    page.goto(f"{base}/review/{busy}")
+    page.fill("#details-form input[name=name]", "B.Y.")
+    blocker = sqlite3.connect(db, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        # A tap as in the browser, without Playwright waiting for the page (which waits for the lock).
+        page.evaluate("() => setTimeout(() => document.getElementById('save-details').click(), 0)")
+        wait(lambda: f"panel error on /review/{busy}/details" in daemon.log.read_text(), 20, "the store error")
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    page.wait_for_url(f"{base}/review/{busy}")
+    msg = page.inner_text(".flash-error")
+    assert "could not be done" in msg and "still being recorded" in msg, msg
+    assert "OperationalError" not in msg and "locked" not in msg  # words for a clinician, details in the log
+    shot(page, "review-store-error", ("800x480",))
+
+    # Nothing reached the visit in progress: same visit, still recording, time still running.
+    st = status(base)
+    assert (st["session_id"], st["state"]) == (live, "recording")
+    wait(lambda: status(base)["elapsed_s"] > st["elapsed_s"] + 1, 5, "recorded time going on")
+    page.goto(base + "/visit")
+    assert page.inner_text("#rec-state-text") == "RECORDING"
+    with open_store(str(db)) as store:
+        assert store.get_session(busy).name == "BUSY"  # the failed edit changed nothing
+        assert store.get_session(live).state == "recording"
+    daemon.ctl("stop")
+    page.context.close()
+
+
 def test_wrong_pins_are_rate_limited(chromium, panel):
     _, base, _ = panel
     page = new_page(chromium, "800x480")
@@ -171,4 +226,19 @@ def test_wrong_pins_are_rate_limited(chromium, panel):
     assert "blocked for 30 seconds" in page.inner_text(".flash-error")
     enter_pin(page, PIN)  # even the right PIN is refused during the pause
     assert "wait" in page.inner_text(".flash-error") and "/unlock" in page.url
+    page.context.close()
+
+
+def test_the_pin_lockout_survives_a_daemon_restart(chromium, panel):
+    daemon, base, tmp = panel
+    attempts = tmp / "state" / "panel" / "pin-attempts.json"
+    assert stat.S_IMODE(attempts.stat().st_mode) == 0o600
+    assert status(base)["session_id"] is None
+    daemon.kill(signal.SIGTERM)
+    daemon.start()
+    wait_for_panel(daemon, base)
+    page = new_page(chromium, "800x480")
+    page.goto(base + "/settings")
+    enter_pin(page, PIN)  # the right PIN: still refused, the lockout of the previous test goes on
+    assert "Too many wrong PINs" in page.inner_text(".flash-error") and "/unlock" in page.url
     page.context.close()

@@ -180,8 +180,13 @@ def _error_page(exc: Exception) -> Response | tuple[str, int]:
         return exc  # type: ignore[return-value]
     log.exception("panel error on %s", request.path)
     if request.method == "POST":  # never lose the visit: say what happened and go back
-        flash(f"Something went wrong ({type(exc).__name__}). Your visit is safe; please try again.", "error")
-        return redirect(back_to(url_for("visit.start_screen")))  # type: ignore[return-value]
+        live = ctx().live_id() is not None
+        flash("That could not be done because of a problem on the device (it has been logged). "
+              + ("The visit in progress is still being recorded. " if live else "Nothing recorded was lost. ")
+              + "Please try again in a moment.", "error")
+        parts = request.path.split("/")  # an edit on Review goes back to that visit's Review
+        default = "/".join(parts[:3]) if len(parts) > 3 and parts[1] == "review" else url_for("visit.start_screen")
+        return redirect(back_to(default))  # type: ignore[return-value]
     return render_template("error.html", title="Something went wrong",
                            message="The panel hit an error showing this page. The visit is safe. "
                                    "Please go back and try again."), 500

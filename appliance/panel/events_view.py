@@ -15,7 +15,23 @@ def status_payload(pc: PanelContext) -> dict[str, Any]:
     snap = pc.controller.snapshot().as_dict()
     return {**snap, "unavailable": pc.controller.unavailable, "tools": pc.tools.status(),
             "locked": not pc.unlocked(), "idle_s": round(pc.room.idle_for(), 1),
-            "auto_lock_s": pc.cfg.panel.auto_lock_s}
+            "auto_lock_s": pc.cfg.panel.auto_lock_s, "speaker_names": live_speaker_names(pc)}
+
+
+def live_speaker_names(pc: PanelContext) -> dict[str, str]:
+    """What the live diarizer calls each label now ("S1" → "Clinician" once enrolled).
+
+    Role words only (Clinician / Patient / Other / Speaker N), never a typed name; the
+    store gets the final names at Stop, after the re-clustering.
+    """
+    pipeline = getattr(pc.controller, "pipeline", None)
+    diarizer = getattr(pipeline, "diarizer", None) if pc.controller.session is not None else None
+    if diarizer is None:
+        return {}
+    try:
+        return dict(diarizer.display_names())
+    except Exception:  # labels are a nicety; the status tick must keep coming
+        return {}
 
 
 @bp.get("/events")

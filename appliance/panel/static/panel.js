@@ -112,6 +112,7 @@
     if (st.session_id && st.state !== pageState && screen === "visit") { reload(); return; }
     var el = $("elapsed");
     if (el && st.session_id) { el.textContent = mmss(st.elapsed_s); }
+    if (screen === "visit" && st.speaker_names) { liveNames(st.speaker_names); }
     if (screen === "visit" && st.capture) {
       $("meter").style.width = levelPct(st.capture.levels_dbfs) + "%";
       var msg = $("mic-msg");
@@ -127,8 +128,20 @@
   }
 
   var transcript = $("transcript");
-  var names = {};
-  if (transcript && transcript.dataset.speakers) { try { names = JSON.parse(transcript.dataset.speakers); } catch (e) { names = {}; } }
+  var names = {}, storedNames = {}, shownNames = "";
+  if (transcript && transcript.dataset.speakers) { try { storedNames = JSON.parse(transcript.dataset.speakers); } catch (e) { storedNames = {}; } }
+  names = Object.assign({}, storedNames);
+  // The live diarizer's role names (Clinician / Patient once a voice is enrolled) can change as
+  // it hears more; names already in the store (given on this device) win.
+  function liveNames(live) {
+    var key = JSON.stringify(live);
+    if (key === shownNames) { return; }
+    shownNames = key;
+    names = Object.assign({}, live, storedNames);
+    transcript.querySelectorAll(".seg[data-speaker]").forEach(function (p) {
+      p.querySelector(".spk").textContent = speakerName(p.dataset.speaker, names);
+    });
+  }
   function onSegment(seg) {
     if (screen !== "visit" || seg.text === undefined || seg.session_id !== pageSession) { return; }
     if (transcript.querySelector('[data-id="' + seg.id + '"]')) { return; }
@@ -136,6 +149,7 @@
     var p = document.createElement("p");
     p.className = "seg spk-" + speakerClass(seg.speaker);
     p.dataset.id = seg.id;
+    p.dataset.speaker = seg.speaker;
     p.dataset.start = seg.start; p.dataset.end = seg.end;
     var s = document.createElement("span"); s.className = "spk"; s.textContent = speakerName(seg.speaker, names);
     var t = document.createElement("span"); t.className = "text"; t.textContent = seg.text;
