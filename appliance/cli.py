@@ -106,8 +106,8 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     import dataclasses
 
     from appliance.capture import CaptureError
-    from appliance.daemon.service import build_engine
     from appliance.models import ModelError
+    from appliance.speech.engines import build_engine
     from appliance.speech.offline import transcribe_file
 
     cfg = _load(args)

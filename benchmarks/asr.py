@@ -43,10 +43,12 @@ def make_engine(system: str, threads: int, models_dir: str):  # type: ignore[no-
 
 def worker(args: argparse.Namespace) -> None:
     """One system, one thread count: transcribe every file, print JSON."""
-    from appliance.config.schema import ApplianceConfig, PathsConfig, VadConfig
+    from appliance.config.schema import ApplianceConfig, DiarizeConfig, PathsConfig, VadConfig
     from appliance.speech.offline import transcribe_file
 
-    cfg = ApplianceConfig(paths=PathsConfig(models_dir=args.models_dir), vad=VadConfig(engine=args.vad))
+    # Recognition alone, as faster-whisper is measured; benchmarks.diarization adds the labels' cost.
+    cfg = ApplianceConfig(paths=PathsConfig(models_dir=args.models_dir), vad=VadConfig(engine=args.vad),
+                          diarize=DiarizeConfig(enabled=False))
     files = json.loads(args.files)
     out = []
     if args.system == "faster-whisper-file":

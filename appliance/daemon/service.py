@@ -14,7 +14,7 @@ import signal
 import threading
 from pathlib import Path
 
-from appliance.asr.engine import Engine, NullTranscriber
+from appliance.asr.engine import Engine
 from appliance.capture import Capture
 from appliance.config.schema import ApplianceConfig
 from appliance.daemon.control import ControlServer
@@ -23,38 +23,12 @@ from appliance.daemon.supervisor import Supervisor
 from appliance.daemon.systemd_notify import SystemdNotifier
 from appliance.diarize.visit import VisitDiarization
 from appliance.hardware.gpio import open_gpio
-from appliance.models import ModelError
+from appliance.speech.engines import build_engine, build_segmenter
 from appliance.speech.pipeline import SpeechPipeline
 from appliance.store import open_store
 from appliance.sync import add_sync
-from appliance.vad import EnergySegmenter, Segmenter, make_segmenter
 
 log = logging.getLogger(__name__)
-
-
-def build_engine(cfg: ApplianceConfig) -> tuple[Engine, str]:
-    """The configured recognizer, or (timing-only engine, why) when it cannot be loaded.
-
-    A missing or corrupt model must not crash the daemon in a loop: the panel stays up and
-    says what is wrong, and Start is refused, since a visit without text would be lost.
-    """
-    if cfg.asr.engine == "none":
-        return NullTranscriber(), ""
-    from appliance.asr.factory import make_engine
-
-    try:
-        return make_engine(cfg.asr, cfg.paths.models_dir), ""
-    except Exception as exc:
-        return NullTranscriber(), f"speech recognition is not available: {exc}"
-
-
-def build_segmenter(cfg: ApplianceConfig) -> Segmenter:
-    """Silero as configured; the energy VAD if its model is missing (recording beats no recording)."""
-    try:
-        return make_segmenter(cfg.vad, models_dir=cfg.paths.models_dir)
-    except ModelError as exc:
-        log.error("Silero VAD unavailable, using the energy VAD instead: %s", exc)
-        return EnergySegmenter(cfg.vad)
 
 
 def build_controller(cfg: ApplianceConfig, engine: Engine | None = None) -> SessionController:

@@ -1,0 +1,42 @@
+"""The recognizer and the VAD a config asks for, as the daemon, `appliance transcribe` and the
+benchmarks build them (one place, so a file is transcribed exactly as a visit would be).
+
+Kept apart from the daemon so tools that only transcribe do not import the panel, sync and
+GPIO stacks (tens of MB of resident memory).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from appliance.asr.engine import Engine, NullTranscriber
+from appliance.config.schema import ApplianceConfig
+from appliance.models import ModelError
+from appliance.vad import EnergySegmenter, Segmenter, make_segmenter
+
+log = logging.getLogger(__name__)
+
+
+def build_engine(cfg: ApplianceConfig) -> tuple[Engine, str]:
+    """The configured recognizer, or (timing-only engine, why) when it cannot be loaded.
+
+    A missing or corrupt model must not crash the daemon in a loop: the panel stays up and
+    says what is wrong, and Start is refused, since a visit without text would be lost.
+    """
+    if cfg.asr.engine == "none":
+        return NullTranscriber(), ""
+    from appliance.asr.factory import make_engine
+
+    try:
+        return make_engine(cfg.asr, cfg.paths.models_dir), ""
+    except Exception as exc:
+        return NullTranscriber(), f"speech recognition is not available: {exc}"
+
+
+def build_segmenter(cfg: ApplianceConfig) -> Segmenter:
+    """Silero as configured; the energy VAD if its model is missing (recording beats no recording)."""
+    try:
+        return make_segmenter(cfg.vad, models_dir=cfg.paths.models_dir)
+    except ModelError as exc:
+        log.error("Silero VAD unavailable, using the energy VAD instead: %s", exc)
+        return EnergySegmenter(cfg.vad)
