@@ -36,7 +36,7 @@ def transcribe_file(
     on_segment: Callable[[FinalSegment], None] | None = None,
 ) -> FileTranscript:
     """Replay ``path`` through capture and the speech pipeline; raises CaptureError for a bad file."""
-    from appliance.daemon.service import build_segmenter  # the daemon's own choice of VAD
+    from appliance.speech.engines import build_segmenter  # the daemon's own choice of VAD
     capture_cfg = dataclasses.replace(cfg.capture, source="file", file=path, realtime=realtime)
     segments: list[FinalSegment] = []
     partials: list[PartialText] = []
