@@ -30,6 +30,7 @@ bench: setup models
 	$(BIN)/python -m pip install -q -e '.[bench]'
 	$(BIN)/python -m benchmarks.asr --models-dir $(MODELS_DIR)
 	$(BIN)/python -m benchmarks.vocabulary --models-dir $(MODELS_DIR)
+	$(BIN)/python -m benchmarks.diarization --models-dir $(MODELS_DIR)
 	$(BIN)/python -m benchmarks.sync
 
 lint: setup

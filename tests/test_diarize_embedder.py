@@ -29,7 +29,7 @@ LIBROSA_FRAMES = [[-3.247, -3.212, -4.016, -4.565, -4.842], [-4.584, -3.469, -3.
 
 
 def test_front_end_matches_the_wheels_librosa_recipe():
-    embedder = shared_embedder()
+    embedder = DVectorEmbedder(embedder_dir(), hop_samples=None)  # the model's own 10 ms hop
     t = np.arange(RATE) / RATE
     y = (0.3 * np.sin(2 * np.pi * (200 * t + 1500 * t ** 2)) + 0.1 * np.sin(2 * np.pi * 440 * t)
          + 0.02 * np.cos(2 * np.pi * 3000 * t)).astype(np.float32)
@@ -41,9 +41,10 @@ def test_front_end_matches_the_wheels_librosa_recipe():
 
 def test_model_metadata_sets_the_front_end():
     embedder = shared_embedder()
-    assert (embedder.n_fft, embedder.win_length, embedder.hop, embedder.n_mels) == (512, 400, 160, 40)
+    assert (embedder.n_fft, embedder.win_length, embedder.model_hop, embedder.n_mels) == (512, 400, 160, 40)
     assert (embedder.window, embedder.dim) == (80, 256)
-    assert embedder.window_s == pytest.approx(0.822)
+    assert embedder.hop == 200  # 12.5 ms frames: 80 % of the LSTM's work per second (module docstring)
+    assert embedder.window_s == pytest.approx((79 * 200 + 512) / RATE)
 
 
 def test_voice_prints_of_real_speech():
@@ -53,7 +54,9 @@ def test_voice_prints_of_real_speech():
     assert v.shape == (256,) and v.dtype == np.float32
     assert np.linalg.norm(v) == pytest.approx(1.0, abs=1e-5)
     centres, vectors = embedder.window_embeddings(speech)
-    assert vectors.shape == (len(centres), 256) and len(centres) >= speech.size / RATE / embedder.window_s
+    # windows cover the voiced audio (pauses are left out): one per hop of voice
+    assert vectors.shape == (len(centres), 256)
+    assert len(centres) >= int(voiced_seconds(speech) / (embedder.hop_frames * embedder.frame_s))
     assert np.all(np.diff(centres) > 0) and centres[0] > 0 and centres[-1] < speech.size / RATE
     assert float(pool(vectors) @ v) == pytest.approx(1.0, abs=1e-6)  # embed = pooled windows
     # the same reader in other sentences, versus two other voices

@@ -30,6 +30,7 @@ from appliance.diarize.recluster import CLINICIAN, ENROLLED_WEIGHT_S, relabel
 MIN_VOICED_S = 0.3  # less than this is a cough or a click: no turn
 MIN_SEGMENT_S = 0.5  # shorter audio cannot be told apart by voice
 CHANGE_MIN_S = 2.5  # utterances this long are checked for a change of speaker
+CHANGE_MARGIN = 0.1  # a change inside an utterance needs sides less alike than a new speaker does (short sides)
 MAX_TURNS = 20_000  # voice prints kept for one visit (~20 MB; a 2-hour visit has ~2,000 turns)
 
 
@@ -109,7 +110,7 @@ class OnlineDiarizer:
             return []
         cuts: list[float] = []
         if self.cfg.change_detection and core.size / RATE >= CHANGE_MIN_S:
-            cuts = find_changes(self.embedder, core, centres, vectors, self.cfg.threshold)
+            cuts = find_changes(self.embedder, core, centres, vectors, self.cfg.threshold - CHANGE_MARGIN)
         edges = [0.0, *cuts, core.size / RATE]
         out = []
         half = self.embedder.window_s / 2

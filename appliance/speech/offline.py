@@ -10,11 +10,15 @@ import dataclasses
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from appliance.asr.engine import Engine
 from appliance.capture import Capture, CaptureError
 from appliance.config.schema import ApplianceConfig
+from appliance.diarize.direction import DirectionTracker
 from appliance.diarize.visit import VisitDiarization
+from appliance.hardware.arrays import array_for_capture
 from appliance.speech.pipeline import FinalSegment, PartialText, PipelineStats, SpeechPipeline
 
 
@@ -34,8 +38,12 @@ def transcribe_file(
     *,
     realtime: bool = False,
     on_segment: Callable[[FinalSegment], None] | None = None,
+    diarizer: Any = None,
 ) -> FileTranscript:
-    """Replay ``path`` through capture and the speech pipeline; raises CaptureError for a bad file."""
+    """Replay ``path`` through capture and the speech pipeline; raises CaptureError for a bad file.
+
+    ``diarizer`` replaces the visit's own labeller (an OnlineDiarizer-like object; benchmarks).
+    """
     from appliance.speech.engines import build_segmenter  # the daemon's own choice of VAD
     capture_cfg = dataclasses.replace(cfg.capture, source="file", file=path, realtime=realtime)
     segments: list[FinalSegment] = []
@@ -50,7 +58,11 @@ def transcribe_file(
         build_segmenter(cfg), engine, store,
         on_partial=partials.append if realtime else None, partial_interval_s=cfg.asr.partial_interval_s,
     )
-    pipeline.diarizer = VisitDiarization(cfg).new_visit() if cfg.diarize.enabled else None
+    if diarizer is None and cfg.diarize.enabled:
+        diarizer = VisitDiarization(cfg).new_visit()
+    pipeline.diarizer = diarizer
+    if diarizer is not None and cfg.diarize.use_direction:
+        pipeline.tracker = file_direction_tracker(cfg, path)
     stop = threading.Event()
     worker = threading.Thread(target=pipeline.run, args=(stop,), name="speech", daemon=True)
     worker.start()
@@ -74,3 +86,18 @@ def transcribe_file(
                     for g in segments]
         names = pipeline.diarizer.display_names()
     return FileTranscript(segments, capture.status_time(), pipeline.stats, partials, names)
+
+
+def file_direction_tracker(cfg: ApplianceConfig, path: str) -> DirectionTracker | None:
+    """A direction tracker for a replayed array recording: `capture.array` names the geometry
+    (a file's name says nothing about the array that recorded it, unlike a device's)."""
+    import soundfile as sf
+
+    try:
+        info = sf.info(path)
+    except (RuntimeError, OSError):
+        return None  # capture reports the unreadable file itself
+    array = array_for_capture(cfg.capture.array, Path(path).name)
+    if array is None or not array.usable_with(info.channels):
+        return None
+    return DirectionTracker(array, int(info.samplerate))

