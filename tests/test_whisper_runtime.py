@@ -11,7 +11,7 @@ import soundfile as sf
 
 from appliance.asr.engine import transcribe_with
 from appliance.asr.whisper import WhisperOnnx
-from appliance.asr.whisper.runtime import MAX_PROMPT_TOKENS, compression_ratio, repeated_tail
+from appliance.asr.whisper.runtime import MAX_PROMPT_TOKENS, compression_ratio, looping_tail, repeated_tail
 from appliance.config.schema import AsrConfig
 from tests import asr_model
 from tests.speech import RATE, espeak
@@ -181,6 +181,11 @@ def test_guards_units():
     assert repeated_tail([1, 2, 3, 4, 1, 2]) is None
     assert repeated_tail(list(range(20))) is None
     assert compression_ratio("the same words again " * 12) > 2.4 > compression_ratio(CLEAR[0])
+    hi = [10, 11, 12, 13, 14, 15, 16, 17, 18]  # "Hi, Mark, how are you?" going round again
+    assert looping_tail(hi + hi + hi[:4]) == len(hi)
+    assert looping_tail([1, 2, 3, 4, *hi, *hi]) == 4 + len(hi)
+    assert looping_tail([7, 8, 9, 1, 2, 3, 4, 5]) is None
+    assert looping_tail([9, 5, 6, 5, 6, 5, 6]) is None  # "no, no, no" is speech (a period under 3)
 
 
 def test_session_options_follow_config(whisper_model_dir):

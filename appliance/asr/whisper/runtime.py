@@ -70,6 +70,24 @@ def repeated_tail(tokens: list[int], min_repeats: int = 3, max_period: int = 24)
     return None
 
 
+def looping_tail(tokens: list[int], min_period: int = 3) -> int | None:
+    """Length to keep when ``tokens`` ends by going round again: a block of ≥ ``min_period``
+    tokens followed by at least one whole copy of it (the last copy may be cut short).
+
+    Only for a decode that ran out of its length budget, which speech that ended never does:
+    there, two rounds of the same phrase are a loop ("Hi, how are you? Hi, how are you? Hi,"),
+    not a speaker repeating themselves.
+    """
+    n = len(tokens)
+    for period in range(min_period, n // 2 + 1):
+        run = 0  # length of the suffix where every token equals the one a period earlier
+        while run < n - period and tokens[n - 1 - run] == tokens[n - 1 - run - period]:
+            run += 1
+        if run >= period:
+            return n - run  # the loop's first round ends where the repetition starts
+    return None
+
+
 def _session_options(threads: int) -> ort.SessionOptions:
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
@@ -195,6 +213,7 @@ class WhisperOnnx:
             log.warning("utterance of %.1f s: only its first 30 s are recognised", seconds)
             audio, seconds = audio[:30 * SAMPLE_RATE], 30.0
         budget = min(self.n_ctx // 2, int(8 + TOKENS_PER_SECOND * seconds))
+        capped = max_tokens is not None and max_tokens < budget  # a partial's cap, not the audio's
         if max_tokens is not None:
             budget = min(budget, max_tokens)
         cross = self._encode(audio, run_options)
@@ -202,7 +221,13 @@ class WhisperOnnx:
             io = self._dec.io_binding()
             for i, value in enumerate(cross):
                 io.bind_ortvalue_input(self._enc_outputs[i], value)
-            return self._greedy(io, budget, run_options)
+            r = self._greedy(io, budget, run_options)
+        if not capped and not r.cut_loop and len(r.tokens) >= budget:
+            keep = looping_tail(r.tokens)
+            if keep is not None:
+                tokens = r.tokens[:keep]
+                return Decoded(tokens, self.tokenizer.decode(tokens).strip(), r.avg_logprob, r.no_speech_prob, True)
+        return r
 
     def _greedy(self, io: ort.IOBinding, budget: int, run_options: ort.RunOptions | None) -> Decoded:
         # Two calls before the first text token: Whisper's no-speech probability is read at the
