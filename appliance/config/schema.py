@@ -253,6 +253,10 @@ class SyncConfig:
     cert_file: str = setting("/etc/appliance/pki/device.crt", "This device's client certificate (PEM); its common "
                              "name is the device id the broker enforces.")
     key_file: str = setting("/etc/appliance/pki/device.key", "Private key of the client certificate (PEM, mode 0600).")
+    reconnect_max_s: float = setting(
+        1.0, "Longest wait between attempts to reach the broker while it is down; queued transcripts leave "
+        "at most this long after it is back.", min=0.1, max=300.0, unit="s",
+    )
     keepalive_s: int = setting(30, "MQTT keepalive; the broker publishes the \"offline\" last will after 1.5× "
                                "this without traffic.", min=5, max=600, unit="s")
     max_payload_bytes: int = setting(8_000_000, "Largest transcript payload the device will send; a larger one "

@@ -16,7 +16,7 @@ def make_client(
     cert_file: str = "",
     key_file: str = "",
     max_inflight: int = 100,
-    reconnect_max_s: int = 5,
+    reconnect_max_s: float = 5.0,
 ) -> mqtt.Client:
     """MQTT 3.1.1 with a persistent session (clean_session=False): QoS 1 messages addressed to a
     client that is offline wait at the broker. Certificates: a client one proves who we are
@@ -31,5 +31,6 @@ def make_client(
                        tls_version=ssl.PROTOCOL_TLS_CLIENT)
     client.max_inflight_messages_set(max_inflight)
     client.max_queued_messages_set(0)  # unbounded in paho; callers bound what they hand it
-    client.reconnect_delay_set(min_delay=1, max_delay=reconnect_max_s)
+    # paho doubles the wait from min_delay up to max_delay; it accepts fractions of a second.
+    client.reconnect_delay_set(min_delay=min(1, reconnect_max_s), max_delay=reconnect_max_s)  # type: ignore[arg-type]
     return client

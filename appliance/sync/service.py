@@ -100,7 +100,8 @@ class SyncService:
         sc = self.sc
         try:
             client = make_client(self.cfg.device.id, tls=sc.tls, ca_file=sc.ca_file, cert_file=sc.cert_file,
-                                 key_file=sc.key_file, max_inflight=100, reconnect_max_s=2)
+                                 key_file=sc.key_file, max_inflight=100,
+                                 reconnect_max_s=sc.reconnect_max_s)
         except (OSError, ValueError) as exc:  # e.g. certificate not provisioned: shown, retried later
             self._last_error = str(exc)
             raise
