@@ -60,13 +60,19 @@ def feed_all(p: SpeechPipeline, audio: np.ndarray, block: int = 512, *, start: i
             time.sleep(chunk.size / RATE / speedup)
 
 
-def run_pipeline(transcriber, audio, offset=0.0):
-    got: list[FinalSegment] = []
-    p = SpeechPipeline(EnergySegmenter(VadConfig()), transcriber, got.append)
+def start_worker(p: SpeechPipeline, offset: float = 0.0) -> tuple[threading.Event, threading.Thread]:
+    """Run the recognition worker and route what is fed to session "S1"."""
     stop = threading.Event()
     worker = threading.Thread(target=p.run, args=(stop,))
     worker.start()
     p.begin("S1", offset)
+    return stop, worker
+
+
+def run_pipeline(transcriber, audio, offset=0.0):
+    got: list[FinalSegment] = []
+    p = SpeechPipeline(EnergySegmenter(VadConfig()), transcriber, got.append)
+    stop, worker = start_worker(p, offset)
     feed_all(p, audio)
     p.end_utterance()
     assert p.drain(10)
@@ -127,10 +133,7 @@ def test_partials_grow_while_speaking_and_finals_see_the_whole_utterance():
     partials: list[PartialText] = []
     p = SpeechPipeline(EnergySegmenter(VadConfig()), engine, got.append, on_partial=partials.append,
                        partial_interval_s=0.2)
-    stop = threading.Event()
-    worker = threading.Thread(target=p.run, args=(stop,))
-    worker.start()
-    p.begin("S1", 0.0)
+    stop, worker = start_worker(p)
     feed_all(p, audio, 1600, speedup=4.0)  # 4x real time: enough for several partials
     p.end_utterance()
     assert p.drain(5)
@@ -177,10 +180,7 @@ def test_a_waiting_final_cancels_the_partial_in_progress():
     partials: list[PartialText] = []
     p = SpeechPipeline(EnergySegmenter(VadConfig()), engine, got.append, on_partial=partials.append,
                        partial_interval_s=0.2)
-    stop = threading.Event()
-    worker = threading.Thread(target=p.run, args=(stop,))
-    worker.start()
-    p.begin("S1", 0.0)
+    stop, worker = start_worker(p)
     audio, truth = dialogue(["This is a rather long first sentence that keeps going for a while."])
     mid = int((truth[0][0] + truth[0][1]) / 2 * RATE)
     feed_all(p, audio[:mid])  # inside the first utterance: a partial starts and blocks
@@ -210,10 +210,7 @@ def test_labels_follow_utterance_order_while_text_decodes_alongside():
     got: list[FinalSegment] = []
     p = SpeechPipeline(EnergySegmenter(VadConfig()), LengthTranscriber(), got.append)
     p.diarizer = Recorder()
-    stop = threading.Event()
-    worker = threading.Thread(target=p.run, args=(stop,))
-    worker.start()
-    p.begin("S1", 0.0)
+    stop, worker = start_worker(p)
     feed_all(p, dialogue(["The first one.", "And then a second.", "Finally the third one."])[0])
     p.end_utterance()
     assert p.drain(20)
@@ -231,10 +228,7 @@ class OfflineLengthTranscriber(LengthTranscriber):
 def run_paced(engine, audio):
     got: list[FinalSegment] = []
     p = SpeechPipeline(EnergySegmenter(VadConfig()), engine, got.append)
-    stop = threading.Event()
-    worker = threading.Thread(target=p.run, args=(stop,))
-    worker.start()
-    p.begin("S1", 0.0)
+    stop, worker = start_worker(p)
     feed_all(p, audio, 1600, speedup=4.0)
     p.end_utterance()
     assert p.drain(10)
