@@ -198,7 +198,9 @@ def score(room: Room, run: dict) -> dict[str, dict[str, float]]:
     uem = Timeline([Segment(0, room.duration)])
     speakers = sorted({t.speaker for t in room.turns})
     ref_text = [normalize(" ".join(t.text for t in room.turns if t.speaker == s)) for s in speakers]
-    plain = cp_word_error_rate([" ".join(ref_text)], [normalize(run["text"])])
+    # speaker-blind WER: the reference in the order it was spoken, as the transcript reads
+    spoken = normalize(" ".join(t.text for t in sorted(room.turns, key=lambda t: t.start)))
+    plain = cp_word_error_rate([spoken], [normalize(run["text"])])
     out = {}
     for name, v in run["variants"].items():
         der = DiarizationErrorRate(collar=0.5, skip_overlap=False)(ref, _annotation(v["hyp"]), uem=uem,
