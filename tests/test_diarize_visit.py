@@ -169,3 +169,47 @@ def test_capture_array_key_names_the_geometry_of_a_replayed_recording(tmp_path):
     labels = [g.speaker for g in controller.store.read_transcript(session.id, actor="test", reason="check")]
     assert accuracy(truth, labels) == 1.0, labels
     controller.store.close()
+
+
+def test_a_visit_resumed_after_a_crash_keeps_its_speaker_labels(tmp_path):
+    """The labeller's memory (voice prints only) survives a crash with the visit: after recovery the
+    same voices get the same labels, and Stop re-clusters the whole visit, then forgets the prints."""
+    reader = recordings("librivox")
+    before_crash = _visit(tmp_path, [piper(CLINIC[0]), reader[3], piper(CLINIC[1])]).rename(tmp_path / "before.wav")
+    after_crash = _visit(tmp_path, [reader[4], piper(CLINIC[6]), reader[0]]).rename(tmp_path / "after.wav")
+    cfg = _config(tmp_path, before_crash)
+
+    first = build_controller(cfg)
+    stop = threading.Event()
+    worker = threading.Thread(target=first.pipeline.run, args=(stop,), daemon=True)
+    worker.start()
+    session = first.start(name="CRASH")
+    assert first.wait_source_finished(60) and first.pipeline.drain(60)
+    stop.set()
+    worker.join(5)
+    first._capture.stop()  # the process dies here: no stop, no relabel, the visit left "recording"
+    labels_before = [g.speaker for g in first.store.read_transcript(session.id, actor="test", reason="check")]
+    assert len(labels_before) == 3 and labels_before[0] == labels_before[2] != labels_before[1]
+    assert len(first.store.load_voiceprints(session.id)) >= 3
+
+    cfg2 = _config(tmp_path, after_crash)
+    second = build_controller(cfg2)  # the restarted daemon
+    assert second.recover() == [session.id]
+    stop = threading.Event()
+    worker = threading.Thread(target=second.pipeline.run, args=(stop,), daemon=True)
+    worker.start()
+    try:
+        second.resume()
+        assert second.wait_source_finished(60)
+        second.stop()
+    finally:
+        stop.set()
+        worker.join(5)
+    labels = [g.speaker for g in second.store.read_transcript(session.id, actor="test", reason="check")]
+    assert len(labels) == 6
+    piper_label, reader_label = labels[0], labels[1]
+    assert piper_label != reader_label
+    assert labels == [piper_label, reader_label, piper_label, reader_label, piper_label, reader_label]
+    assert second.store.load_voiceprints(session.id) == []  # forgotten once the visit is stopped
+    second.store.close()
+    first.store.close()

@@ -18,11 +18,12 @@ from typing import Any
 
 from appliance.capture import Capture, CapturedBlock, CaptureStatus
 from appliance.config.schema import ApplianceConfig
-from appliance.diarize.direction import DirectionTracker
+from appliance.diarize.direction import Direction, DirectionTracker
 from appliance.diarize.visit import VisitDiarization
 from appliance.hardware.arrays import array_for_capture
 from appliance.speech.pipeline import FinalSegment, PartialText, SpeechPipeline
 from appliance.store import Session, SessionStore
+from appliance.store.voiceprints import VoicePrint
 
 log = logging.getLogger(__name__)
 
@@ -100,10 +101,37 @@ class SessionController:
     def _store_segment(self, seg: FinalSegment) -> None:
         seg_id = self.store.add_segment(seg.session_id, seg.start, seg.end, seg.speaker, seg.text)
         self._turn_segments.update(dict.fromkeys(seg.turns, seg_id))
+        self._save_voiceprints(seg, seg_id)
         self._segments += 1
         log.info("segment stored", extra={"session_id": seg.session_id, "segment_id": seg_id})
         self._emit("segment", {"session_id": seg.session_id, "id": seg_id, "start": seg.start,
                                "end": seg.end, "speaker": seg.speaker, "text": seg.text})
+
+    def _save_voiceprints(self, seg: FinalSegment, seg_id: str) -> None:
+        """Keep what the labeller learnt with the segment, so a crash does not cost the labels."""
+        diarizer = self.pipeline.diarizer
+        if diarizer is None or not seg.turns or not hasattr(diarizer, "export_turns"):
+            return
+        try:
+            self.store.save_voiceprints(seg.session_id, [
+                VoicePrint(i, seg_id, a, b, label, v, d.azimuth_deg if d else None, d.confidence if d else None)
+                for i, a, b, label, v, d in diarizer.export_turns(seg.turns)])
+        except Exception:  # the segment is stored; only the labels of a crashed visit are at stake
+            log.exception("could not keep the voice prints of a segment")
+
+    def _restore_diarizer(self, session_id: str) -> None:
+        """A visit recovered after a crash goes on with the labeller's memory from the store."""
+        diarizer = self.diarization.new_visit() if self.diarization else None
+        self.pipeline.diarizer = diarizer
+        self._turn_segments = {}
+        if diarizer is None:
+            return
+        prints = self.store.load_voiceprints(session_id)
+        diarizer.restore([(p.start, p.end, p.label, p.vector,
+                           None if p.azimuth is None else Direction(p.azimuth, p.confidence or 0.0))
+                          for p in prints])
+        self._turn_segments = {i: p.segment_id for i, p in enumerate(prints)}
+        log.info("speaker labels restored from %d turns", len(prints), extra={"session_id": session_id})
 
     def _partial(self, p: PartialText) -> None:
         self._emit("partial", {"session_id": p.session_id, "start": p.start, "text": p.text})
@@ -173,6 +201,7 @@ class SessionController:
             if not self.pipeline.drain(self.cfg.daemon.stop_timeout_s):
                 log.error("recognition did not finish within %.0f s at stop", self.cfg.daemon.stop_timeout_s)
             self._relabel()
+            self.store.delete_voiceprints(self._session.id)  # the labeller's memory ends with the visit
             self._refresh(actor, "stopped")
             done, self._session = self._session, None
             assert done is not None
@@ -261,6 +290,7 @@ class SessionController:
             if ids:
                 self._session = self.store.get_session(ids[-1])
                 self._offset = self._session.recorded_seconds
+                self._restore_diarizer(self._session.id)
                 log.warning("recovered interrupted visit", extra={"session_id": self._session.id})
             return ids
 

@@ -180,6 +180,22 @@ class OnlineDiarizer:
         with self._lock:
             return [Turn(r.start, r.end, r.label, i) for i, r in enumerate(self._records)]
 
+    # -- across a restart -----------------------------------------------------------
+    def export_turns(self, indices: tuple[int, ...]) -> list[tuple[int, float, float, str, np.ndarray,
+                                                                     Direction | None]]:
+        """(index, start, end, label, voice print, direction) of the given turns, for the store."""
+        with self._lock:
+            return [(i, r.start, r.end, r.label, r.vector, r.direction)
+                    for i in sorted(set(indices)) if 0 <= i < len(self._records)
+                    for r in [self._records[i]]]
+
+    def restore(self, turns: list[tuple[float, float, str, np.ndarray, Direction | None]]) -> None:
+        """Continue a visit whose labeller was lost (crash, restart): its turns, in order, become
+        turns 0…n-1 again and the speakers' prints are rebuilt from them."""
+        with self._lock:
+            self._records = [_Record(a, b, label, np.asarray(v, np.float32), d) for a, b, label, v, d in turns]
+            self._rebuild()
+
     # -- at Stop -------------------------------------------------------------------
     def recluster(self) -> dict[int, str]:
         """Relabel every turn with hindsight; returns turn index → label (all turns)."""

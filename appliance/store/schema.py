@@ -111,7 +111,26 @@ def _v2_notes(db: Database) -> None:
     )
 
 
-MIGRATIONS: tuple[Migration, ...] = (_v1_initial, _v2_notes)
+def _v3_voiceprints(db: Database) -> None:
+    # The speaker labeller's memory of a visit in progress (one voice print per turn, never
+    # audio), so a visit resumed after a crash keeps its labels; deleted at Stop and by purge.
+    db.execute(
+        """CREATE TABLE voiceprints (
+            session_id TEXT NOT NULL REFERENCES sessions (id),
+            turn INTEGER NOT NULL CHECK (turn >= 0),
+            segment_id TEXT NOT NULL,
+            start REAL NOT NULL,
+            "end" REAL NOT NULL,
+            label TEXT NOT NULL,
+            vector BLOB NOT NULL,
+            azimuth REAL,
+            confidence REAL,
+            PRIMARY KEY (session_id, turn)
+        ) WITHOUT ROWID"""
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (_v1_initial, _v2_notes, _v3_voiceprints)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

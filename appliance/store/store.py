@@ -20,6 +20,7 @@ from appliance.store.notes import NotesMixin
 from appliance.store.outbox import OutboxMixin
 from appliance.store.schema import migrate, schema_version
 from appliance.store.states import LIVE_STATES, State, check_transition, parse_state
+from appliance.store.voiceprints import VoicePrintsMixin
 
 _CHECKPOINT_MODES = ("PASSIVE", "FULL", "RESTART", "TRUNCATE")
 
@@ -37,7 +38,7 @@ def _clean_templates(templates: Iterable[str]) -> list[str]:
     return cleaned
 
 
-class SessionStore(TranscriptMixin, OutboxMixin, NotesMixin, StoreBase):
+class SessionStore(TranscriptMixin, OutboxMixin, NotesMixin, VoicePrintsMixin, StoreBase):
     """Thread-safe handle on the session database; open it with open_store()."""
 
     # -- sessions ------------------------------------------------------------------------------
@@ -197,7 +198,7 @@ class SessionStore(TranscriptMixin, OutboxMixin, NotesMixin, StoreBase):
             check_transition(session_id, row["state"], State.PURGED)
             counts = {
                 table: db.execute(f"DELETE FROM {table} WHERE session_id = ?", [session_id]).rowcount
-                for table in ("segments", "speakers", "notes", "outbox")
+                for table in ("segments", "speakers", "notes", "outbox", "voiceprints")
             }
             self._update_session(session_id, name="", clinician="")
             self._apply_transition(row, State.PURGED, actor, segment_rows=counts["segments"],
