@@ -9,6 +9,7 @@ that it can then be stopped and sent.
 from __future__ import annotations
 
 import signal
+import time
 
 import pytest
 
@@ -96,3 +97,25 @@ def test_sigterm_stores_the_utterance_in_flight_and_exits_within_10s(tmp_path):
     assert st["elapsed_s"] - 0.2 <= last.end <= third.end + 0.05
     assert store.get_session(sid).state == "paused"
     store.close()
+
+
+def test_a_database_locked_for_a_while_does_not_stop_the_daemon(tmp_path):
+    """Another process (a backup, a panel request gone slow) holds the database past the busy
+    timeout: the daemon keeps recording and stores what it heard once the lock is gone."""
+    import sqlite3
+
+    wav = tmp_path / "visit.wav"
+    write_visit_wav(wav)
+    cfg = write_config(tmp_path, wav)
+    with DaemonProcess(cfg) as d:
+        assert d.ctl("start", name="LOCK")["ok"]
+        d.wait_for(lambda s: s["segments"] >= 1, timeout=30, what="a first segment")
+        blocker = sqlite3.connect(str(tmp_path / "state" / "sessions.db"), timeout=1)
+        blocker.execute("BEGIN EXCLUSIVE")
+        time.sleep(7.0)  # longer than the store's 5 s busy timeout
+        blocker.rollback()
+        blocker.close()
+        assert d.proc is not None and d.proc.poll() is None, d.log.read_text()[-3000:]
+        st = d.wait_for(lambda s: s["segments"] >= 4, timeout=40, what="segments after the lock")
+        assert st["state"] == "recording"
+        assert d.ctl("stop")["ok"]

@@ -13,6 +13,7 @@ import os
 import signal
 import threading
 from pathlib import Path
+from typing import Any
 
 from appliance.asr.engine import Engine
 from appliance.capture import Capture
@@ -58,6 +59,16 @@ def status_line(controller: SessionController) -> str:
     return line
 
 
+def heartbeat(controller: SessionController, notifier: SystemdNotifier, led: Any) -> None:
+    """One beat: STATUS for systemd, the LED, and the visit's recorded time kept in the store."""
+    snap = controller.snapshot()
+    notifier.status(status_line(controller))
+    if led is not None:
+        led.set_led(snap.state)
+    if snap.session is not None and snap.state == "recording":
+        controller.store.set_recorded_seconds(snap.session.id, snap.elapsed_s)
+
+
 def run_daemon(cfg: ApplianceConfig, *, stop_event: threading.Event | None = None) -> int:
     os.umask(0o077)  # nothing the daemon writes is for other users
     stop = stop_event or threading.Event()
@@ -95,12 +106,10 @@ def run_daemon(cfg: ApplianceConfig, *, stop_event: threading.Event | None = Non
     try:
         while not stop.wait(interval):
             notifier.watchdog_ping()
-            snap = controller.snapshot()
-            notifier.status(status_line(controller))
-            if led is not None:
-                led.set_led(snap.state)
-            if snap.session is not None and snap.state == "recording":
-                controller.store.set_recorded_seconds(snap.session.id, snap.elapsed_s)
+            try:
+                heartbeat(controller, notifier, led)
+            except Exception:  # e.g. the database locked by a reader for a while: the visit goes on
+                log.exception("status update failed; retrying at the next beat")
     finally:
         notifier.stopping()
         controller.shutdown()
