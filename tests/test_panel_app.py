@@ -335,3 +335,22 @@ def test_the_wrong_pin_count_and_lockout_survive_a_restart(tmp_path):
     guard = PinGuard(path, cfg, clock=Clock(11.0))
     with pytest.raises(PinError, match="Too many wrong PINs"):
         guard.check(PIN)
+
+
+def test_review_offers_only_speakers_the_transcript_uses(panel):
+    """A live label the hindsight pass at Stop replaced keeps its row and its "Speaker 2" name,
+    which the re-clustered label now wears too: only the label in use may be offered for a swap."""
+    sid = panel.visit()
+    store = panel.store
+    segs = store.read_transcript(sid, actor="test", reason="ids")
+    assert len(segs) >= 2
+    store.set_speaker_name(sid, "S2", "Speaker 2", actor="diarizer")  # the stale live label
+    for i, g in enumerate(segs):
+        store.set_segment_speaker(sid, g.id, "S1" if i % 2 == 0 else "S3", actor="diarizer")
+    store.set_speaker_name(sid, "S1", "Speaker 1", actor="diarizer")
+    store.set_speaker_name(sid, "S3", "Speaker 2", actor="diarizer")
+    page = panel.get(f"/review/{sid}").get_data(as_text=True)
+    swap_form = page[page.index('id="swap-form"'):]
+    swap_form = swap_form[:swap_form.index("</form>")]
+    offered = re.findall(r'<option value="(S\d+)"', swap_form)
+    assert sorted(set(offered)) == ["S1", "S3"]

@@ -27,6 +27,13 @@ def _guard(session_id: str) -> Response | None:
     return None
 
 
+def _in_use(speakers: dict[str, str], segments: list) -> dict[str, str]:  # type: ignore[type-arg]
+    """Only labels the transcript uses: a live label the hindsight pass at Stop replaced keeps
+    its row (and maybe a name now worn by another label) but must not be offered for a swap."""
+    used = {g.speaker for g in segments}
+    return {label: name for label, name in speakers.items() if label in used}
+
+
 @bp.get("/review/<session_id>")
 def review(session_id: str) -> Response | str:
     if (r := _guard(session_id)) is not None:
@@ -44,7 +51,8 @@ def review(session_id: str) -> Response | str:
                                                                and (not sent or max(sent) < s.revision))
     sync = getattr(pc.controller, "sync", None)
     return render_template(
-        "review.html", s=s, segments=segments, speakers=pc.store.speakers(session_id), notes=notes,
+        "review.html", s=s, segments=segments, speakers=_in_use(pc.store.speakers(session_id), segments),
+        notes=notes,
         templates=list(dict.fromkeys([*offered_templates(), *s.templates])), can_send=can_send,
         editable=s.state in EDITABLE, sent_revision=max(sent) if sent else None,
         sync_status=_sync_status(sync), screen="review",
