@@ -104,8 +104,8 @@ def test_a_whole_visit_on_the_panel(chromium, panel):
     new_text = " ".join(words)
     seg.locator("summary.edit-btn").click()
     seg.locator("textarea").fill(new_text)
-    seg.locator("button.save-text").click()
-    page.wait_for_load_state()
+    with page.expect_navigation():  # the form post redirects
+        seg.locator("button.save-text").click()
     assert page.inner_text(".flash-ok") == "Text corrected."
     assert page.inner_text(f"#seg-{seg_id} .text") == new_text
     assert page.inner_text("#visit-state") == "Reviewed"
@@ -118,15 +118,15 @@ def test_a_whole_visit_on_the_panel(chromium, panel):
     page.click("#speakers > summary")
     page.select_option("#swap-form select[name=a]", label=names[0])
     page.select_option("#swap-form select[name=b]", label=names[1])
-    page.click("#swap")
-    page.wait_for_load_state()
+    with page.expect_navigation():  # the form post redirects
+        page.click("#swap")
     after = page.locator("article.seg .spk").all_inner_texts()
     swap = {names[0]: names[1], names[1]: names[0]}
     assert after == [swap.get(x, x) for x in before]
 
     # Send to the clinic (consent was given at Start; SOAP and H&P requested).
-    page.click("#send")
-    page.wait_for_load_state()
+    with page.expect_navigation():  # the form post redirects
+        page.click("#send")
     assert page.inner_text("#visit-state") == "Queued for the clinic"
     assert page.locator("#send").count() == 0
 

@@ -177,8 +177,8 @@ def test_a_failing_edit_says_so_plainly_and_the_live_visit_keeps_recording(chrom
     with open_store(str(db)) as store:
         store.purge(gone, actor="retention")
     page.fill("#details-form input[name=name]", "G.O.")
-    page.click("#save-details")
-    page.wait_for_load_state()
+    with page.expect_navigation():  # the form post redirects
+        page.click("#save-details")
     assert page.inner_text(".flash-error") == ("This visit's transcript has been deleted from the device after "
                                                "the retention period.")
     assert page.inner_text("#visit-state") == "Deleted after retention"
@@ -214,8 +214,8 @@ def test_a_failing_edit_says_so_plainly_and_the_live_visit_keeps_recording(chrom
     page.context.close()
 
 
-def test_wrong_pins_are_rate_limited(chromium, panel):
-    _, base, _ = panel
+def test_wrong_pins_are_rate_limited_and_the_lockout_survives_a_daemon_restart(chromium, panel):
+    daemon, base, tmp = panel
     page = new_page(chromium, "800x480")
     page.goto(base + "/settings")
     assert "/unlock" in page.url
@@ -228,9 +228,6 @@ def test_wrong_pins_are_rate_limited(chromium, panel):
     assert "wait" in page.inner_text(".flash-error") and "/unlock" in page.url
     page.context.close()
 
-
-def test_the_pin_lockout_survives_a_daemon_restart(chromium, panel):
-    daemon, base, tmp = panel
     attempts = tmp / "state" / "panel" / "pin-attempts.json"
     assert stat.S_IMODE(attempts.stat().st_mode) == 0o600
     assert status(base)["session_id"] is None
@@ -239,6 +236,6 @@ def test_the_pin_lockout_survives_a_daemon_restart(chromium, panel):
     wait_for_panel(daemon, base)
     page = new_page(chromium, "800x480")
     page.goto(base + "/settings")
-    enter_pin(page, PIN)  # the right PIN: still refused, the lockout of the previous test goes on
+    enter_pin(page, PIN)  # the right PIN: still refused, the lockout goes on after the restart
     assert "Too many wrong PINs" in page.inner_text(".flash-error") and "/unlock" in page.url
     page.context.close()
