@@ -62,11 +62,12 @@ def pocketsphinx_sets() -> list[Dataset]:
     return sets
 
 
-def _espeak(text: str, voice: str) -> np.ndarray:
-    raw = subprocess.run(["espeak-ng", "-v", voice, "-s", "165", "--stdout", text], check=True,
+def espeak(text: str, voice: str, wpm: int = 165, gain: float = 0.6) -> np.ndarray:
+    """float32 16 kHz speech of ``text`` by espeak-ng."""
+    raw = subprocess.run(["espeak-ng", "-v", voice, "-s", str(wpm), "--stdout", text], check=True,
                          capture_output=True).stdout
     audio = np.frombuffer(raw[44:], "<i2").astype(np.float32) / 32768  # espeak's WAV header is 44 bytes
-    return resample_poly(audio, RATE, 22050).astype(np.float32) * 0.6
+    return resample_poly(audio, RATE, 22050).astype(np.float32) * gain
 
 
 def _clean_turn(text: str) -> str:
@@ -92,7 +93,7 @@ def clinical_dialogues(out_dir: Path, n: int = 3, max_turns: int = 14) -> list[D
                 continue
             text = _clean_turn(m.group(2))
             ref.append(text)
-            pieces += [_espeak(text, "en-us" if m.group(1) == "doctor" else "en+f3"),
+            pieces += [espeak(text, "en-us" if m.group(1) == "doctor" else "en+f3"),
                        np.zeros(int(RATE * 0.8), np.float32)]
         if not wav.exists():
             sf.write(wav, np.concatenate(pieces), RATE, subtype="PCM_16")

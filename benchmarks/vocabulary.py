@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.datasets import _espeak
+from benchmarks.datasets import espeak
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,7 +55,7 @@ def main() -> int:
     from appliance.asr.factory import make_engine
     from appliance.config.schema import AsrConfig
 
-    clips = [(_espeak(text, "en-us"), term) for text, term in SENTENCES]
+    clips = [(espeak(text, "en-us"), term) for text, term in SENTENCES]
     plain = AsrConfig(engine="whisper-onnx")
     without, texts0 = term_recall(make_engine(plain, args.models_dir), clips)
     with_vocab, texts1 = term_recall(make_engine(dataclasses.replace(plain, vocabulary=tuple(TERMS)),

