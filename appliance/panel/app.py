@@ -18,6 +18,7 @@ from appliance.daemon.controller import SessionController
 from appliance.panel.context import PanelContext, Room, ctx
 from appliance.panel.events import EventHub
 from appliance.panel.pin import PinGuard
+from appliance.panel.redirects import safe_target
 from appliance.panel.tools import MicTools
 
 log = logging.getLogger(__name__)
@@ -102,8 +103,7 @@ def when(ts: float) -> str:
 
 def back_to(default: str) -> str:
     """The local page a form asked to return to (no Referer is sent: Referrer-Policy no-referrer)."""
-    target = request.form.get("back", "")
-    return target if target.startswith("/") and not target.startswith("//") else default
+    return safe_target(request.form.get("back"), default)
 
 
 def csrf_token() -> str:

@@ -15,6 +15,7 @@ from appliance.diarize.visit import enrolment_path
 from appliance.panel.app import is_loopback
 from appliance.panel.context import ctx
 from appliance.panel.pin import PinError
+from appliance.panel.redirects import safe_target
 from appliance.panel.tools import ToolBusy
 
 auth_bp = Blueprint("auth", __name__)
@@ -23,8 +24,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _safe_next(default: str = "/") -> str:
-    target = request.values.get("next", "")
-    return target if target.startswith("/") and not target.startswith("//") else default
+    return safe_target(request.values.get("next"), default)
 
 
 def pin_required(view: F) -> F:
