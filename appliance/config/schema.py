@@ -213,8 +213,8 @@ class PanelConfig:
     )
     port: int = setting(8080, "TCP port of the panel.", min=1, max=65535)
     lan: bool = setting(
-        False, "Allow access from other machines (host not loopback). Needs tls_cert and tls_key, and every "
-        "page then asks for the clinician PIN (the login).",
+        False, "Allow access from other machines (host not loopback). Needs tls_cert and tls_key, every "
+        "page then asks for the clinician PIN (the login), and the PIN must have at least 6 digits.",
     )
     tls_cert: str = setting("", "PEM certificate (chain) served in LAN mode.")
     tls_key: str = setting("", "PEM private key of tls_cert (readable by the service user only).")
@@ -222,10 +222,16 @@ class PanelConfig:
         120.0, "Inactivity after which the panel locks: back to the Start screen, transcripts hidden, PIN "
         "needed again.", min=5.0, max=3600.0, unit="s",
     )
-    pin_min_length: int = setting(4, "Shortest clinician PIN accepted when it is set.", min=4, max=12)
-    pin_attempts: int = setting(5, "Wrong PINs in a row before entry is refused for pin_lockout_s.", min=1, max=20)
-    pin_lockout_s: float = setting(60.0, "How long PIN entry is refused after too many wrong PINs.",
-                                   min=5.0, max=3600.0, unit="s")
+    pin_min_length: int = setting(4, "Shortest clinician PIN accepted when it is set (at least 6 with lan = true).",
+                                  min=4, max=12)
+    pin_attempts: int = setting(5, "Wrong PINs in a row before entry is refused for a while (a lockout).",
+                                min=1, max=20)
+    pin_lockout_s: float = setting(60.0, "First lockout after too many wrong PINs; each further lockout without "
+                                   "the right PIN in between lasts twice as long.", min=5.0, max=3600.0, unit="s")
+    pin_lockout_max_s: float = setting(86400.0, "Longest lockout, however many came before.",
+                                       min=60.0, max=604800.0, unit="s")
+    pin_alert_lockouts: int = setting(3, "Lockouts in a row after which the device raises an alert (ctl status, "
+                                      "the clinic's status topic) until the right PIN is entered.", min=1, max=100)
     templates: tuple[str, ...] = setting(
         ["SOAP", "H&P", "Progress Note", "Patient Instructions"], "Note templates offered on the Start and "
         "Review screens (the clinic server must know each name).",

@@ -30,6 +30,7 @@ def handle_request(controller: SessionController, req: Any) -> dict[str, Any]:
     try:
         if cmd == "status":
             status = controller.snapshot().as_dict()
+            status["alerts"] = controller.alerts.active()
             sync = getattr(controller, "sync", None)  # set by appliance.sync.add_sync
             if sync is not None:
                 status["sync"] = sync.status()

@@ -18,6 +18,7 @@ from typing import Any
 
 from appliance.capture import Capture, CapturedBlock, CaptureStatus
 from appliance.config.schema import ApplianceConfig
+from appliance.daemon.alerts import Alerts
 from appliance.diarize.direction import Direction, DirectionTracker
 from appliance.diarize.visit import VisitDiarization
 from appliance.hardware.arrays import array_for_capture
@@ -83,6 +84,7 @@ class SessionController:
         self._listeners: list[Callable[[str, dict[str, Any]], None]] = []
         self.unavailable = ""  # why recording is impossible (e.g. speech model missing), in plain words
         self.diarization: VisitDiarization | None = None  # speaker labels, when the model is installed
+        self.alerts = Alerts()  # for IT: ctl status, systemd STATUS, the clinic's status topic
         self._turn_segments: dict[int, str] = {}  # diarizer turn → stored segment, for relabelling at Stop
         pipeline.on_segment = self._store_segment
         pipeline.on_partial = self._partial

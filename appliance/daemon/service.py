@@ -50,13 +50,14 @@ def build_controller(cfg: ApplianceConfig, engine: Engine | None = None) -> Sess
 
 def status_line(controller: SessionController) -> str:
     snap = controller.snapshot()
+    alerts = "".join(f"; ALERT: {a['message']}" for a in controller.alerts.active())
     if snap.session is None:
-        return f"idle; NOT READY: {controller.unavailable}" if controller.unavailable else "idle"
+        return (f"idle; NOT READY: {controller.unavailable}" if controller.unavailable else "idle") + alerts
     line = f"{snap.state} {snap.session.id} ({int(snap.elapsed_s // 60)}:{int(snap.elapsed_s % 60):02d}, " \
            f"{snap.segments} segments)"
     if snap.capture and snap.capture.state != "ok":
         line += f"; mic: {snap.capture.message}"
-    return line
+    return line + alerts
 
 
 def heartbeat(controller: SessionController, notifier: SystemdNotifier, led: Any) -> None:

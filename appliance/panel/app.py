@@ -55,8 +55,9 @@ def create_app(cfg: ApplianceConfig, controller: SessionController, *,
     )
     hub = EventHub()
     room = Room(cfg.panel.auto_lock_s, clock)
-    pc = PanelContext(cfg, controller, PinGuard(pin_path(cfg), cfg.panel, clock=clock), hub, room,
-                      tools or MicTools(cfg, controller), clock, lan_requires_login=cfg.panel.lan)
+    pins = PinGuard(pin_path(cfg), cfg.panel, clock=clock, alerts=controller.alerts)
+    pc = PanelContext(cfg, controller, pins, hub, room, tools or MicTools(cfg, controller), clock,
+                      lan_requires_login=cfg.panel.lan)
     controller.add_listener(room.on_event)
     controller.add_listener(hub.publish)
     app.extensions["panel"] = pc

@@ -14,7 +14,7 @@ from appliance.diarize.enrol import EnrolmentError, load_enrolment
 from appliance.diarize.visit import enrolment_path
 from appliance.panel.app import is_loopback
 from appliance.panel.context import ctx
-from appliance.panel.pin import PinError
+from appliance.panel.pin import PinError, duration_words
 from appliance.panel.redirects import safe_target
 from appliance.panel.tools import ToolBusy
 
@@ -41,8 +41,9 @@ def pin_required(view: F) -> F:
 @auth_bp.get("/unlock")
 def unlock_screen() -> str:
     pc = ctx()
+    wait = pc.pins.lockout_remaining()
     return render_template("unlock.html", next=_safe_next(), first_run=not pc.pins.is_set,
-                           may_set=is_loopback(request.remote_addr), wait=int(pc.pins.lockout_remaining()),
+                           may_set=is_loopback(request.remote_addr), wait=duration_words(wait) if wait else "",
                            screen="unlock")
 
 
@@ -50,9 +51,10 @@ def unlock_screen() -> str:
 def unlock() -> Response:
     pc = ctx()
     try:
-        pc.pins.check(request.form.get("pin", ""))
+        pc.pins.check(request.form.get("pin", ""), over_network=not is_loopback(request.remote_addr))
     except PinError as exc:
-        pc.store.audit("panel", "panel:pin-failed", None, remote=request.remote_addr or "")
+        pc.store.audit("panel", "panel:pin-failed", None, remote=request.remote_addr or "",
+                       **({"lockout_s": exc.lockout_s} if exc.lockout_s else {}))
         flash(str(exc), "error")
         return redirect(url_for("auth.unlock_screen", next=_safe_next()))
     session["unlocked"] = pc.room.epoch

@@ -16,7 +16,8 @@ def add_sync(sup: Any, cfg: ApplianceConfig, controller: Any) -> Any:
     from appliance.sync.retention import RetentionPurger
     from appliance.sync.service import DisabledSync, SyncService
 
-    service = SyncService(cfg, controller.store) if cfg.sync.enabled else DisabledSync(controller.store)
+    service = (SyncService(cfg, controller.store, alerts=controller.alerts) if cfg.sync.enabled
+               else DisabledSync(controller.store))
     controller.sync = service
     if cfg.sync.enabled:
         sup.add("sync", service.run)

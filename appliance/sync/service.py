@@ -18,6 +18,7 @@ import paho.mqtt.client as mqtt
 
 from appliance import __version__
 from appliance.config.schema import ApplianceConfig
+from appliance.daemon.alerts import Alerts
 from appliance.store import IllegalTransition, OutboxItem, SessionClosed, SessionNotFound, SessionStore
 from appliance.sync import protocol
 from appliance.sync.mqtt import make_client
@@ -31,7 +32,8 @@ _INBOX_MAX_BYTES = 1_000_000  # acks, notes and commands are small; anything big
 
 
 class SyncService:
-    def __init__(self, cfg: ApplianceConfig, store: SessionStore, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, cfg: ApplianceConfig, store: SessionStore, *, clock: Callable[[], float] = time.time,
+                 alerts: Alerts | None = None) -> None:
         self.cfg = cfg
         self.sc = cfg.sync
         self.store = store
@@ -46,6 +48,9 @@ class SyncService:
         self._last_ack_at: float | None = None
         self._last_error = ""
         self._status_sent_at = 0.0
+        self.alerts = alerts
+        if alerts is not None:
+            alerts.add_listener(self._alerts_changed)
 
     # -- for the panel / status ----------------------------------------------------------------
 
@@ -58,6 +63,10 @@ class SyncService:
             "last_ack_at": self._last_ack_at,
             "last_error": self._last_error,
         }
+
+    def _alerts_changed(self) -> None:
+        self._status_sent_at = 0.0  # the clinic hears of a new (or cleared) alert now, not in 30 s
+        self._wake.set()
 
     def wake(self) -> None:
         """Look at the outbox now (e.g. right after the clinician pressed Send)."""
@@ -89,12 +98,15 @@ class SyncService:
     # -- the component ---------------------------------------------------------------------------
 
     def _status_message(self, state: str) -> bytes:
-        return protocol.encode(protocol.validate("status", {
+        msg = {
             "schema": "scribe.status/1", "state": state, "device_id": self.cfg.device.id,
             "site": self.cfg.device.site, "room": self.cfg.device.room[:256],
             "pending": self.store.pending_count() if state == "online" else 0,
             "version": __version__, "ts": self.clock(),
-        }))
+        }
+        if state == "online" and self.alerts is not None and (alerts := self.alerts.active()):
+            msg["alerts"] = alerts[:16]
+        return protocol.encode(protocol.validate("status", msg))
 
     def run(self, stop: threading.Event) -> None:
         sc = self.sc
@@ -266,6 +278,10 @@ class DisabledSync:
     def status(self) -> dict[str, Any]:
         return {"enabled": False, "connected": False, "broker": "", "pending": self.store.pending_count(),
                 "last_ack_at": None, "last_error": ""}
+
+    def _alerts_changed(self) -> None:
+        self._status_sent_at = 0.0  # the clinic hears of a new (or cleared) alert now, not in 30 s
+        self._wake.set()
 
     def wake(self) -> None:
         pass
