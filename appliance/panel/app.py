@@ -10,13 +10,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from flask import Flask, Response, flash, g, redirect, render_template, request, session, url_for
+from flask import Flask, Response, flash, redirect, render_template, request, session, url_for
 from werkzeug.exceptions import HTTPException
 
 from appliance.config.schema import ApplianceConfig
 from appliance.daemon.controller import SessionController
-from appliance.panel.context import PanelContext, Room, ctx
+from appliance.panel.context import PanelContext, ctx
 from appliance.panel.events import EventHub
+from appliance.panel.lock import Room, auto_lock
 from appliance.panel.pin import PinGuard
 from appliance.panel.redirects import safe_target
 from appliance.panel.tools import MicTools
@@ -25,8 +26,6 @@ log = logging.getLogger(__name__)
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
-# Requests that are not a person touching the panel: they must not keep it unlocked.
-PASSIVE_ENDPOINTS = {"static", "events.stream", "events.status"}
 OPEN_ENDPOINTS = {"static", "auth.unlock", "auth.unlock_screen", "auth.set_pin"}  # reachable without the LAN login
 
 
@@ -71,7 +70,7 @@ def create_app(cfg: ApplianceConfig, controller: SessionController, *,
     app.register_blueprint(views_admin.bp)
     app.register_blueprint(events_bp)
 
-    app.before_request(_auto_lock)
+    app.before_request(auto_lock)
     app.before_request(_lan_login)
     app.before_request(_check_csrf)
     app.after_request(_security_headers)
@@ -112,17 +111,6 @@ def csrf_token() -> str:
     if not tok:
         tok = session["csrf"] = secrets.token_urlsafe(32)
     return tok
-
-
-def _auto_lock() -> None:
-    pc = ctx()
-    if request.endpoint in PASSIVE_ENDPOINTS:
-        return
-    if pc.room.idle_for() > pc.cfg.panel.auto_lock_s:
-        pc.room.lock()
-        pc.store.audit("panel", "panel:auto-lock")
-        g.auto_locked = True
-    pc.room.touch()
 
 
 def _lan_login() -> Response | None:

@@ -1,62 +1,23 @@
-"""State the panel keeps besides the store: the lock, the visit just stopped, and helpers.
+"""State the panel keeps besides the store, and helpers.
 
-The lock is one "epoch" for the whole room: auto-lock or Lock bumps it, and a browser
-session counts as unlocked only if it unlocked in the current epoch. The visit that was
-just stopped stays viewable without the PIN (the clinician reviews it straight away) until
-the panel locks; after that it needs the PIN like any other visit.
+Who is unlocked and which visits a browser may see without the PIN: appliance/panel/lock.py.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
-from flask import current_app, session
+from flask import current_app
 
 from appliance.config.schema import ApplianceConfig
 from appliance.daemon.controller import SessionController
 from appliance.panel.events import EventHub
+from appliance.panel.lock import Room, StreamPasses, holds_recent, is_unlocked
 from appliance.panel.pin import PinGuard
 from appliance.panel.tools import MicTools
 from appliance.store import IllegalTransition, SegmentNotFound, SessionClosed, SessionNotFound
-
-
-class Room:
-    def __init__(self, auto_lock_s: float, clock: Callable[[], float]) -> None:
-        self.auto_lock_s = auto_lock_s
-        self.clock = clock
-        self.epoch = 1
-        self.recent: str | None = None  # visit just stopped, reviewable until the next lock
-        self.last_activity = clock()
-        self._live: str | None = None
-        self._lock = threading.Lock()
-
-    def touch(self) -> None:
-        self.last_activity = self.clock()
-
-    def idle_for(self) -> float:
-        return self.clock() - self.last_activity
-
-    def lock(self) -> None:
-        with self._lock:
-            self.epoch += 1
-            self.recent = None
-
-    def on_event(self, kind: str, data: dict[str, Any]) -> None:
-        """Controller listener: remember the visit a Stop (panel or button) just ended."""
-        if kind != "state":
-            return
-        with self._lock:
-            sid = data.get("session_id")
-            if data.get("state") == "stopped" and sid is not None:
-                self.recent = sid
-            elif sid is None and self._live is not None:
-                self.recent = self._live
-            self._live = sid
-        self.touch()  # pressing the physical button is activity too
 
 
 @dataclass
@@ -69,13 +30,14 @@ class PanelContext:
     tools: MicTools
     clock: Callable[[], float] = time.monotonic
     lan_requires_login: bool = field(default=False)
+    streams: StreamPasses = field(default_factory=StreamPasses)
 
     @property
     def store(self):  # type: ignore[no-untyped-def]
         return self.controller.store
 
     def unlocked(self) -> bool:
-        return self.pins.is_set and session.get("unlocked") == self.room.epoch
+        return is_unlocked(self)
 
     def live_id(self) -> str | None:
         s = self.controller.session
@@ -83,7 +45,7 @@ class PanelContext:
 
     def can_view(self, session_id: str) -> bool:
         """The live visit and the one just stopped are open to the room; everything else needs the PIN."""
-        return self.unlocked() or session_id in (self.live_id(), self.room.recent)
+        return self.unlocked() or session_id == self.live_id() or holds_recent(self, session_id)
 
 
 def ctx() -> PanelContext:

@@ -2,8 +2,8 @@
 
 The controller calls EventHub.publish from its own threads; each open page has a small
 queue. A page that stops reading (queue full) is dropped and reconnects by itself. Text
-(segments, partials) is only sent to a page that asked for the live transcript of the
-visit in progress, and that page's load was audited (read_transcript).
+(segments, partials) is only sent to a page that presented the pass of an audited load of
+the visit in progress (appliance/panel/lock.py); the patient's name is never sent.
 """
 
 from __future__ import annotations
@@ -18,6 +18,11 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 TEXT_KINDS = ("segment", "partial")
+NAME_KEYS = ("name",)  # the patient's name or initials: shown only on audited pages
+
+
+def without_names(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if k not in NAME_KEYS}
 QUEUE_MAX = 256
 
 
@@ -42,7 +47,7 @@ class EventHub:
             if kind in TEXT_KINDS and data.get("session_id") != sub.text_for:
                 data_out: dict[str, Any] = {"session_id": data.get("session_id")}  # that something happened
             else:
-                data_out = data
+                data_out = without_names(data)
             try:
                 sub.q.put_nowait((kind, data_out))
             except queue.Full:

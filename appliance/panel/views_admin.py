@@ -14,6 +14,7 @@ from appliance.diarize.enrol import EnrolmentError, load_enrolment
 from appliance.diarize.visit import enrolment_path
 from appliance.panel.app import is_loopback
 from appliance.panel.context import ctx
+from appliance.panel.lock import UNLOCKED, mark_unlocked
 from appliance.panel.pin import PinError, duration_words
 from appliance.panel.redirects import safe_target
 from appliance.panel.tools import ToolBusy
@@ -57,7 +58,7 @@ def unlock() -> Response:
                        **({"lockout_s": exc.lockout_s} if exc.lockout_s else {}))
         flash(str(exc), "error")
         return redirect(url_for("auth.unlock_screen", next=_safe_next()))
-    session["unlocked"] = pc.room.epoch
+    mark_unlocked(pc)
     pc.store.audit("panel", "panel:unlock", None, remote=request.remote_addr or "")
     return redirect(_safe_next())
 
@@ -84,7 +85,7 @@ def set_pin() -> Response:
         flash(str(exc), "error")
         return redirect(url_for("auth.unlock_screen", next=_safe_next()) if first else url_for("admin.settings"))
     pc.store.audit("panel", "panel:pin-set" if first else "panel:pin-changed")
-    session["unlocked"] = pc.room.epoch
+    mark_unlocked(pc)
     flash("PIN saved.", "ok")
     return redirect(_safe_next() if first else url_for("admin.settings"))
 
@@ -93,7 +94,7 @@ def set_pin() -> Response:
 def lock() -> Response:
     pc = ctx()
     pc.room.lock()
-    session.pop("unlocked", None)
+    session.pop(UNLOCKED, None)
     pc.store.audit("panel", "panel:lock")
     return redirect(url_for("visit.start_screen"))
 

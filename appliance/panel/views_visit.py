@@ -47,7 +47,7 @@ def recording() -> Response | str:
     # The live transcript is a view of the transcript like any other: read through the audited path.
     segments = pc.store.read_transcript(s.id, actor="panel", reason="live transcript")
     return render_template("visit.html", s=s, segments=segments, speakers=pc.store.speakers(s.id),
-                           screen="visit")
+                           stream_pass=pc.streams.issue(s.id), screen="visit")
 
 
 @bp.post("/visit/<action>")
@@ -62,7 +62,7 @@ def command(action: str) -> Response:
         flash(plain_error(exc), "error")
         return redirect(url_for("visit.recording") if pc.controller.session else url_for("visit.start_screen"))
     if action == "stop":
-        pc.room.recent = s.id
+        pc.room.set_recent(s.id)
         if pc.store.segment_count(s.id) == 0:
             flash("No speech was heard in this visit, so there is no transcript to review.", "warning")
         return redirect(url_for("review.review", session_id=s.id))

@@ -76,7 +76,7 @@
   var lastTouch = Date.now(), lastPing = Date.now();
   function touched() {
     lastTouch = Date.now();
-    if (lastTouch - lastPing > 15000) {
+    if (lastTouch - lastPing > Math.min(15000, autoLockMs / 3)) {
       lastPing = lastTouch;
       fetch("/activity", { method: "POST", headers: { "X-CSRF-Token": csrf }, credentials: "same-origin" });
     }
@@ -84,10 +84,20 @@
   ["pointerdown", "keydown", "input", "wheel"].forEach(function (e) { document.addEventListener(e, touched, true); });
   setInterval(function () {
     if (Date.now() - lastTouch < autoLockMs + 1000) { return; }
+    // A visit in progress stays on screen (Pause and Stop must stay in reach); the server has
+    // locked this browser, so only what needs the PIN goes away.
+    if (screen === "visit") { lockInPlace(); return; }
     var name = $("name");
     var sensitive = screen !== "start" || body.dataset.unlocked === "yes" || (name && name.value);
     if (sensitive && !leaving) { go("/"); }
   }, 1000);
+
+  function lockInPlace() {
+    if (body.dataset.unlocked !== "yes") { return; }
+    body.dataset.unlocked = "no";
+    var lockButton = $("nav-lock");  // History and Settings now ask for the PIN (the server checks)
+    if (lockButton) { lockButton.closest("form").remove(); }
+  }
 
   /* -- live updates -- */
   function levelPct(levels) {
@@ -168,7 +178,8 @@
   }
 
   if (window.EventSource && screen !== "unlock") {
-    var url = "/events" + (screen === "visit" && pageSession ? "?text=" + encodeURIComponent(pageSession) : "");
+    var pass = screen === "visit" && $("rec") ? $("rec").dataset.stream : "";  // issued by this audited page load
+    var url = "/events" + (pass ? "?text=" + encodeURIComponent(pass) : "");
     var es = new EventSource(url);
     var parse = function (f) { return function (ev) { try { f(JSON.parse(ev.data)); } catch (e) { /* ignore */ } }; };
     es.addEventListener("status", parse(onLive));
