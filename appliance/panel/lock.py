@@ -47,7 +47,7 @@ class Room:
             self.epoch += 1
             self.recent = None
 
-    def set_recent(self, session_id: str) -> None:
+    def set_recent(self, session_id: str | None) -> None:
         with self._lock:
             self.recent, self.recent_at = session_id, self.clock()
 
@@ -59,12 +59,13 @@ class Room:
         """Controller listener: remember the visit a Stop (panel or button) just ended."""
         if kind != "state":
             return
-        sid = data.get("session_id")
-        if data.get("state") == "stopped" and sid is not None:
-            self.set_recent(sid)
-        elif sid is None and self._live is not None:
-            self.set_recent(self._live)
-        self._live = sid
+        with self._lock:
+            sid = data.get("session_id")
+            if data.get("state") == "stopped" and sid is not None:
+                self.recent, self.recent_at = sid, self.clock()
+            elif sid is None and self._live is not None:
+                self.recent, self.recent_at = self._live, self.clock()
+            self._live = sid
 
 
 def idle_s(pc: PanelContext) -> float:
@@ -107,7 +108,7 @@ def auto_lock() -> None:
         held = session.pop(UNLOCKED, None) is not None
         held |= session.pop(RECENT, None) is not None
         if held:
-            pc.room.recent = None  # the room was left alone: the visit just stopped needs the PIN now
+            pc.room.set_recent(None)  # the room was left alone: the visit just stopped needs the PIN now
             pc.store.audit("panel", "panel:auto-lock", None, remote=request.remote_addr or "")
     session[SEEN] = pc.clock()
 
