@@ -151,3 +151,15 @@ def test_live_text_needs_the_pass_of_an_audited_page_load_and_names_stay_off_ope
                        lambda: hub.publish("segment", {"session_id": nxt, "id": "y", "text": "next words"}))
     assert "next words" not in body
     panel.post("/visit/stop")
+
+
+def test_a_visit_the_button_stops_after_the_kiosk_locked_still_opens_its_review(panel):
+    """The kiosk follows a Stop on the button to the visit's Review: locking the idle kiosk on that
+    request must not close the visit that was just stopped."""
+    panel.set_pin()
+    assert panel.post("/start", {"name": "AB"}).location == "/visit"
+    assert panel.client.get("/visit").status_code == 200
+    panel.clock.tick(31)  # a long visit, nobody touching the screen
+    sid = panel.controller.stop(actor="button").id
+    assert panel.client.get(f"/review/{sid}").status_code == 200
+    assert panel.client.get("/history").location.startswith("/unlock")  # but the kiosk is locked

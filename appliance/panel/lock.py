@@ -47,9 +47,15 @@ class Room:
             self.epoch += 1
             self.recent = None
 
-    def set_recent(self, session_id: str | None) -> None:
+    def set_recent(self, session_id: str) -> None:
         with self._lock:
             self.recent, self.recent_at = session_id, self.clock()
+
+    def forget_recent_before(self, t: float) -> None:
+        """Close the visit just stopped if it stopped before ``t`` (a Stop after that stays open)."""
+        with self._lock:
+            if self.recent is not None and self.recent_at <= t:
+                self.recent = None
 
     def recent_open(self, session_id: str) -> bool:
         """May a browser still take up the visit just stopped (without the PIN)?"""
@@ -108,7 +114,9 @@ def auto_lock() -> None:
         held = session.pop(UNLOCKED, None) is not None
         held |= session.pop(RECENT, None) is not None
         if held:
-            pc.room.set_recent(None)  # the room was left alone: the visit just stopped needs the PIN now
+            # The room was left alone: a visit stopped before then needs the PIN now. One the
+            # button stopped meanwhile is still "just stopped" (its Review follows the Stop).
+            pc.room.forget_recent_before(session[SEEN])
             pc.store.audit("panel", "panel:auto-lock", None, remote=request.remote_addr or "")
     session[SEEN] = pc.clock()
 
