@@ -65,23 +65,34 @@ def _serve(cfg: ClinicConfig, level: str) -> int:
     return 0
 
 
-def _publish_once(cfg: ClinicConfig, send: str, **kw: object) -> int:
-    """Connect, publish one note/command at QoS 1, wait for the broker's PUBACK, disconnect."""
-    from clinic.server import ClinicServer
-    from clinic.storage import open_repository
+def _publish_once(cfg: ClinicConfig, topic: str, data: bytes) -> int:
+    """Connect as the tools' own identity, publish one note/command at QoS 1, wait for the broker's
+    PUBACK, disconnect. Never as the server: the broker would hand the tool the server's session
+    (kicking the running server, or taking the transcripts queued for a stopped one)."""
+    import os
 
-    server = ClinicServer(cfg, repo=open_repository(cfg.store.backend, cfg.store.path))
-    server.client.connect(cfg.mqtt.host, cfg.mqtt.port, keepalive=cfg.mqtt.keepalive_s)
-    server.client.loop_start()
+    from appliance.sync.mqtt import connect, make_client
+
+    m = cfg.mqtt
+    # The shipped broker replaces the id with the certificate's name; a lab broker without TLS
+    # takes it as it is, so it must differ from the server's too.
+    client = make_client(f"{m.client_id}-tool-{os.getpid()}", tls=m.tls, ca_file=m.ca_file,
+                         cert_file=m.tool_cert_file, key_file=m.tool_key_file)
     try:
-        info = getattr(server, send)(**kw)
+        connect(client, m.host, m.port, m.keepalive_s, persistent=False, wait=True)
+    except (OSError, ValueError) as exc:
+        print(f"clinic: cannot connect to the broker {m.host}:{m.port}: {exc}", file=sys.stderr)
+        return 1
+    client.loop_start()
+    try:
+        info = client.publish(topic, data, qos=1)
         info.wait_for_publish(10)  # the broker's PUBACK: it holds the message for the device now
         if not info.is_published():
             print("clinic: broker did not acknowledge the message", file=sys.stderr)
             return 1
     finally:
-        server.client.disconnect()
-        server.client.loop_stop()
+        client.disconnect()
+        client.loop_stop()
     return 0
 
 
@@ -101,13 +112,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "config":
         print(describe(), end="")
         return 0
-    if args.command == "note":
-        text = sys.stdin.read() if args.text == "-" else args.text
-        return _publish_once(cfg, "send_note", site=args.site, device_id=args.device, session_id=args.session,
-                             revision=args.revision, template=args.template, text=text)
-    if args.command == "command":
-        return _publish_once(cfg, "send_command", site=args.site, device_id=args.device, command=args.name,
-                             session_id=args.session)
+    if args.command in ("note", "command"):
+        from clinic.server import command_message, note_message
+
+        prefix = cfg.mqtt.topic_prefix
+        try:
+            if args.command == "note":
+                text = sys.stdin.read() if args.text == "-" else args.text
+                topic, data = note_message(prefix, args.site, args.device, args.session, args.revision,
+                                           args.template, text)
+            else:
+                topic, data = command_message(prefix, args.site, args.device, args.name, args.session)
+        except ValueError as exc:  # ProtocolError (a field the schema refuses) or a bad topic level
+            print(f"clinic: {exc}", file=sys.stderr)
+            return 2
+        return _publish_once(cfg, topic, data)
     from clinic.storage import open_repository
 
     repo = open_repository(cfg.store.backend, cfg.store.path)

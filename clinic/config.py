@@ -30,6 +30,11 @@ class MqttConfig:
     cert_file: str = setting("/etc/clinic/pki/clinic-server.crt", "The server's client certificate; its common "
                              "name must be the identity the broker ACL grants all scribe topics to.")
     key_file: str = setting("/etc/clinic/pki/clinic-server.key", "Private key of the client certificate.")
+    tool_cert_file: str = setting("/etc/clinic/pki/clinic-tools.crt", "Client certificate of the one-shot tools "
+                                  "(`clinic note`, `clinic command`). The broker makes a certificate's common name "
+                                  "its client id, so the tools need a name of their own (\"clinic-tools\"): with "
+                                  "the server's they would take over its session.")
+    tool_key_file: str = setting("/etc/clinic/pki/clinic-tools.key", "Private key of the tools' certificate.")
     keepalive_s: int = setting(30, "MQTT keepalive.", min=5, max=600, unit="s")
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from appliance.sync import protocol
-from appliance.sync.mqtt import make_client
+from appliance.sync.mqtt import connect, make_client
 from appliance.sync.protocol import Topics
 from clinic.config import ClinicConfig
 from clinic.ingest import Ingest
@@ -88,7 +88,7 @@ class ClinicServer:
         self._stop.clear()
         self._worker = threading.Thread(target=self._work, name="clinic-ingest", daemon=True)
         self._worker.start()
-        self.client.connect_async(self.cfg.mqtt.host, self.cfg.mqtt.port, keepalive=self.cfg.mqtt.keepalive_s)
+        connect(self.client, self.cfg.mqtt.host, self.cfg.mqtt.port, self.cfg.mqtt.keepalive_s)
         self.client.loop_start()
         return self
 
@@ -112,13 +112,23 @@ class ClinicServer:
 
     def send_note(self, site: str, device_id: str, session_id: str, revision: int, template: str,
                   text: str) -> mqtt.MQTTMessageInfo:
-        note = protocol.validate("note", {"schema": "scribe.note/1", "session_id": session_id,
-                                          "revision": revision, "template": template, "text": text})
-        return self.client.publish(Topics(self.cfg.mqtt.topic_prefix, site, device_id).note, protocol.encode(note),
-                                   qos=1)
+        topic, data = note_message(self.cfg.mqtt.topic_prefix, site, device_id, session_id, revision, template, text)
+        return self.client.publish(topic, data, qos=1)
 
     def send_command(self, site: str, device_id: str, command: str, session_id: str) -> mqtt.MQTTMessageInfo:
-        cmd = protocol.validate("command", {"schema": "scribe.command/1", "command": command,
-                                            "session_id": session_id})
-        return self.client.publish(Topics(self.cfg.mqtt.topic_prefix, site, device_id).command,
-                                   protocol.encode(cmd), qos=1)
+        topic, data = command_message(self.cfg.mqtt.topic_prefix, site, device_id, command, session_id)
+        return self.client.publish(topic, data, qos=1)
+
+
+def note_message(prefix: str, site: str, device_id: str, session_id: str, revision: int, template: str,
+                 text: str) -> tuple[str, bytes]:
+    """(topic, validated scribe.note/1 bytes) of a note for a device."""
+    note = protocol.validate("note", {"schema": "scribe.note/1", "session_id": session_id,
+                                      "revision": revision, "template": template, "text": text})
+    return Topics(prefix, site, device_id).note, protocol.encode(note)
+
+
+def command_message(prefix: str, site: str, device_id: str, command: str, session_id: str) -> tuple[str, bytes]:
+    """(topic, validated scribe.command/1 bytes) of a command for a device."""
+    cmd = protocol.validate("command", {"schema": "scribe.command/1", "command": command, "session_id": session_id})
+    return Topics(prefix, site, device_id).command, protocol.encode(cmd)

@@ -4,20 +4,26 @@ PKI scripts, on loopback at a free port, in a temp dir. Stop/start/kill to injec
 from __future__ import annotations
 
 import contextlib
+import queue
 import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import paho.mqtt.client as mqtt
+
 if TYPE_CHECKING:
     from appliance.config.schema import ApplianceConfig
     from appliance.store import SessionStore
+    from appliance.sync.service import SyncService
     from clinic.config import ClinicConfig
     from clinic.storage import SqliteTranscriptStore
 
@@ -26,6 +32,7 @@ PKI = REPO / "scripts" / "pki"
 CONF = REPO / "image" / "mosquitto" / "mosquitto.conf"
 ACL = REPO / "image" / "mosquitto" / "scribe.acl"
 CLINIC_ID = "clinic-server"
+TOOLS_ID = "clinic-tools"  # the certificate of `clinic note` / `clinic command`
 
 
 def free_port() -> int:
@@ -53,6 +60,11 @@ class Pki:
             subprocess.run([str(PKI / "make-cert.sh"), str(self.dir), str(self.dir), kind, name],
                            check=True, capture_output=True)
 
+    def revoke(self, name: str) -> str:
+        """scripts/pki/revoke.sh on `name`'s certificate: the CA's CRL now lists it."""
+        return subprocess.run([str(PKI / "revoke.sh"), str(self.dir), str(self.cert(name))],
+                              check=True, capture_output=True, text=True).stdout
+
 
 def make_pki(root: Path, devices: tuple[str, ...] = ("dev-a", "dev-b")) -> Pki:
     """CA, broker server certificate (localhost / 127.0.0.1), clinic and device client certificates."""
@@ -61,6 +73,7 @@ def make_pki(root: Path, devices: tuple[str, ...] = ("dev-a", "dev-b")) -> Pki:
                    check=True, capture_output=True)
     pki = Pki(root)
     pki.issue("clinic", CLINIC_ID)
+    pki.issue("clinic", TOOLS_ID)
     for dev in devices:
         pki.issue("device", dev)
     return pki
@@ -74,6 +87,7 @@ def render_conf(pki: Pki, port: int, data_dir: Path, max_packet: int | None = No
         r"^cafile .*$": f"cafile {pki.ca}",
         r"^certfile .*$": f"certfile {pki.dir / 'server.crt'}",
         r"^keyfile .*$": f"keyfile {pki.dir / 'server.key'}",
+        r"^crlfile .*$": f"crlfile {pki.dir / 'ca.crl'}",
         r"^acl_file .*$": f"acl_file {ACL}",
         r"^persistence_location .*$": f"persistence_location {data_dir}/",
     }
@@ -140,13 +154,24 @@ def clinic_config(pki: Pki, broker: Broker, db: Path, **ingest: object) -> Clini
 
     return ClinicConfig(
         mqtt=MqttConfig(host="localhost", port=broker.port, ca_file=str(pki.ca), cert_file=str(pki.cert(CLINIC_ID)),
-                        key_file=str(pki.key(CLINIC_ID)), client_id=f"{CLINIC_ID}-{broker.port}"),
+                        key_file=str(pki.key(CLINIC_ID)), client_id=f"{CLINIC_ID}-{broker.port}",
+                        tool_cert_file=str(pki.cert(TOOLS_ID)), tool_key_file=str(pki.key(TOOLS_ID))),
         store=StoreConfig(path=str(db)),
         ingest=IngestConfig(**ingest),  # type: ignore[arg-type]
     )
 
 
-def sync_toml(pki: Pki, broker: Broker, device_id: str, **sync: object) -> str:
+def clinic_toml(pki: Pki, broker: Broker, db: Path) -> str:
+    """clinic_config() as the clinic.toml file `clinic --config` reads."""
+    import dataclasses
+    import json
+
+    cfg = clinic_config(pki, broker, db)
+    return "".join(f"[{table}]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in dataclasses.asdict(
+        getattr(cfg, table)).items()) for table in ("mqtt", "store"))
+
+
+def sync_toml(pki: Pki, broker: Broker, device_id: str, site: str = "site1", **sync: object) -> str:
     """The [device] and [sync] tables of a device that talks to `broker`."""
     keys = {"enabled": True, "broker_host": "localhost", "broker_port": broker.port, "ca_file": str(pki.ca),
             "cert_file": str(pki.cert(device_id)), "key_file": str(pki.key(device_id)),
@@ -155,7 +180,7 @@ def sync_toml(pki: Pki, broker: Broker, device_id: str, **sync: object) -> str:
     def val(v: object) -> str:
         return str(v).lower() if isinstance(v, bool) else (f'"{v}"' if isinstance(v, str) else str(v))
 
-    lines = [f'[device]\nid = "{device_id}"\nsite = "site1"\nroom = "exam-3"',
+    lines = [f'[device]\nid = "{device_id}"\nsite = "{site}"\nroom = "exam-3"',
              "[sync]", *(f"{k} = {val(v)}" for k, v in keys.items())]
     return "\n".join(lines) + "\n"
 
@@ -174,6 +199,99 @@ def device_config(pki: Pki, broker: Broker, device_id: str, state_dir: Path, **s
     return parse_config(tomllib.loads(device_toml(pki, broker, device_id, state_dir, **sync)
                                       + '[asr]\nengine = "none"\n[vad]\nengine = "energy"\n'
                                       + "[diarize]\nenabled = false\n"))
+
+
+# -- clients: a device's sync in a thread, a bare paho client with any certificate and client id ---
+
+
+class Device:
+    """A device's store + sync component running in a thread."""
+
+    def __init__(self, pki: Pki, broker: Broker, state: Path, device_id: str = "dev-a", *, cert: str | None = None,
+                 site: str = "site1", **sync: object) -> None:
+        """`cert`: the certificate to present (default: the one issued for `device_id`)."""
+        from appliance.store import open_store
+        from appliance.sync.service import SyncService
+
+        if cert is not None:
+            sync = {"cert_file": str(pki.cert(cert)), "key_file": str(pki.key(cert)), **sync}
+        self.cfg = device_config(pki, broker, device_id, state, site=site, **sync)
+        self.store: SessionStore = open_store(self.cfg.store_path)
+        self.sync: SyncService = SyncService(self.cfg, self.store)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.sync.run, args=(self.stop,), daemon=True)
+
+    def __enter__(self) -> Device:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(10)
+        self.store.close()
+
+    def synced(self, ids: list[str]) -> bool:
+        from appliance.store import State
+
+        return all(self.store.get_session(i).state is State.SYNCED for i in ids)
+
+
+class Raw:
+    """A plain paho client (MQTT 3.1.1, clean session) with `name`'s certificate (None: none at all),
+    connected at construction; `client_id` is the one it asks for (default: a unique one)."""
+
+    def __init__(self, broker: Broker, pki: Pki, name: str | None, cert_dir: Path | None = None,
+                 client_id: str | None = None) -> None:
+        self.received: queue.SimpleQueue[tuple[str, bytes]] = queue.SimpleQueue()
+        self.disconnects = 0
+        self.rc: mqtt.ReasonCode | None = None
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+                                  client_id=client_id or f"raw-{name}-{time.monotonic_ns()}")
+        certs = cert_dir or pki.dir
+        self.client.tls_set(ca_certs=str(pki.ca), certfile=str(certs / f"{name}.crt") if name else None,
+                            keyfile=str(certs / f"{name}.key") if name else None,
+                            tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = lambda _c, _u, m: self.received.put((m.topic, bytes(m.payload)))
+        self.client.connect("localhost", broker.port, keepalive=10)  # raises if the TLS handshake fails
+        self.client.loop_start()
+        wait_until(lambda: self.rc is not None or self.disconnects, 10, "CONNACK or disconnect")
+
+    def _on_connect(self, _c: mqtt.Client, _u: object, _f: object, rc: mqtt.ReasonCode, _p: object) -> None:
+        self.rc = rc
+
+    def _on_disconnect(self, *_a: object) -> None:
+        self.disconnects += 1
+
+    @property
+    def accepted(self) -> bool:
+        return self.rc is not None and not self.rc.is_failure and self.client.is_connected()
+
+    def publish(self, topic: str, data: bytes) -> None:
+        self.client.publish(topic, data, qos=1).wait_for_publish(5)
+
+    def drain(self) -> list[tuple[str, bytes]]:
+        out = []
+        while not self.received.empty():
+            out.append(self.received.get())
+        return out
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def refused(broker: Broker, pki: Pki, name: str | None, cert_dir: Path | None = None) -> bool:
+    try:
+        raw = Raw(broker, pki, name, cert_dir)
+    except (ssl.SSLError, OSError, TimeoutError):
+        return True
+    try:
+        time.sleep(0.3)
+        return not raw.accepted
+    finally:
+        raw.close()
 
 
 # -- sessions on the device and the field-by-field comparison with the clinic ---------------------

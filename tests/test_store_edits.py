@@ -159,8 +159,10 @@ def test_edits_after_sending_make_a_new_revision_to_send(store: SessionStore, re
     store.mark_acked(first.id)
     assert store.get_session(recording).state is State.SYNCED
     rev = store.edit_segment_text(recording, a, "final", "clinician")
-    assert store.get_session(recording).state is State.SYNCED  # editing does not send by itself
-    second = store.enqueue(recording, "clinician")
+    # Once sent, a correction is queued by the edit itself: the clinic must get it before retention.
+    assert store.get_session(recording).state is State.QUEUED
+    assert [i.revision for i in store.outbox_items(recording) if i.acked_at is None] == [rev]
+    second = store.enqueue(recording, "clinician")  # pressing Send again changes nothing
     assert (second.revision, store.get_session(recording).state) == (rev, State.QUEUED)
 
 

@@ -95,11 +95,12 @@ def test_ack_of_an_old_revision_does_not_sync(store: SessionStore) -> None:
 def test_ack_after_edits_that_were_not_sent_yet(store: SessionStore) -> None:
     sid, seg = stopped_session(store)
     item = store.enqueue(sid, "clinician")
-    store.edit_segment_text(sid, seg, "edited while queued", "clinician")  # revision 2, not sent
-    store.mark_acked(item.id)
+    store.edit_segment_text(sid, seg, "edited while queued", "clinician")  # revision 2 replaces 1 in the queue
+    store.mark_acked(item.id)  # the clinic's ack for revision 1, sent before the edit
     session = store.get_session(sid)
-    # The clinic has revision 1; nothing is in flight, so the session is synced and re-sendable.
-    assert (session.state, session.revision) == (State.SYNCED, 2)
+    # The clinic has revision 1 only: the session stays queued until revision 2 is acknowledged.
+    assert (session.state, session.revision) == (State.QUEUED, 2)
+    assert [i.revision for i in store.next_due(store._clock() + 1)] == [2]
     assert store.enqueue(sid, "clinician").revision == 2
 
 

@@ -6,22 +6,20 @@ the daemon process itself is exercised in test_sync_faults.py.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from appliance.store import SessionStore, State, open_store
-from appliance.sync.service import SyncService
+from appliance.store import State
 from clinic.server import ClinicServer
 from tests.broker import (
     Broker,
+    Device,
     Pki,
     assert_same_at_clinic,
     clinic_config,
-    device_config,
     make_finished_sessions,
     make_pki,
     wait_until,
@@ -45,29 +43,6 @@ def clinic(pki: Pki, broker: Broker, tmp_path: Path) -> Iterator[ClinicServer]:
     assert server.connected.wait(10), broker.log
     yield server
     server.stop()
-
-
-class Device:
-    """A device's store + sync component running in a thread."""
-
-    def __init__(self, pki: Pki, broker: Broker, state: Path, device_id: str = "dev-a", **sync: object) -> None:
-        self.cfg = device_config(pki, broker, device_id, state, **sync)
-        self.store: SessionStore = open_store(self.cfg.store_path)
-        self.sync = SyncService(self.cfg, self.store)
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.sync.run, args=(self.stop,), daemon=True)
-
-    def __enter__(self) -> Device:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join(10)
-        self.store.close()
-
-    def synced(self, ids: list[str]) -> bool:
-        return all(self.store.get_session(i).state is State.SYNCED for i in ids)
 
 
 def test_queued_sessions_reach_the_clinic_and_are_synced_only_on_ack(
@@ -115,6 +90,63 @@ def test_two_hour_visit_is_chunked_below_the_broker_packet_limit(pki: Pki, tmp_p
                 wait_until(lambda: dev.synced([sid]), 30, "long visit synced")
                 assert_same_at_clinic(dev.store, server.repo, sid, 1)
                 assert server.ingest.stats.chunks >= 5
+        finally:
+            server.stop()
+
+
+def test_chunks_shrink_to_a_broker_packet_limit_below_chunk_bytes(
+    pki: Pki, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with Broker(pki, tmp_path / "broker", max_packet=4096) as broker:
+        server = ClinicServer(clinic_config(pki, broker, tmp_path / "clinic.db", max_message_bytes=4096)).start()
+        try:
+            with Device(pki, broker, tmp_path / "dev") as dev:  # chunk_bytes: the default 128 KiB
+                [sid] = make_finished_sessions(dev.store, 1, segments=120)
+                dev.sync.wake()
+                wait_until(lambda: dev.synced([sid]), 30, "synced in chunks that fit")
+                assert_same_at_clinic(dev.store, server.repo, sid, 1)
+                assert server.ingest.stats.chunks >= 4
+        finally:
+            server.stop()
+        assert "oversize packet" not in broker.log
+    assert "chunk_bytes is 131072 but the clinic broker accepts packets of at most 4096 bytes" in caplog.text
+
+
+def test_broker_packet_limit_too_small_for_a_chunk_is_said_plainly(pki: Pki, tmp_path: Path) -> None:
+    with Broker(pki, tmp_path / "broker", max_packet=600) as broker, Device(pki, broker, tmp_path / "dev") as dev:
+        [sid] = make_finished_sessions(dev.store, 1, segments=20)
+        dev.sync.wake()
+        wait_until(lambda: "max_packet_size" in dev.sync.status()["last_error"], 10, "the problem shown")
+        time.sleep(2.0)  # no reconnect loop: nothing too big is ever sent
+        error = dev.sync.status()["last_error"]
+        assert "at most 600 bytes" in error and "raise max_packet_size on the broker" in error, error
+        assert broker.log.count("New client connected") == 1 and "oversize packet" not in broker.log
+        assert dev.store.get_session(sid).state is State.QUEUED and dev.sync.status()["pending"] == 1
+
+
+def test_edit_after_sync_reaches_the_clinic_and_retention_keeps_it_until_then(pki: Pki, tmp_path: Path) -> None:
+    from appliance.config.schema import RetentionConfig
+    from appliance.sync.retention import RetentionPurger
+
+    broker = Broker(pki, tmp_path / "broker")
+    with broker:
+        server = ClinicServer(clinic_config(pki, broker, tmp_path / "clinic.db")).start()
+        try:
+            with Device(pki, broker, tmp_path / "dev") as dev:
+                purger = RetentionPurger(dev.store, RetentionConfig(keep_days=0.0))  # purge at once once acked
+                [sid] = make_finished_sessions(dev.store, 1, segments=5)
+                dev.sync.wake()
+                wait_until(lambda: dev.synced([sid]), 20, "synced")
+                broker.stop()  # the clinic is out of reach while the clinician corrects the visit
+                seg = dev.store.read_transcript(sid, "clinician", "review")[0]
+                dev.store.edit_segment_text(sid, seg.id, "corrected after it was synced", "clinician")
+                assert purger.run_once() == []  # the correction is not at the clinic: kept
+                assert dev.store.get_session(sid).state is State.QUEUED
+                broker.start()
+                wait_until(lambda: dev.synced([sid]), 20, "correction delivered")
+                assert [s.revision for s in server.repo.list()] == [1, 2]
+                assert_same_at_clinic(dev.store, server.repo, sid, 2)
+                assert purger.run_once() == [sid]
         finally:
             server.stop()
 

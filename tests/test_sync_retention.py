@@ -61,6 +61,42 @@ def test_edited_after_ack_is_not_purged_until_its_new_revision_is_acked(store: S
     assert purger.run_once() == [sid]
 
 
+def test_an_edit_after_the_ack_queues_the_correction_and_retention_keeps_it(store: SessionStore, clock: Clock) -> None:
+    purger = RetentionPurger(store, RetentionConfig(keep_days=1.0), clock=clock)
+    [sid] = make_finished_sessions(store, 1, segments=2)
+    store.mark_acked(store.outbox_items(sid)[0].id)
+    seg = store.read_transcript(sid, "clinician", "review")[0]
+    store.edit_segment_text(sid, seg.id, "corrected after it was sent", "clinician")  # no Send pressed
+    session = store.get_session(sid)
+    assert (session.state, session.revision) == (State.QUEUED, 2)
+    assert [(i.revision, i.acked_at is None) for i in store.outbox_items(sid)] == [(1, False), (2, True)]
+    store.set_speaker_name(sid, "S1", "Dr Osei", "clinician")  # a second edit: revision 3 replaces 2
+    assert [i.revision for i in store.next_due(clock() + 1)] == [3]
+    clock.tick(10 * DAY)
+    assert purger.run_once() == []  # the correction never reached the clinic: kept
+    store.mark_acked_many([(sid, 3)])
+    assert store.get_session(sid).state is State.SYNCED
+    clock.tick(DAY - 1)
+    assert purger.run_once() == []  # retention counts from the new ack
+    clock.tick(2)
+    assert purger.run_once() == [sid]
+
+
+def test_synced_visit_with_an_unsent_edit_from_an_older_version_is_not_purged(
+    store: SessionStore, clock: Clock
+) -> None:
+    """A store written before edits were queued: synced, yet its latest revision never acknowledged."""
+    purger = RetentionPurger(store, RetentionConfig(keep_days=1.0), clock=clock)
+    [sid] = make_finished_sessions(store, 1, segments=2)
+    store.mark_acked(store.outbox_items(sid)[0].id)
+    with store.batch():
+        store._db.execute("UPDATE sessions SET revision = 2 WHERE id = ?", [sid])  # as the old edit left it
+    clock.tick(10 * DAY)
+    assert purger.run_once() == []
+    assert store.requeue_unsent_edits("sync") == [sid]  # the sync does this at start
+    assert [i.revision for i in store.next_due(clock())] == [2]
+
+
 def test_zero_keep_days_purges_at_the_next_check(store: SessionStore, clock: Clock) -> None:
     purger = RetentionPurger(store, RetentionConfig(keep_days=0.0), clock=clock)
     [sid] = make_finished_sessions(store, 1, segments=2)

@@ -4,21 +4,18 @@ each device confined to its own topics, bad messages dropped without crashing an
 from __future__ import annotations
 
 import json
-import queue
-import ssl
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
 
 from appliance.store import open_store
 from appliance.sync import protocol
 from appliance.sync.payload import build_payload
 from clinic.server import ClinicServer
-from tests.broker import Broker, Pki, clinic_config, make_finished_sessions, make_pki, wait_until
+from tests.broker import Broker, Pki, Raw, clinic_config, make_finished_sessions, make_pki, refused, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -39,61 +36,6 @@ def clinic(pki: Pki, broker: Broker, tmp_path: Path) -> Iterator[ClinicServer]:
     assert server.connected.wait(10)
     yield server
     server.stop()
-
-
-class Raw:
-    """A plain paho client with `name`'s certificate (None: none at all), connected at construction."""
-
-    def __init__(self, broker: Broker, pki: Pki, name: str | None, cert_dir: Path | None = None) -> None:
-        self.received: queue.SimpleQueue[tuple[str, bytes]] = queue.SimpleQueue()
-        self.disconnects = 0
-        self.rc: mqtt.ReasonCode | None = None
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"raw-{name}-{time.monotonic_ns()}")
-        certs = cert_dir or pki.dir
-        self.client.tls_set(ca_certs=str(pki.ca), certfile=str(certs / f"{name}.crt") if name else None,
-                            keyfile=str(certs / f"{name}.key") if name else None,
-                            tls_version=ssl.PROTOCOL_TLS_CLIENT)
-        self.client.on_connect = self._on_connect
-        self.client.on_disconnect = self._on_disconnect
-        self.client.on_message = lambda _c, _u, m: self.received.put((m.topic, bytes(m.payload)))
-        self.client.connect("localhost", broker.port, keepalive=10)  # raises if the TLS handshake fails
-        self.client.loop_start()
-        wait_until(lambda: self.rc is not None or self.disconnects, 10, "CONNACK or disconnect")
-
-    def _on_connect(self, _c: mqtt.Client, _u: object, _f: object, rc: mqtt.ReasonCode, _p: object) -> None:
-        self.rc = rc
-
-    def _on_disconnect(self, *_a: object) -> None:
-        self.disconnects += 1
-
-    @property
-    def accepted(self) -> bool:
-        return self.rc is not None and not self.rc.is_failure and self.client.is_connected()
-
-    def publish(self, topic: str, data: bytes) -> None:
-        self.client.publish(topic, data, qos=1).wait_for_publish(5)
-
-    def drain(self) -> list[tuple[str, bytes]]:
-        out = []
-        while not self.received.empty():
-            out.append(self.received.get())
-        return out
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
-
-
-def refused(broker: Broker, pki: Pki, name: str | None, cert_dir: Path | None = None) -> bool:
-    try:
-        raw = Raw(broker, pki, name, cert_dir)
-    except (ssl.SSLError, OSError, TimeoutError):
-        return True
-    try:
-        time.sleep(0.3)
-        return not raw.accepted
-    finally:
-        raw.close()
 
 
 def test_client_without_a_certificate_is_refused(pki: Pki, broker: Broker) -> None:
@@ -142,7 +84,7 @@ def test_device_cannot_read_another_devices_notes_or_publish_as_it(
         assert [(s.session_id, s.device_id, s.deliveries) for s in clinic.repo.list()] == [(sid, "dev-b", 1)]
         assert clinic.ingest.stats.dropped == 1
         log = broker.log
-        assert "Denied PUBLISH from raw-dev-a" in log and "scribe/site1/dev-b/transcript" in log, log[-2000:]
+        assert "Denied PUBLISH from dev-a" in log and "scribe/site1/dev-b/transcript" in log, log[-2000:]
     finally:
         a.close()
         b.close()

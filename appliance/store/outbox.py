@@ -30,6 +30,45 @@ class OutboxMixin(StoreBase):
             row = self._session_row(session_id)
             return self._enqueue_locked(row, actor)
 
+    def _bump_revision(self, session_id: str) -> int:
+        """Every edit (text, speakers, metadata) bumps the revision through here. A visit already
+        handed to the sync (queued or synced) has its new revision queued in the same transaction:
+        otherwise the correction would never be sent, and retention, counting from the old ack,
+        would purge it with the clinic holding only the uncorrected text."""
+        revision = super()._bump_revision(session_id)
+        row = self._session_row(session_id)
+        if row["state"] in (State.QUEUED, State.SYNCED):
+            self._enqueue_locked(row, "edit")
+        return revision
+
+    def requeue_unsent_edits(self, actor: str) -> list[str]:
+        """Queue the current revision of synced visits whose latest revision the clinic never
+        acknowledged (edited after sending by a version that did not queue edits). Returns them."""
+        with self._tx():
+            rows = self._rows(
+                "SELECT * FROM sessions AS s WHERE state = ? AND NOT EXISTS (SELECT 1 FROM outbox AS o "
+                "WHERE o.session_id = s.id AND o.revision = s.revision AND o.acked_at IS NOT NULL)",
+                [State.SYNCED.value])
+            for row in rows:
+                self._enqueue_locked(row, actor)
+        return [r["id"] for r in rows]
+
+    def readdress_pending(self, device_id: str, site: str, actor: str) -> int:
+        """Sessions still waiting for delivery that were recorded under another device id or site
+        (the config was wrong, then corrected) take the current ones: the broker accepts this
+        device's messages only under the id and site of its certificate, and the clinic only a
+        payload that matches its topic. Returns how many changed."""
+        where = f"(device_id <> :dev OR site <> :site) AND id IN (SELECT session_id FROM outbox WHERE {_PENDING})"
+        with self._tx() as db:
+            rows = self._rows(f"SELECT id, device_id, site FROM sessions WHERE {where}",
+                              {"dev": device_id, "site": site})
+            for row in rows:
+                db.execute("UPDATE sessions SET device_id = ?, site = ?, updated_at = ? WHERE id = ?",
+                           [device_id, site, self._clock(), row["id"]])
+                self._audit(actor, "readdress", row["id"], {"from": f"{row['site']}/{row['device_id']}",
+                                                             "to": f"{site}/{device_id}"})
+        return len(rows)
+
     def _enqueue_locked(self, row: dict[str, Any], actor: str) -> OutboxItem:
         session_id, revision = row["id"], row["revision"]
         check_transition(session_id, row["state"], State.QUEUED)  # fail before touching the outbox
@@ -181,8 +220,8 @@ class OutboxMixin(StoreBase):
 
     def mark_acked(self, outbox_id: int, actor: str = "sync") -> OutboxItem:
         """The clinic has stored this revision. A queued session with nothing else pending becomes
-        synced (if it was edited since, it is then 'synced with local edits', which the clinician
-        can send again). Idempotent: a repeated ack changes nothing."""
+        synced (an edit since queued its new revision, which keeps it queued). Idempotent: a
+        repeated ack changes nothing."""
         with self._tx():
             item = self._outbox_row(outbox_id)
             if item["acked_at"] is not None:

@@ -181,9 +181,12 @@ class SessionStore(TranscriptMixin, OutboxMixin, NotesMixin, VoicePrintsMixin, S
         return [r["id"] for r in rows]
 
     def purgeable(self, synced_before: float) -> list[str]:
-        """Synced sessions acknowledged by the clinic before `synced_before`: due for retention purge."""
+        """Synced sessions acknowledged by the clinic before `synced_before`: due for retention purge.
+        Only if the clinic acknowledged the current revision: an edit it never received is kept."""
         rows = self._rows(
-            "SELECT id FROM sessions WHERE state = ? AND synced_at <= ? ORDER BY synced_at",
+            "SELECT id FROM sessions AS s WHERE state = ? AND synced_at <= ? AND EXISTS (SELECT 1 FROM outbox "
+            "AS o WHERE o.session_id = s.id AND o.revision = s.revision AND o.acked_at IS NOT NULL) "
+            "ORDER BY synced_at",
             [State.SYNCED.value, synced_before],
         )
         return [r["id"] for r in rows]

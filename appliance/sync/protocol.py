@@ -29,6 +29,9 @@ _ENCODED_BLOB = re.compile(r"[A-Za-z0-9+/=_-]{512,}")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # Envelope bytes around a chunk's data (ids, digest, counters) with generous headroom.
 _CHUNK_OVERHEAD = 400
+# The smallest message a chunked transcript can travel in, and the most parts a set may have.
+MIN_CHUNK_MESSAGE_BYTES = _CHUNK_OVERHEAD + 256
+MAX_CHUNKS = 10_000  # chunk.v1.json: count
 
 
 class ProtocolError(ValueError):
@@ -288,9 +291,9 @@ def chunk(data: bytes, session_id: str, revision: int, max_message_bytes: int) -
     """
     if len(data) <= max_message_bytes:
         return [data]
-    budget = max_message_bytes - _CHUNK_OVERHEAD
-    if budget < 256:
+    if max_message_bytes < MIN_CHUNK_MESSAGE_BYTES:
         raise ValueError(f"chunk size {max_message_bytes} is too small for the chunk envelope")
+    budget = max_message_bytes - _CHUNK_OVERHEAD
     text = data.decode("ascii")
     digest = hashlib.sha256(data).hexdigest()
     parts: list[str] = []
@@ -305,6 +308,9 @@ def chunk(data: bytes, session_id: str, revision: int, max_message_bytes: int) -
             end -= max(1, grown - budget)
         parts.append(piece)
         start = end
+    if len(parts) > MAX_CHUNKS:
+        raise PayloadRefused(f"transcript of {len(data)} bytes needs {len(parts)} chunks of {max_message_bytes} "
+                             f"bytes; a chunk set has at most {MAX_CHUNKS}")
     return [
         encode({"schema": "scribe.chunk/1", "session_id": session_id, "revision": revision, "index": i,
                 "count": len(parts), "sha256": digest, "data": piece})

@@ -21,7 +21,8 @@ from appliance.config.schema import ApplianceConfig
 from appliance.daemon.alerts import Alerts
 from appliance.store import IllegalTransition, OutboxItem, SessionClosed, SessionNotFound, SessionStore
 from appliance.sync import protocol
-from appliance.sync.mqtt import make_client
+from appliance.sync.identity import mismatch, refusal_text
+from appliance.sync.mqtt import PUBLISH_OVERHEAD, connect, make_client, max_packet_size
 from appliance.sync.payload import build_payloads, model_info
 from appliance.sync.protocol import PayloadRefused, ProtocolError, Topics
 
@@ -51,13 +52,17 @@ class SyncService:
         self.alerts = alerts
         if alerts is not None:
             alerts.add_listener(self._alerts_changed)
+        self._message_limit = self.sc.chunk_bytes  # lowered to what the broker accepts (CONNACK)
+        self._packet_problem = ""  # the broker's packet limit leaves no room for a transcript chunk
+        self._refused = ""  # the broker refuses what this device publishes (ACL: id or site not its certificate's)
 
     # -- for the panel / status ----------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
+        # Connected but refused is not connected as far as delivery goes: nothing gets through.
         return {
             "enabled": True,
-            "connected": self._connected.is_set(),
+            "connected": self._connected.is_set() and not self._refused,
             "broker": f"{self.sc.broker_host}:{self.sc.broker_port}",
             "pending": self.store.pending_count(),
             "last_ack_at": self._last_ack_at,
@@ -74,11 +79,12 @@ class SyncService:
 
     # -- paho callbacks (network thread): only hand over, never touch the store here -----------
 
-    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, props: Any) -> None:
         if reason.is_failure:
             self._last_error = f"broker refused the connection: {reason}"
             log.error("%s", self._last_error)
             return
+        self._learn_packet_limit(max_packet_size(props))
         client.subscribe([(self.topics.ack, 1), (self.topics.note, 1), (self.topics.command, 1)])
         self._in_flight.clear()  # unacked sends are due again at their scheduled time anyway
         self._connected.set()
@@ -86,10 +92,45 @@ class SyncService:
         log.info("connected to clinic broker %s:%d", self.sc.broker_host, self.sc.broker_port)
         self._wake.set()
 
+    def _learn_packet_limit(self, broker_max: int | None) -> None:
+        """Fit messages to the broker's packet limit from its CONNACK: a PUBLISH above it makes the
+        broker drop the connection, and the same message would be sent again on every reconnect."""
+        limit, self._packet_problem = self.sc.chunk_bytes, ""
+        room = (broker_max - PUBLISH_OVERHEAD - len(self.topics.transcript.encode())) if broker_max else limit
+        if room < protocol.MIN_CHUNK_MESSAGE_BYTES:
+            self._packet_problem = (
+                f"the clinic broker accepts packets of at most {broker_max} bytes (its max_packet_size), too small "
+                f"for a transcript chunk: raise max_packet_size on the broker to "
+                f"{protocol.MIN_CHUNK_MESSAGE_BYTES + PUBLISH_OVERHEAD + len(self.topics.transcript)} bytes "
+                f"or more (shipped: 262144); nothing is sent until then")
+            log.error("%s", self._packet_problem)
+        elif room < limit:
+            log.warning("[sync] chunk_bytes is %d but the clinic broker accepts packets of at most %d bytes: "
+                        "sending transcripts in messages of at most %d bytes", limit, broker_max, room)
+            limit = room
+        self._message_limit = limit
+
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if reason.is_failure:
+            self._last_error = f"the clinic broker closed the connection: {reason}"
+            if reason.value == 0x95:  # Packet too large
+                self._last_error += (f" (a message above its packet limit; [sync] chunk_bytes is "
+                                     f"{self.sc.chunk_bytes})")
         if self._connected.is_set():
             log.warning("disconnected from clinic broker: %s", reason)
         self._connected.clear()
+
+    def _on_publish(self, _c: mqtt.Client, _u: Any, _mid: int, reason: Any, _p: Any) -> None:
+        # Every publish of this device goes to its own topics: a refusal means the broker does not
+        # let this identity use them, and every message would be dropped the same way.
+        if reason.is_failure:
+            if not self._refused:
+                self._refused = refusal_text(str(reason), self.topics, self.cfg.device, self.sc.cert_file)
+                log.error("%s", self._refused)
+            self._last_error = self._refused
+        elif self._refused:
+            log.info("the clinic broker accepts this device's messages again")
+            self._refused = ""
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         self._inbox.put((msg.topic, bytes(msg.payload)))
@@ -122,8 +163,20 @@ class SyncService:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_publish = self._on_publish
         self.client = client
-        client.connect_async(sc.broker_host, sc.broker_port, keepalive=sc.keepalive_s)
+        hint = mismatch(self.cfg.device, sc.cert_file) if sc.tls else ""
+        if hint:  # the broker will refuse everything; say why before it does
+            self._last_error = hint
+            log.error("sync: %s", hint)
+        edited = self.store.requeue_unsent_edits(actor="sync")
+        if edited:
+            log.warning("%d synced visit(s) had edits the clinic never received: queued again", len(edited))
+        moved = self.store.readdress_pending(self.cfg.device.id, self.cfg.device.site, actor="sync")
+        if moved:
+            log.warning("%d queued visit(s) recorded under another device id or site now go out as %s/%s",
+                        moved, self.cfg.device.site, self.cfg.device.id)
+        connect(client, sc.broker_host, sc.broker_port, sc.keepalive_s)
         client.loop_start()
         try:
             while not stop.is_set():
@@ -152,6 +205,9 @@ class SyncService:
         return min(self.sc.ack_timeout_s * (2 ** min(attempts, 30)), self.sc.backoff_max_s)
 
     def _send_due(self) -> None:
+        if self._packet_problem:
+            self._last_error = self._packet_problem
+            return
         now_mono = time.monotonic()
         for oid in [o for o, deadline in self._in_flight.items() if deadline <= now_mono]:
             del self._in_flight[oid]
@@ -187,7 +243,7 @@ class SyncService:
                     if isinstance(payload, Exception):
                         raise payload
                     data = protocol.prepare_transcript(payload, self.sc.max_payload_bytes)
-                    out.append((item, protocol.chunk(data, item.session_id, item.revision, self.sc.chunk_bytes)))
+                    out.append((item, protocol.chunk(data, item.session_id, item.revision, self._message_limit)))
                     schedule.append((item.id, now + self._delay(item.attempts)))
                 except (PayloadRefused, ProtocolError, ValueError, SessionNotFound, SessionClosed) as exc:
                     # Not sendable as it is (e.g. too big): keep it, say so, retry only rarely.

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Create the clinic CA that signs the broker's and every device's certificate.
 #   scripts/pki/make-ca.sh DIR [NAME]
-# Writes DIR/ca.key (0600, keep it offline) and DIR/ca.crt (give it to broker, clinic and devices).
+# Writes DIR/ca.key (0600, keep it offline), DIR/ca.crt (give it to broker, clinic and devices) and
+# DIR/ca.crl, the first (empty) certificate revocation list for the broker (see revoke.sh).
 # Needs only openssl (Debian: apt-get install openssl).
 set -eu
 dir=${1:?usage: make-ca.sh DIR [NAME]}
@@ -20,3 +21,4 @@ openssl req -x509 -new -key "$dir/ca.key" -sha256 -days "$days" -subj "/CN=$name
     -out "$dir/ca.crt"
 chmod 644 "$dir/ca.crt"
 echo "CA written: $dir/ca.crt (key: $dir/ca.key)"
+"$(dirname "$0")/revoke.sh" "$dir"
