@@ -39,13 +39,15 @@ def build_parser() -> argparse.ArgumentParser:
     show = ssub.add_parser("show", help="one stored transcript as JSON")
     show.add_argument("session_id")
     show.add_argument("--revision", type=int, help="default: the latest received")
-    note = sub.add_parser("note", help="send a note for a session to its device")
+    note = sub.add_parser("note", help="send a note for a session to its device (connects with the tools' "
+                          "certificate, [mqtt] tool_cert_file, so the running server stays connected)")
     for a in ("site", "device", "session"):
         note.add_argument(f"--{a}", required=True)
     note.add_argument("--revision", type=int, required=True)
     note.add_argument("--template", required=True)
     note.add_argument("--text", required=True, help="note text ('-' reads stdin)")
-    cmd = sub.add_parser("command", help="ask a device to resend or purge a session")
+    cmd = sub.add_parser("command", help="ask a device to resend or purge a session (as `note`: the tools' "
+                         "certificate)")
     cmd.add_argument("name", choices=("resend", "purge"))
     for a in ("site", "device", "session"):
         cmd.add_argument(f"--{a}", required=True)
