@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 REPO = Path(__file__).resolve().parents[1]
 PKI = REPO / "scripts" / "pki"
 CONF = REPO / "image" / "mosquitto" / "mosquitto.conf"
-ACL = REPO / "image" / "mosquitto" / "scribe.acl"
 CLINIC_ID = "clinic-server"
 TOOLS_ID = "clinic-tools"  # the certificate of `clinic note` / `clinic command`
 
@@ -55,10 +54,16 @@ class Pki:
     def key(self, name: str) -> Path:
         return self.dir / f"{name}.key"
 
-    def issue(self, kind: str, name: str) -> None:
+    def issue(self, kind: str, name: str, site: str = "site1") -> None:
+        """A certificate from scripts/pki/make-cert.sh (a device's for `site`)."""
         if not self.cert(name).exists():
-            subprocess.run([str(PKI / "make-cert.sh"), str(self.dir), str(self.dir), kind, name],
-                           check=True, capture_output=True)
+            subprocess.run([str(PKI / "make-cert.sh"), str(self.dir), str(self.dir), kind, name,
+                            *([site] if kind == "device" else [])], check=True, capture_output=True)
+
+    def acl(self) -> str:
+        """The broker ACL scripts/pki/make-acl.sh writes for the devices issued so far."""
+        return subprocess.run([str(PKI / "make-acl.sh"), str(self.dir)], check=True, capture_output=True,
+                              text=True).stdout
 
     def revoke(self, name: str) -> str:
         """scripts/pki/revoke.sh on `name`'s certificate: the CA's CRL now lists it."""
@@ -88,7 +93,7 @@ def render_conf(pki: Pki, port: int, data_dir: Path, max_packet: int | None = No
         r"^certfile .*$": f"certfile {pki.dir / 'server.crt'}",
         r"^keyfile .*$": f"keyfile {pki.dir / 'server.key'}",
         r"^crlfile .*$": f"crlfile {pki.dir / 'ca.crl'}",
-        r"^acl_file .*$": f"acl_file {ACL}",
+        r"^acl_file .*$": f"acl_file {data_dir / 'scribe.acl'}",
         r"^persistence_location .*$": f"persistence_location {data_dir}/",
     }
     if max_packet is not None:
@@ -120,6 +125,7 @@ class Broker:
         if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
             raise RuntimeError("mosquitto is not installed (make setup installs it)")
         exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        (self.dir / "scribe.acl").write_text(self.pki.acl())  # as installed: the devices issued until now
         with open(self.dir / "stderr.log", "ab") as err:
             self.proc = subprocess.Popen([exe, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=err)
         deadline = time.monotonic() + timeout

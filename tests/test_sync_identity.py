@@ -1,8 +1,8 @@
 """Identity at the broker (shipped config, ACL and PKI scripts, a real Mosquitto): a client id is
 the name on the certificate, so no certificate can take over another client's session; the
-clinic's one-shot tools have a name of their own; a device configured under another id than its
-certificate's is told so and its visits still arrive once the id is fixed; a revoked certificate
-is refused."""
+clinic's one-shot tools have a name of their own; a device configured under another id or site
+than its certificate's is told so and its visits still arrive once that is fixed; a revoked
+certificate is refused."""
 
 from __future__ import annotations
 
@@ -185,11 +185,35 @@ def test_device_id_not_matching_its_certificate_is_shown_and_its_visits_delivere
         clinic.stop()
 
 
+def test_a_device_publishes_only_under_the_site_of_its_certificate(pki: Pki, broker: Broker, tmp_path: Path) -> None:
+    clinic = Clinic(pki, broker, tmp_path / "clinic.db")
+    try:
+        # dev-a's certificate was issued for site1; configured for site2, the broker denies its messages.
+        with Device(pki, broker, tmp_path / "dev", site="site2") as dev:
+            ids = make_finished_sessions(dev.store, 2, segments=3, site="site2")
+            dev.sync.wake()
+            wait_until(lambda: "refuses" in dev.sync.status()["last_error"], 10, "refusal shown")
+            error = dev.sync.status()["last_error"]
+            assert 'site "site2"' in error and '("site1")' in error, error
+        assert "Denied PUBLISH from dev-a (d0, q1, r0, m" in broker.log and "'scribe/site2/dev-a/" in broker.log
+        assert clinic.server.repo.count() == 0
+        with Device(pki, broker, tmp_path / "dev") as dev:  # the site corrected: the queued visits go out
+            dev.sync.wake()
+            wait_until(lambda: dev.synced(ids), 15, "delivered under the certificate's site")
+            for sid in ids:
+                assert dev.store.get_session(sid).site == "site1"
+                assert_same_at_clinic(dev.store, clinic.server.repo, sid, 1)
+    finally:
+        clinic.stop()
+
+
 def test_revoked_device_certificate_is_refused(pki: Pki, broker: Broker) -> None:
     pki.issue("device", "dev-lost")
     assert not refused(broker, pki, "dev-lost")  # issued and accepted
+    assert "user dev-lost" in pki.acl()
     out = pki.revoke("dev-lost")
-    assert "revoked: CN=dev-lost" in out and "1 revoked" in out
+    assert "revoked: CN=dev-lost,OU=site1" in out and "1 revoked" in out
+    assert "user dev-lost" not in pki.acl()  # nor does the next ACL give it any topic
     broker.restart()  # mosquitto reads the CRL at start
     assert refused(broker, pki, "dev-lost")
     assert not refused(broker, pki, "dev-a")  # the others still get in
