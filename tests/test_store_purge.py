@@ -49,7 +49,7 @@ def test_purge_erases_content_but_keeps_tombstone_and_audit(store: SessionStore,
         assert store._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] == 0, table
     event = store.audit_events(s.id)[-1]
     assert (event.actor, event.action) == ("retention", "state:synced->purged")
-    assert event.detail == {"segment_rows": 2, "note_rows": 0, "outbox_rows": 1}
+    assert event.detail == {"segment_rows": 2, "note_rows": 0, "outbox_rows": 1, "reason": "retention"}
     assert len(store.audit_events(s.id)) > 5  # history of who did what survives
     assert store.list_sessions(["purged"]) == [purged]
 

@@ -37,7 +37,7 @@ def test_acknowledged_transcripts_are_purged_after_keep_days(store: SessionStore
             assert n == 0, table
         event = store.audit_events(sid)[-1]
         assert (event.actor, event.action) == ("retention", "state:synced->purged")
-        assert event.detail == {"segment_rows": 4, "note_rows": 1, "outbox_rows": 1}
+        assert event.detail == {"segment_rows": 4, "note_rows": 1, "outbox_rows": 1, "reason": "retention"}
         assert "Patient" not in json.dumps(event.detail)
     store.checkpoint()
     data = file_bytes(store.path)

@@ -234,7 +234,7 @@ class TranscriptMixin(StoreBase):
         version = {k: current[k] for k in (
             "id", "session_id", "seq", "start", "end", "speaker", "text", "revision", "deleted", "created_at"
         )}
-        version.update(changes, revision=revision, created_at=self._clock())
+        version.update({"edited": 1, **changes}, revision=revision, created_at=self._clock())
         self._db.table("segments").insert(version)
 
     def _ensure_speaker(self, session_id: str, label: str) -> None:

@@ -31,6 +31,7 @@ class Session:
     revision: int
     synced_at: float | None
     purged_at: float | None
+    purge_reason: str = ""  # "retention", "discarded" (on the panel), "clinic"; "" while not purged
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Session:
@@ -53,6 +54,7 @@ class Session:
             revision=row["revision"],
             synced_at=row["synced_at"],
             purged_at=row["purged_at"],
+            purge_reason=row.get("purge_reason") or "",
         )
 
 
@@ -71,6 +73,7 @@ class Segment:
     revision: int  # session revision that wrote this version
     deleted: bool
     created_at: float
+    edited: bool = False  # a person wrote this version on Review (not as recognised)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Segment:
@@ -86,6 +89,7 @@ class Segment:
             revision=row["revision"],
             deleted=bool(row["deleted"]),
             created_at=row["created_at"],
+            edited=bool(row.get("edited", 0)),
         )
 
 

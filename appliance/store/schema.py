@@ -130,7 +130,14 @@ def _v3_voiceprints(db: Database) -> None:
     )
 
 
-MIGRATIONS: tuple[Migration, ...] = (_v1_initial, _v2_notes, _v3_voiceprints)
+def _v4_review_marks(db: Database) -> None:
+    # Why a session was purged ('retention', or 'discarded' on the panel: wrong patient, consent
+    # withdrawn), and which segment versions a person wrote on Review (shown as "edited").
+    db.execute("ALTER TABLE sessions ADD COLUMN purge_reason TEXT NOT NULL DEFAULT ''")
+    db.execute("ALTER TABLE segments ADD COLUMN edited INTEGER NOT NULL DEFAULT 0 CHECK (edited IN (0, 1))")
+
+
+MIGRATIONS: tuple[Migration, ...] = (_v1_initial, _v2_notes, _v3_voiceprints, _v4_review_marks)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

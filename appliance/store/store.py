@@ -13,11 +13,11 @@ from contextlib import contextmanager
 from typing import Any
 
 from appliance.store.base import StoreBase, connect
-from appliance.store.edits import TranscriptMixin
 from appliance.store.ids import uuid7
 from appliance.store.models import AuditEvent, Session
 from appliance.store.notes import NotesMixin
 from appliance.store.outbox import OutboxMixin
+from appliance.store.revise import ReviseMixin
 from appliance.store.schema import migrate, schema_version
 from appliance.store.states import LIVE_STATES, State, check_transition, parse_state
 from appliance.store.voiceprints import VoicePrintsMixin
@@ -38,7 +38,7 @@ def _clean_templates(templates: Iterable[str]) -> list[str]:
     return cleaned
 
 
-class SessionStore(TranscriptMixin, OutboxMixin, NotesMixin, VoicePrintsMixin, StoreBase):
+class SessionStore(ReviseMixin, OutboxMixin, NotesMixin, VoicePrintsMixin, StoreBase):
     """Thread-safe handle on the session database; open it with open_store()."""
 
     # -- sessions ------------------------------------------------------------------------------
@@ -191,11 +191,17 @@ class SessionStore(TranscriptMixin, OutboxMixin, NotesMixin, VoicePrintsMixin, S
         )
         return [r["id"] for r in rows]
 
-    def purge(self, session_id: str, actor: str) -> Session:
+    def purge(self, session_id: str, actor: str, *, reason: str = "retention") -> Session:
         """Erase the transcript (every revision), speaker names, notes, outbox rows and the patient name
-        and clinician; the session row stays as a 'purged' tombstone and the audit trail keeps
-        the event. secure_delete zeroes the freed bytes; a TRUNCATE checkpoint then empties the
-        WAL, which would otherwise still hold the old pages."""
+        and clinician; the session row stays as a 'purged' tombstone (with `reason`) and the audit
+        trail keeps the event. secure_delete zeroes the freed bytes; a TRUNCATE checkpoint then
+        empties the WAL, which would otherwise still hold the old pages."""
+        with self._tx():
+            session = self._purge_locked(session_id, actor, reason)
+        self.checkpoint()  # best effort: a reader in another process may hold old frames a while
+        return session
+
+    def _purge_locked(self, session_id: str, actor: str, reason: str) -> Session:
         with self._tx() as db:
             row = self._session_row(session_id)
             check_transition(session_id, row["state"], State.PURGED)
@@ -203,11 +209,23 @@ class SessionStore(TranscriptMixin, OutboxMixin, NotesMixin, VoicePrintsMixin, S
                 table: db.execute(f"DELETE FROM {table} WHERE session_id = ?", [session_id]).rowcount
                 for table in ("segments", "speakers", "notes", "outbox", "voiceprints")
             }
-            self._update_session(session_id, name="", clinician="")
+            self._update_session(session_id, name="", clinician="", purge_reason=reason)
             self._apply_transition(row, State.PURGED, actor, segment_rows=counts["segments"],
-                                   note_rows=counts["notes"], outbox_rows=counts["outbox"])
-            session = Session.from_row(self._session_row(session_id))
-        self.checkpoint()  # best effort: a reader in another process may hold old frames a while
+                                   note_rows=counts["notes"], outbox_rows=counts["outbox"], reason=reason)
+            return Session.from_row(self._session_row(session_id))
+
+    def discard(self, session_id: str, actor: str, why: str) -> Session:
+        """Throw a visit away on the clinician's word (wrong patient, consent withdrawn): purged
+        exactly like retention, before or after it was sent; `why` (a short code, never free
+        text about the patient) is kept in the audit trail."""
+        if not why:
+            raise ValueError("discarding a visit needs a reason (it is audited)")
+        with self._tx():
+            row = self._session_row(session_id)
+            check_transition(session_id, row["state"], State.PURGED)
+            self._audit(actor, "discard", session_id, {"why": why, "from": row["state"]})
+            session = self._purge_locked(session_id, actor, "discarded")
+        self.checkpoint()
         return session
 
     @contextmanager

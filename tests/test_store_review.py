@@ -1,0 +1,123 @@
+"""Review tools in the store (real SQLite file): undo, "edited" mark, split / join / add a line,
+"this speaker is me", and discarding a visit (purged like retention, audited)."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from appliance.store import IllegalTransition, SessionClosed, SessionStore, State
+
+
+@pytest.fixture
+def stopped(store: SessionStore) -> str:
+    s = store.create_session("P.Q.", "exam-1", "Dr Lind", "dev-1", "west", ["SOAP"])
+    store.transition(s.id, "recording", "panel")
+    store.add_segment(s.id, 0.0, 2.0, "S1", "good morning how are you")
+    store.add_segment(s.id, 2.5, 4.0, "S2", "fine thanks")
+    store.add_segment(s.id, 4.5, 6.0, "S1", "any pain today")
+    store.transition(s.id, "stopped", "panel")
+    return s.id
+
+
+def lines(store: SessionStore, sid: str) -> list[tuple[str, str, bool]]:
+    return [(g.speaker, g.text, g.edited) for g in store.read_transcript(sid, "test", "check")]
+
+
+def ids(store: SessionStore, sid: str) -> list[str]:
+    return [g.id for g in store.read_transcript(sid, "test", "check")]
+
+
+def test_edits_are_marked_and_undone_one_at_a_time(store: SessionStore, stopped: str) -> None:
+    original = lines(store, stopped)
+    assert all(not edited for _, _, edited in original)
+    assert store.undoable_edit(stopped) is None
+    with pytest.raises(ValueError, match="no change to undo"):
+        store.undo_last_edit(stopped, "panel")
+    first, _, third = ids(store, stopped)
+    store.edit_segment_text(stopped, first, "good morning, how are you?", "panel")
+    store.set_consent(stopped, True, "panel")  # a detail change in between is not a transcript edit
+    store.delete_segment(stopped, third, "panel")
+    assert lines(store, stopped) == [("S1", "good morning, how are you?", True), ("S2", "fine thanks", False)]
+    assert store.undoable_edit(stopped) == "edit:delete"
+    store.undo_last_edit(stopped, "panel")
+    assert lines(store, stopped)[-1] == ("S1", "any pain today", False)  # back as recognised: no mark
+    assert store.undoable_edit(stopped) == "edit:text"
+    rev = store.undo_last_edit(stopped, "panel")
+    assert lines(store, stopped) == original
+    assert store.get_session(stopped).consent  # undo takes back transcript edits, not the details
+    assert store.undoable_edit(stopped) is None
+    # Nothing was overwritten: the edited revision is still readable, and the undo is audited.
+    assert ("S1", "good morning, how are you?", True) in lines_at(store, stopped, 2)
+    assert [e.detail["undone"] for e in store.audit_events(stopped) if e.action == "edit:undo"] == \
+        ["edit:delete", "edit:text"]
+    assert store.get_session(stopped).revision == rev
+
+
+def lines_at(store: SessionStore, sid: str, revision: int) -> list[tuple[str, str, bool]]:
+    return [(g.speaker, g.text, g.edited) for g in store.read_transcript(sid, "test", "check", revision=revision)]
+
+
+def test_split_join_and_add_a_line_and_undo_them(store: SessionStore, stopped: str) -> None:
+    first, second, third = ids(store, stopped)
+    _, new = store.split_segment(stopped, first, 2, "panel")
+    got = store.read_transcript(stopped, "test", "check")
+    assert [(g.text, g.edited) for g in got[:2]] == [("good morning", True), ("how are you", True)]
+    assert got[1].id == new and got[1].speaker == "S1"
+    assert got[0].start == 0.0 and got[0].end == got[1].start and 0.0 < got[1].start < 2.0 and got[1].end == 2.0
+    with pytest.raises(ValueError, match="cannot be split"):
+        store.split_segment(stopped, new, 0, "panel")
+    store.merge_with_next(stopped, second, "panel")
+    assert [t for _, t, _ in lines(store, stopped)] == ["good morning", "how are you", "fine thanks any pain today"]
+    with pytest.raises(ValueError, match="last line"):
+        store.merge_with_next(stopped, second, "panel")
+    _, added = store.insert_segment(stopped, new, "S2", "  I slept badly  ", "panel")
+    assert lines(store, stopped)[2] == ("S2", "I slept badly", True)
+    for _ in range(3):  # insert, merge, split: back to what was recognised
+        store.undo_last_edit(stopped, "panel")
+    assert [g.id for g in store.read_transcript(stopped, "test", "check")] == [first, second, third]
+    assert [t for _, t, _ in lines(store, stopped)] == ["good morning how are you", "fine thanks", "any pain today"]
+    assert added not in ids(store, stopped)
+
+
+def test_undo_keeps_a_line_the_recogniser_added_after_the_edit(store: SessionStore, stopped: str) -> None:
+    first = ids(store, stopped)[0]
+    store.edit_segment_text(stopped, first, "good morning", "panel")
+    late = store.add_segment(stopped, 7.0, 8.0, "S2", "the last words")  # the utterance in flight at Stop
+    store.undo_last_edit(stopped, "panel")
+    assert late in ids(store, stopped) and lines(store, stopped)[0][1] == "good morning how are you"
+
+
+def test_this_speaker_is_me_names_clinician_and_patient(store: SessionStore, stopped: str) -> None:
+    rev = store.get_session(stopped).revision
+    store.speaker_is_me(stopped, "S2", "panel")
+    assert store.speakers(stopped) == {"S1": "Patient", "S2": "Clinician"}
+    assert [g.speaker_name for g in store.read_transcript(stopped, "test", "check")] == \
+        ["Patient", "Clinician", "Patient"]
+    assert store.get_session(stopped).revision == rev + 1  # one action, one revision
+    with pytest.raises(ValueError, match="S9"):
+        store.speaker_is_me(stopped, "S9", "panel")
+
+
+def test_discard_purges_like_retention_and_is_audited(store: SessionStore, stopped: str) -> None:
+    sid = stopped
+    s = store.discard(sid, "panel", "wrong-patient")
+    assert (s.state, s.purge_reason, s.name) == (State.PURGED, "discarded", "")
+    with pytest.raises(SessionClosed):
+        store.read_transcript(sid, "test", "check")
+    conn = sqlite3.connect(store.path)
+    for table in ("segments", "speakers", "notes", "outbox", "voiceprints"):
+        assert conn.execute(f"SELECT COUNT(*) FROM {table} WHERE session_id = ?", [sid]).fetchone()[0] == 0
+    conn.close()
+    actions = [(e.action, e.detail) for e in store.audit_events(sid)]
+    assert ("discard", {"why": "wrong-patient", "from": "stopped"}) in actions
+    assert any(a == "state:stopped->purged" and d["reason"] == "discarded" for a, d in actions)
+    with pytest.raises(IllegalTransition):
+        store.discard(sid, "panel", "wrong-patient")
+    with pytest.raises(ValueError, match="reason"):
+        store.discard(sid, "panel", "")
+
+
+def test_retention_purge_records_its_reason(store: SessionStore, stopped: str) -> None:
+    assert store.purge(stopped, "retention").purge_reason == "retention"
