@@ -83,6 +83,12 @@ def enter_pin(page: Any, pin: str) -> None:
     page.click('.keypad button[data-key="OK"]')
 
 
+def stop_on_panel(page: Any) -> None:
+    """Stop the visit from the Recording screen: Stop, then "Yes, stop" (the panel asks first)."""
+    page.click("#stop")
+    page.click("#stop-confirm")
+
+
 def status(base: str) -> dict[str, Any]:
     with urllib.request.urlopen(base + "/status", timeout=5) as r:
         return json.loads(r.read())

@@ -69,7 +69,7 @@ class Panel:
         assert self.post("/start", {"name": "AB", "template": "SOAP"}).location == "/visit"
         assert self.client.get("/visit").status_code == 200  # the live screen, as the browser follows
         assert self.controller.wait_source_finished(60)
-        r = self.post("/visit/stop")
+        r = self.post("/visit/stop", {"confirm": "yes"})
         return r.location.rsplit("/", 1)[1]
 
     def set_pin(self) -> None:
@@ -294,7 +294,7 @@ def test_mic_test_and_voice_enrolment_keep_only_the_voice_print(tmp_path):
         p.post("/start", {"name": "X"})
         r = p.post("/settings/mic-test")
         assert "stop it before using the microphone" in p.get(r.location).get_data(as_text=True)
-        p.post("/visit/stop")
+        p.post("/visit/stop", {"confirm": "yes"})
     finally:
         p.close()
 

@@ -13,7 +13,17 @@ from importlib import resources
 import pytest
 
 from appliance.store import open_store
-from tests.browser import chromium, free_port, new_page, panel_config, panel_daemon, shot, small_targets, status
+from tests.browser import (
+    chromium,
+    free_port,
+    new_page,
+    panel_config,
+    panel_daemon,
+    shot,
+    small_targets,
+    status,
+    stop_on_panel,
+)
 from tests.browser import wait_until as wait
 from tests.daemon import installed_models_dir
 
@@ -88,7 +98,7 @@ def test_a_whole_visit_on_the_panel(chromium, panel):
     page.wait_for_function("document.querySelector('#rec-state-text').textContent === 'RECORDING'")
     wait(lambda: seg_count(page) > n, 60, "text after resume")
 
-    page.click("#stop")
+    stop_on_panel(page)
     page.wait_for_url(re.compile(r".*/review/[0-9a-f-]+$"), timeout=120_000)
     sid = page.url.rsplit("/", 1)[1]
     assert page.inner_text("#visit-state") in ("To review", "Reviewed")

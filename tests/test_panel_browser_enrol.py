@@ -30,6 +30,7 @@ from tests.browser import (
     set_pin_via_first_run,
     shot,
     status,
+    stop_on_panel,
 )
 from tests.browser import wait_until as wait
 from tests.daemon import PHRASES, installed_models_dir
@@ -172,7 +173,7 @@ def test_enrol_on_the_panel_then_a_visit_is_labelled_clinician_and_patient(chrom
         assert live_ok >= 0.75, (live_ok, live)
         shot(page, "visit-enrolled")
 
-        page.click("#stop")
+        stop_on_panel(page)
         page.wait_for_url(re.compile(r".*/review/[0-9a-f-]+$"), timeout=120_000)
         review = labelled(page, "article.seg")
         assert len(review) >= len(PHRASES) - 2, review

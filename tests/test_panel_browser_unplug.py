@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tests.browser import chromium, free_port, new_page, panel_config, panel_daemon, shot, status
+from tests.browser import chromium, free_port, new_page, panel_config, panel_daemon, shot, status, stop_on_panel
 from tests.browser import wait_until as wait
 from tests.pulse import ROOM_CHANNELS, ROOM_RATE, pulse_server
 from tests.speech import RATE, dialogue
@@ -82,7 +82,7 @@ def test_an_unplugged_microphone_is_shown_and_the_visit_survives_it(chromium, ro
     after = [t for t in lines(page) if t >= replugged_at - 0.5]
     assert len(after) >= 2, (before, lines(page))
 
-    page.click("#stop")
+    stop_on_panel(page)
     page.wait_for_url(re.compile(rf".*/review/{sid}$"))
     starts = page.eval_on_selector_all("article.seg", "els => els.map(e => parseFloat(e.dataset.start))")
     assert len(starts) >= len(before) + 2 and starts == sorted(starts)

@@ -241,6 +241,12 @@ class PanelConfig:
     require_consent: bool = setting(
         True, "\"Send to clinic\" is refused until the patient's verbal consent is confirmed on the panel."
     )
+    start_consent: str = setting(
+        "warn", "Consent to recording on the Start screen: \"required\" refuses Start until the patient's "
+        "agreement is ticked; \"warn\" starts anyway and the Recording screen shows a warning (with a button "
+        "to confirm consent) until it is given. A visit started by the button always shows the warning.",
+        choices=("required", "warn"),
+    )
     enrol_seconds: float = setting(20.0, "Length of the clinician voice enrolment recording (RAM only).",
                                    min=10.0, max=60.0, unit="s")
     mic_test_seconds: float = setting(15.0, "How long the Settings microphone test shows the input level.",

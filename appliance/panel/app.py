@@ -61,11 +61,12 @@ def create_app(cfg: ApplianceConfig, controller: SessionController, *,
     controller.add_listener(hub.publish)
     app.extensions["panel"] = pc
 
-    from appliance.panel import views_admin, views_review, views_visit
+    from appliance.panel import views_admin, views_care, views_review, views_visit
     from appliance.panel.events_view import bp as events_bp
 
     app.register_blueprint(views_visit.bp)
     app.register_blueprint(views_review.bp)
+    app.register_blueprint(views_care.bp)
     app.register_blueprint(views_admin.auth_bp)
     app.register_blueprint(views_admin.bp)
     app.register_blueprint(events_bp)

@@ -29,9 +29,14 @@ def start() -> Response:
     pc = ctx()
     name = request.form.get("name", "").strip()[:80]
     chosen = [t for t in request.form.getlist("template") if t in offered_templates()]
+    consent = request.form.get("consent") == "yes"
+    if pc.cfg.panel.start_consent == "required" and not consent:
+        flash("Please ask the patient whether they agree to the recording, and tick the box before starting.",
+              "error")  # the form is shown again as it was filled in
+        return render_template("start.html", templates=offered_templates(), defaults=set(chosen), name=name,
+                               unavailable=pc.controller.unavailable, screen="start")
     try:
-        pc.controller.start(name=name, templates=tuple(chosen), consent=request.form.get("consent") == "yes",
-                            actor="panel")
+        pc.controller.start(name=name, templates=tuple(chosen), consent=consent, actor="panel")
     except (ControlError, IllegalTransition, ValueError) as exc:
         flash(plain_error(exc), "error")
         return redirect(url_for("visit.start_screen"))
@@ -56,6 +61,9 @@ def command(action: str) -> Response:
     if action not in ("pause", "resume", "stop"):
         return Response("unknown command", 404)
     live = pc.controller.session
+    if action == "stop" and request.form.get("confirm") != "yes":
+        # Stop cannot be undone: the panel's Stop asks first (the physical button does not).
+        return redirect(url_for("visit.recording") + "#stop-ask")
     try:
         s = getattr(pc.controller, action)(actor="panel")
     except (ControlError, IllegalTransition) as exc:

@@ -1,0 +1,158 @@
+"""What a clinician needs around a visit: consent while recording, discarding a visit, and the
+Review tools beyond one line (undo, split, join, add a line, "this speaker is me")."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+
+from appliance.panel.app import state_words
+from appliance.panel.context import ctx, plain_error
+from appliance.panel.pin import PinError
+from appliance.panel.views_review import _edit, _guard
+from appliance.store import IllegalTransition, Session, SessionNotFound, State, is_allowed
+
+bp = Blueprint("care", __name__)
+
+# Why a visit is thrown away: short codes (audited), shown to the clinician in words.
+DISCARD_REASONS = {"wrong-patient": "Wrong patient or wrong visit",
+                   "consent-withdrawn": "The patient withdrew consent",
+                   "test": "A test or an accidental recording"}
+UNDO_WORDS = {"edit:text": "the corrected words", "edit:speaker": "the speaker change",
+              "edit:swap-speakers": "the speaker swap", "edit:delete": "the deleted passage",
+              "edit:split": "the split line", "edit:merge": "the joined lines", "edit:insert": "the added line"}
+
+
+@bp.app_template_filter()
+def visit_state(s: Session) -> str:
+    """A visit's state in words; a purged one says whether retention or a clinician deleted it."""
+    if s.state == State.PURGED and s.purge_reason == "discarded":
+        return "Discarded"
+    return state_words(s.state)
+
+
+@bp.app_template_global()
+def undo_words(session_id: str) -> str | None:
+    """What Undo on Review would take back, in words (None: nothing to undo)."""
+    action = ctx().store.undoable_edit(session_id)
+    return UNDO_WORDS.get(action, "the last change") if action else None
+
+
+@bp.app_template_global()
+def last_visit() -> Session | None:
+    """The visit just stopped, while it is open to the room and still to be reviewed or sent."""
+    pc = ctx()
+    if pc.room.recent is None:
+        return None
+    try:
+        s = pc.store.get_session(pc.room.recent)
+    except SessionNotFound:
+        return None
+    return s if s.state in (State.STOPPED, State.REVIEWED) else None
+
+
+@bp.app_template_global()
+def waiting_counts() -> dict[str, int]:
+    """How many visits on the device are still to review, and how many wait to be sent."""
+    store = ctx().store
+    return {"review": len(store.list_sessions([State.STOPPED, State.REVIEWED])),
+            "queued": len(store.list_sessions([State.QUEUED]))}
+
+
+@bp.app_template_global()
+def consent_given(session_id: str) -> bool:
+    """From the store: the controller's copy of the live visit is not refreshed by a details edit."""
+    return ctx().store.get_session(session_id).consent
+
+
+@bp.post("/visit/consent")
+def live_consent() -> Response:
+    """The warning on the Recording screen: the patient has now agreed."""
+    pc = ctx()
+    sid = pc.live_id()
+    if sid is not None:
+        pc.store.set_consent(sid, True, actor="panel")
+        flash("Consent recorded.", "ok")
+    return redirect(url_for("visit.recording"))
+
+
+# -- discard -----------------------------------------------------------------------------------
+
+@bp.get("/review/<session_id>/discard")
+def discard_screen(session_id: str) -> Response | str:
+    if (r := _guard(session_id)) is not None:
+        return r
+    s = ctx().store.get_session(session_id)
+    return render_template("discard.html", s=s, reasons=DISCARD_REASONS, screen="discard",
+                           allowed=is_allowed(s.state, State.PURGED))
+
+
+@bp.post("/review/<session_id>/discard")
+def discard(session_id: str) -> Response:
+    """Delete a visit from the device now: the PIN is asked again even when the panel is unlocked
+    (a wrong PIN counts towards the lockout), and the reason goes into the audit trail."""
+    if (r := _guard(session_id)) is not None:
+        return r
+    pc = ctx()
+    why = request.form.get("why", "")
+    again = redirect(url_for("care.discard_screen", session_id=session_id))
+    if why not in DISCARD_REASONS:
+        flash("Please choose why this visit is being discarded.", "error")
+        return again
+    try:
+        pc.pins.check(request.form.get("pin", ""))
+    except PinError as exc:
+        pc.store.audit("panel", "panel:pin-failed", session_id, remote=request.remote_addr or "", purpose="discard")
+        flash(str(exc), "error")
+        return again
+    try:
+        pc.store.discard(session_id, actor="panel", why=why)
+    except (IllegalTransition, SessionNotFound) as exc:
+        flash(plain_error(exc), "error")
+        return again
+    if pc.room.recent == session_id:
+        pc.room.recent = None
+    flash("The visit was discarded: its transcript, notes and name are deleted from this device.", "ok")
+    return redirect(url_for("visit.start_screen"))
+
+
+# -- Review tools ------------------------------------------------------------------------------
+
+@bp.post("/review/<session_id>/undo")
+def undo(session_id: str) -> Response:
+    store = ctx().store
+    what = UNDO_WORDS.get(store.undoable_edit(session_id) or "", "the last change")
+    return _edit(session_id, lambda: store.undo_last_edit(session_id, actor="panel"), f"Undone: {what}.")
+
+
+@bp.post("/review/<session_id>/segment/<segment_id>/split")
+def split(session_id: str, segment_id: str) -> Response:
+    try:
+        at = int(request.form.get("at", ""))
+    except ValueError:
+        abort(400)
+    return _edit(session_id, lambda: ctx().store.split_segment(session_id, segment_id, at, actor="panel"),
+                 "Line split in two.")
+
+
+@bp.post("/review/<session_id>/segment/<segment_id>/merge")
+def merge(session_id: str, segment_id: str) -> Response:
+    return _edit(session_id, lambda: ctx().store.merge_with_next(session_id, segment_id, actor="panel"),
+                 "Lines joined.")
+
+
+@bp.post("/review/<session_id>/segment/<segment_id>/insert")
+def insert(session_id: str, segment_id: str) -> Response:
+    store = ctx().store
+    label, text = request.form.get("speaker", ""), request.form.get("text", "")
+    if label not in store.speakers(session_id):
+        flash("Please choose who said it.", "error")
+        return redirect(url_for("review.review", session_id=session_id))
+    return _edit(session_id, lambda: store.insert_segment(session_id, segment_id, label, text, actor="panel"),
+                 "Line added.")
+
+
+@bp.post("/review/<session_id>/me")
+def speaker_is_me(session_id: str) -> Response:
+    label = request.form.get("speaker", "")
+    return _edit(session_id, lambda: ctx().store.speaker_is_me(session_id, label, actor="panel"),
+                 "Your lines are marked Clinician, the others Patient.")
