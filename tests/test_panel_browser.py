@@ -149,6 +149,9 @@ def test_a_whole_visit_on_the_panel(chromium, panel):
         assert "live transcript" in reads and reads.count("review") >= 4  # one per Review page shown
         edited = {g.id: g.text for g in store.read_transcript(sid, actor="test", reason="check edit")}
         assert edited[seg_id] == new_text
+        # Whisper's token probabilities reach every recognised line as a 0–1 confidence.
+        recognised = store.read_transcript(sid, actor="test", reason="check confidence", revision=1)
+        assert recognised and all(g.confidence is not None and 0 < g.confidence <= 1 for g in recognised)
         # The clinic returns a note (what the sync component does on a note message).
         note = "S: chest pain since Tuesday.\nP: ECG today."
         store.save_note(sid, s.revision, "SOAP", note, actor="sync")
@@ -156,7 +159,8 @@ def test_a_whole_visit_on_the_panel(chromium, panel):
     page.reload()
     assert "chest pain since Tuesday" in page.inner_text("#notes")
     page.click("#notes button.copy")
-    assert page.inner_text("#notes button.copy") == "Copied"
+    # The clipboard answers asynchronously (a promise); "Copied" shows for 2 s once it has.
+    page.wait_for_function("document.querySelector('#notes button.copy').textContent === 'Copied'", timeout=2000)
     assert page.evaluate("navigator.clipboard.readText()") == note
     shot(page, "review-note")
     page.context.close()

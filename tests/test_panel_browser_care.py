@@ -72,13 +72,14 @@ def post_and_wait(page, selector: str) -> None:
         page.click(selector)
 
 
-def seed_visit(db, name: str, lines: list[tuple[str, str]]) -> str:
+def seed_visit(db, name: str, lines: list[tuple[str, str]], confidence: list[float | None] | None = None) -> str:
     """A stopped visit with these (speaker, text) lines, as the recognizer would have stored it."""
     with open_store(str(db)) as store:
         s = store.create_session(name, "exam-1", "", "room-device", "clinic", ["SOAP"])
         store.transition(s.id, "recording", "test")
         for i, (speaker, text) in enumerate(lines):
-            store.add_segment(s.id, 3.0 * i, 3.0 * i + 2.5, speaker, text)
+            store.add_segment(s.id, 3.0 * i, 3.0 * i + 2.5, speaker, text,
+                              confidence=confidence[i] if confidence else None)
         store.transition(s.id, "stopped", "test")
         return s.id
 
@@ -289,4 +290,24 @@ def test_discard_a_visit_needs_the_pin_and_purges_it(chromium, panel):
     page.goto(f"{base}/review/{sid}")
     assert page.inner_text("#visit-state") == "Discarded"
     assert "discarded on the panel" in page.inner_text("#purged-text")
+    page.context.close()
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+def test_words_the_recogniser_was_unsure_of_are_marked_until_corrected(chromium, panel, size):
+    _, base, db = panel
+    sid = seed_visit(db, f"CONF-{size}", LINES[:3], confidence=[0.92, 0.28, None])
+    page = unlocked_page(chromium, base, size)
+    page.goto(f"{base}/review/{sid}")
+    marked = [line(page, i).locator(".text.low-conf").count() for i in range(3)]
+    assert marked == [0, 1, 0]  # below panel.low_confidence (0.5); unknown is not marked
+    assert line(page, 1).locator(".check-mark").inner_text() == "check"
+    assert page.locator(".check-mark").count() == 1
+    line(page, 1).scroll_into_view_if_needed()
+    shot(page, "care-review-low-confidence", (size,))
+    unsure = line(page, 1)
+    unsure.locator("summary.edit-btn").click()
+    unsure.locator(".edit-form textarea").fill("My knee hurts when I climb stairs.")
+    post_and_wait(page, f"#{unsure.get_attribute('id')} button.save-text")
+    assert page.locator(".check-mark").count() == 0  # a person checked the words
     page.context.close()

@@ -121,3 +121,26 @@ def test_discard_purges_like_retention_and_is_audited(store: SessionStore, stopp
 
 def test_retention_purge_records_its_reason(store: SessionStore, stopped: str) -> None:
     assert store.purge(stopped, "retention").purge_reason == "retention"
+
+
+def test_confidence_is_kept_with_the_words_and_goes_when_they_are_rewritten(store: SessionStore) -> None:
+    s = store.create_session("C.F.", "exam-1", "", "dev-1", "west", ["SOAP"])
+    store.transition(s.id, "recording", "panel")
+    sure = store.add_segment(s.id, 0.0, 1.0, "S1", "blood pressure is fine", confidence=0.93)
+    unsure = store.add_segment(s.id, 1.0, 2.0, "S2", "metoprolol twice daily", confidence=0.31)
+    unknown = store.add_segment(s.id, 2.0, 3.0, "S1", "okay")
+    for bad in (1.5, -0.1, float("nan")):
+        with pytest.raises(ValueError, match="confidence"):
+            store.add_segment(s.id, 3.0, 4.0, "S1", "x", confidence=bad)
+    store.transition(s.id, "stopped", "panel")
+
+    def conf() -> dict[str, float | None]:
+        return {g.id: g.confidence for g in store.read_transcript(s.id, "test", "check")}
+
+    assert conf() == {sure: 0.93, unsure: 0.31, unknown: None}
+    store.swap_speakers(s.id, "S1", "S2", "panel")  # a speaker change keeps the words' confidence
+    assert conf() == {sure: 0.93, unsure: 0.31, unknown: None}
+    store.edit_segment_text(s.id, unsure, "metoprolol twice a day", "panel")  # checked by a person
+    assert conf()[unsure] is None
+    store.undo_last_edit(s.id, "panel")
+    assert conf()[unsure] == 0.31

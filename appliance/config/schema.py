@@ -247,6 +247,10 @@ class PanelConfig:
         "to confirm consent) until it is given. A visit started by the button always shows the warning.",
         choices=("required", "warn"),
     )
+    low_confidence: float = setting(
+        0.5, "Review marks a line \"check\" when the recogniser's confidence in it (exp of the mean token "
+        "log-probability, 0–1) is below this; 0 turns the mark off.", min=0.0, max=1.0,
+    )
     enrol_seconds: float = setting(20.0, "Length of the clinician voice enrolment recording (RAM only).",
                                    min=10.0, max=60.0, unit="s")
     mic_test_seconds: float = setting(15.0, "How long the Settings microphone test shows the input level.",

@@ -10,6 +10,7 @@ its utterance is transcribed.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -48,6 +49,14 @@ class FinalSegment:
     text: str
     speaker: str = ""  # diarizer label ("S1", …); "" when diarization is off
     turns: tuple[int, ...] = ()  # the diarizer's turn numbers in this segment (for relabelling at Stop)
+    confidence: float | None = None  # exp(mean token log-probability) from the recogniser, when it gives one
+
+
+def _confidence(avg_logprob: float) -> float | None:
+    """A recogniser's mean token log-probability as a 0–1 confidence (None if not a number)."""
+    if math.isnan(avg_logprob):
+        return None
+    return math.exp(min(0.0, avg_logprob))
 
 
 @dataclass(frozen=True)
@@ -305,7 +314,9 @@ class SpeechPipeline:
             self.stats.no_speech += 1
             return  # no invented text from noise
         text = "" if result is None else result.text.strip()  # failed: keep the timing, flag no text
-        if self._deliver(FinalSegment(item.session, round(utt.start, 3), round(utt.end, 3), text, speaker, turns)):
+        confidence = None if result is None or result.avg_logprob is None else _confidence(result.avg_logprob)
+        if self._deliver(FinalSegment(item.session, round(utt.start, 3), round(utt.end, 3), text, speaker, turns,
+                                      confidence)):
             self.stats.latencies.append(item.detect_delay + time.monotonic() - item.emitted_at)
 
     def _label_async(self, utt: Utterance) -> Future[tuple[str, tuple[int, ...]]]:

@@ -51,7 +51,8 @@ def _clean_label(label: str) -> str:
 
 
 class TranscriptMixin(StoreBase):
-    def add_segment(self, session_id: str, start: float, end: float, speaker: str, text: str) -> str:
+    def add_segment(self, session_id: str, start: float, end: float, speaker: str, text: str,
+                    confidence: float | None = None) -> str:
         """Append an utterance; committed (fsynced) when this returns. Returns the segment id.
 
         Empty text is allowed here (recognition failed or no recognizer: the timing is kept
@@ -61,6 +62,8 @@ class TranscriptMixin(StoreBase):
         text, speaker = text.strip(), speaker.strip()
         if not 0 <= start <= end:
             raise ValueError(f"bad segment times: start={start} end={end}")
+        if confidence is not None and not 0.0 <= confidence <= 1.0:  # NaN fails this too
+            raise ValueError(f"segment confidence must be between 0 and 1: {confidence}")
         with self._tx() as db:
             row = self._session_row(session_id)
             if row["state"] not in _APPEND_STATES:
@@ -82,6 +85,7 @@ class TranscriptMixin(StoreBase):
                     "revision": row["revision"],
                     "deleted": 0,
                     "created_at": now,
+                    "confidence": confidence,
                 }
             )
             if speaker:
@@ -234,7 +238,10 @@ class TranscriptMixin(StoreBase):
         version = {k: current[k] for k in (
             "id", "session_id", "seq", "start", "end", "speaker", "text", "revision", "deleted", "created_at"
         )}
-        version.update({"edited": 1, **changes}, revision=revision, created_at=self._clock())
+        # The recogniser's confidence is about the words: it goes once a person rewrites them.
+        same_words = changes.get("text", current["text"]) == current["text"]
+        version.update({"edited": 1, "confidence": current.get("confidence") if same_words else None, **changes},
+                       revision=revision, created_at=self._clock())
         self._db.table("segments").insert(version)
 
     def _ensure_speaker(self, session_id: str, label: str) -> None:

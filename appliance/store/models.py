@@ -74,6 +74,7 @@ class Segment:
     deleted: bool
     created_at: float
     edited: bool = False  # a person wrote this version on Review (not as recognised)
+    confidence: float | None = None  # the recogniser's, 0–1 (None: unknown, or edited by a person)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Segment:
@@ -90,6 +91,7 @@ class Segment:
             deleted=bool(row["deleted"]),
             created_at=row["created_at"],
             edited=bool(row.get("edited", 0)),
+            confidence=row.get("confidence"),
         )
 
 

@@ -137,7 +137,15 @@ def _v4_review_marks(db: Database) -> None:
     db.execute("ALTER TABLE segments ADD COLUMN edited INTEGER NOT NULL DEFAULT 0 CHECK (edited IN (0, 1))")
 
 
-MIGRATIONS: tuple[Migration, ...] = (_v1_initial, _v2_notes, _v3_voiceprints, _v4_review_marks)
+def _v5_segment_confidence(db: Database) -> None:
+    # The recogniser's confidence in a line (exp of the mean token log-probability, 0–1; NULL when
+    # unknown or after a person edited the line), so Review can point at the words to check.
+    db.execute("ALTER TABLE segments ADD COLUMN confidence REAL "
+               "CHECK (confidence IS NULL OR (confidence >= 0 AND confidence <= 1))")
+
+
+MIGRATIONS: tuple[Migration, ...] = (_v1_initial, _v2_notes, _v3_voiceprints, _v4_review_marks,
+                                     _v5_segment_confidence)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
