@@ -311,3 +311,33 @@ def test_words_the_recogniser_was_unsure_of_are_marked_until_corrected(chromium,
     post_and_wait(page, f"#{unsure.get_attribute('id')} button.save-text")
     assert page.locator(".check-mark").count() == 0  # a person checked the words
     page.context.close()
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+def test_note_status_shows_beside_the_transcript(chromium, panel, size):
+    _, base, db = panel
+    sid = seed_visit(db, f"NOTES-{size}", LINES[:2])
+    with open_store(str(db)) as store:
+        store.set_consent(sid, True, "test")
+        store.set_templates(sid, ["SOAP", "H&P"], "test")
+    page = unlocked_page(chromium, base, size)
+    page.goto(f"{base}/review/{sid}")
+    assert page.locator("#note-status").count() == 0  # nothing requested before Send
+
+    def shown() -> dict[str, str]:
+        page.reload()
+        assert in_view(page, "#note-status")
+        return {li.get_attribute("data-template"): li.inner_text()
+                for li in page.locator("#note-status li").all()}
+
+    post_and_wait(page, "#send")
+    assert shown() == {"SOAP": "SOAP requested", "H&P": "H&P requested"}
+    with open_store(str(db)) as store:
+        [item] = store.outbox_items(sid)
+        store.mark_acked(item.id)  # what the sync does when the clinic acknowledges
+    assert shown() == {"SOAP": "SOAP being written", "H&P": "H&P being written"}
+    with open_store(str(db)) as store:
+        store.save_note(sid, item.revision, "SOAP", "S: knee pain for three weeks.", actor="sync")
+    assert shown() == {"SOAP": "SOAP ready", "H&P": "H&P being written"}
+    shot(page, "care-note-status", (size,))
+    page.context.close()

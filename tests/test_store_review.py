@@ -144,3 +144,20 @@ def test_confidence_is_kept_with_the_words_and_goes_when_they_are_rewritten(stor
     assert conf()[unsure] is None
     store.undo_last_edit(s.id, "panel")
     assert conf()[unsure] == 0.31
+
+
+def test_note_status_follows_the_outbox_and_the_notes(store: SessionStore, stopped: str) -> None:
+    store.set_templates(stopped, ["SOAP", "H&P"], "panel")
+    assert store.note_status(stopped) == {}  # not sent: nothing requested yet
+    item = store.enqueue(stopped, "panel")
+    assert store.note_status(stopped) == {"SOAP": "requested", "H&P": "requested"}
+    store.mark_acked(item.id)
+    assert store.note_status(stopped) == {"SOAP": "generating", "H&P": "generating"}
+    store.save_note(stopped, item.revision, "SOAP", "S: knee pain", actor="sync")
+    assert store.note_status(stopped) == {"SOAP": "ready", "H&P": "generating"}
+    # Edited and sent again: the old SOAP note does not answer the new revision.
+    store.edit_segment_text(stopped, ids(store, stopped)[0], "good morning", "panel")
+    store.enqueue(stopped, "panel")
+    assert store.note_status(stopped) == {"SOAP": "requested", "H&P": "requested"}
+    reads = [e for e in store.audit_events(stopped) if e.action == "read:notes"]
+    assert reads == []  # the status reads no note text

@@ -30,6 +30,15 @@ def visit_state(s: Session) -> str:
     return state_words(s.state)
 
 
+NOTE_WORDS = {"requested": "requested", "generating": "being written", "ready": "ready"}
+
+
+@bp.app_template_global()
+def note_status(session_id: str) -> list[tuple[str, str, str]]:
+    """(template, status code, words) of each note the visit asked the clinic for; empty until sent."""
+    return [(t, code, NOTE_WORDS[code]) for t, code in ctx().store.note_status(session_id).items()]
+
+
 @bp.app_template_global()
 def undo_words(session_id: str) -> str | None:
     """What Undo on Review would take back, in words (None: nothing to undo)."""

@@ -6,6 +6,8 @@ purge deletes it with the transcript.
 
 from __future__ import annotations
 
+import json
+
 from appliance.store.base import StoreBase
 from appliance.store.errors import SessionClosed
 from appliance.store.models import Note
@@ -59,3 +61,21 @@ class NotesMixin(StoreBase):
         with self._lock:
             self._session_row(session_id)
             return int(self._db.execute("SELECT COUNT(*) FROM notes WHERE session_id = ?", [session_id]).fetchone()[0])
+
+    def note_status(self, session_id: str) -> dict[str, str]:
+        """Where each requested note stands, per template of the session: "requested" (the sent
+        revision is not delivered yet), "generating" (the clinic acknowledged it; no note back yet)
+        or "ready" (a note for that revision is here). Empty until the visit is sent. Reads no
+        note text, so it is not audited."""
+        with self._lock:
+            row = self._session_row(session_id)
+            sent = self._rows("SELECT revision, acked_at FROM outbox WHERE session_id = ? AND superseded = 0 "
+                              "ORDER BY id DESC LIMIT 1", [session_id])
+            if not sent:
+                return {}
+            back = {r["template"]: r["revision"] for r in self._rows(
+                "SELECT template, MAX(revision) AS revision FROM notes WHERE session_id = ? GROUP BY template",
+                [session_id])}
+        revision, acked = sent[0]["revision"], sent[0]["acked_at"] is not None
+        return {t: "ready" if back.get(t, 0) >= revision else "generating" if acked else "requested"
+                for t in json.loads(row["templates"])}
