@@ -84,15 +84,16 @@ def seed_visit(db, name: str, lines: list[tuple[str, str]], confidence: list[flo
         return s.id
 
 
-def unlocked_page(chromium, base: str, size: str):
+def unlocked_page(chromium, base: str, size: str, screen: str = "/history"):
+    """A page past the PIN (set on first use), showing ``screen``; the PIN was asked for it."""
     page = new_page(chromium, size)
-    page.goto(base + "/history")
-    if "/unlock" in page.url:
-        if page.locator("#setpin").count():
-            set_pin_via_first_run(page, base, PIN)
-        else:
-            enter_pin(page, PIN)
-            page.wait_for_url(base + "/history")
+    page.goto(base + screen)
+    assert "/unlock" in page.url
+    if page.locator("#setpin").count():
+        set_pin_via_first_run(page, base, PIN, screen)
+    else:
+        enter_pin(page, PIN)
+        page.wait_for_url(base + screen)
     return page
 
 
@@ -340,4 +341,30 @@ def test_note_status_shows_beside_the_transcript(chromium, panel, size):
         store.save_note(sid, item.revision, "SOAP", "S: knee pain for three weeks.", actor="sync")
     assert shown() == {"SOAP": "SOAP ready", "H&P": "H&P being written"}
     shot(page, "care-note-status", (size,))
+    page.context.close()
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+def test_history_search_needs_the_pin_and_is_audited(chromium, panel, size):
+    _, base, db = panel
+    word = f"sciatica{size[:3]}"  # only in this test's visit
+    found = seed_visit(db, f"FIND-{size}", [("S1", "where does it hurt"), ("S2", f"it feels like {word} again")])
+    page = unlocked_page(chromium, base, size, "/history/search")  # like History: the PIN first
+    page.goto(base + "/history")
+    page.fill("#search-q", word.upper())
+    with page.expect_navigation():
+        page.click("#search-go")
+    assert page.inner_text("#search-count").startswith("1 visit")
+    rows = page.locator("#search-results .hist-row")
+    assert rows.count() == 1 and f"FIND-{size}" in rows.first.inner_text()
+    assert f"it feels like {word} again" in rows.first.inner_text()
+    assert small_targets(page) == []
+    shot(page, "care-history-search", (size,))
+    with open_store(str(db)) as store:
+        searches = [e for e in store.audit_events() if e.action == "search"]
+        assert searches[-1].detail == {"reason": "history search", "hits": 1, "chars": len(word)}
+        assert store.audit_events(found)[-1].action == "read"
+        assert store.audit_events(found)[-1].detail["reason"] == "history search"
+    rows.first.click()
+    page.wait_for_url(f"{base}/review/{found}")
     page.context.close()

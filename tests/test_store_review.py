@@ -161,3 +161,28 @@ def test_note_status_follows_the_outbox_and_the_notes(store: SessionStore, stopp
     assert store.note_status(stopped) == {"SOAP": "requested", "H&P": "requested"}
     reads = [e for e in store.audit_events(stopped) if e.action == "read:notes"]
     assert reads == []  # the status reads no note text
+
+
+def test_search_finds_current_words_and_names_and_is_audited(store: SessionStore, stopped: str) -> None:
+    other = store.create_session("K.L.", "exam-1", "", "dev-1", "west", ["SOAP"])
+    store.transition(other.id, "recording", "panel")
+    store.add_segment(other.id, 0.0, 1.0, "S1", "the PAIN is 50% better")
+    store.transition(other.id, "stopped", "panel")
+    hits = store.search("pain", "panel", "history search")
+    assert [(h.session.id, h.line, h.matches) for h in hits] == [
+        (other.id, "the PAIN is 50% better", 1), (stopped, "any pain today", 1)]
+    assert [h.session.id for h in store.search("50%", "panel", "history search")] == [other.id]
+    assert store.search("5_%", "panel", "history search") == []  # LIKE wildcards are literal
+    assert [(h.session.id, h.line) for h in store.search("k.l.", "panel", "history search")] == [(other.id, "")]
+    # Only the current words: a deleted line is not found, and a purged visit never is.
+    store.delete_segment(stopped, ids(store, stopped)[2], "panel")
+    assert [h.session.id for h in store.search("pain", "panel", "history search")] == [other.id]
+    store.discard(other.id, "panel", "test")
+    assert store.search("pain", "panel", "history search") == []
+    events = [e for e in store.audit_events() if e.action == "search"]
+    assert events[0].detail == {"reason": "history search", "hits": 2, "chars": 4}
+    assert all("pain" not in str(e.detail).lower() for e in store.audit_events())
+    reads = [(e.session_id, e.detail["reason"]) for e in store.audit_events() if e.action == "read"]
+    assert (other.id, "history search") in reads and (stopped, "history search") in reads
+    with pytest.raises(ValueError, match="empty"):
+        store.search("   ", "panel", "history search")

@@ -8,6 +8,7 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 from appliance.panel.app import state_words
 from appliance.panel.context import ctx, plain_error
 from appliance.panel.pin import PinError
+from appliance.panel.views_admin import pin_required
 from appliance.panel.views_review import _edit, _guard
 from appliance.store import IllegalTransition, Session, SessionNotFound, State, is_allowed
 
@@ -165,3 +166,15 @@ def speaker_is_me(session_id: str) -> Response:
     label = request.form.get("speaker", "")
     return _edit(session_id, lambda: ctx().store.speaker_is_me(session_id, label, actor="panel"),
                  "Your lines are marked Clinician, the others Patient.")
+
+
+# -- History search ----------------------------------------------------------------------------
+
+@bp.get("/history/search")
+@pin_required
+def history_search() -> str:
+    """Visits whose transcript or name holds the words; PIN-gated like History, audited as a read."""
+    pc = ctx()
+    query = " ".join(request.args.get("q", "").split())[:100]
+    hits = pc.store.search(query, actor="panel", reason="history search") if query else None
+    return render_template("history_search.html", query=query, hits=hits, live_id=pc.live_id(), screen="history")

@@ -19,6 +19,7 @@ from appliance.store.notes import NotesMixin
 from appliance.store.outbox import OutboxMixin
 from appliance.store.revise import ReviseMixin
 from appliance.store.schema import migrate, schema_version
+from appliance.store.search import SearchMixin
 from appliance.store.states import LIVE_STATES, State, check_transition, parse_state
 from appliance.store.voiceprints import VoicePrintsMixin
 
@@ -38,7 +39,7 @@ def _clean_templates(templates: Iterable[str]) -> list[str]:
     return cleaned
 
 
-class SessionStore(ReviseMixin, OutboxMixin, NotesMixin, VoicePrintsMixin, StoreBase):
+class SessionStore(ReviseMixin, SearchMixin, OutboxMixin, NotesMixin, VoicePrintsMixin, StoreBase):
     """Thread-safe handle on the session database; open it with open_store()."""
 
     # -- sessions ------------------------------------------------------------------------------
