@@ -78,8 +78,8 @@ def seed_visit(db, name: str, lines: list[tuple[str, str]], confidence: list[flo
         s = store.create_session(name, "exam-1", "", "room-device", "clinic", ["SOAP"])
         store.transition(s.id, "recording", "test")
         for i, (speaker, text) in enumerate(lines):
-            store.add_segment(s.id, 3.0 * i, 3.0 * i + 2.5, speaker, text,
-                              confidence=confidence[i] if confidence else None)
+            scored = {"confidence": confidence[i]} if confidence else {}
+            store.add_segment(s.id, 3.0 * i, 3.0 * i + 2.5, speaker, text, **scored)
         store.transition(s.id, "stopped", "test")
         return s.id
 
@@ -188,6 +188,9 @@ def test_review_bar_stays_in_view_and_speaker_is_me(chromium, panel, size):
         for sel in ("#send", "#bar-name", "#bar-state"):
             assert in_view(page, sel), f"{sel} scrolled out of view ({size}, scrolled to {where})"
     assert page.inner_text("#bar-name") == f"BAR-{size}"
+    for summary in page.locator("#transcript article.seg").first.locator("summary").all():
+        summary.click()  # every line tool open: each target still at least 48 px
+    assert small_targets(page) == []
     assert page.locator("#one-speaker").count() == 0
     shot(page, "care-review-bar", (size,))
 
