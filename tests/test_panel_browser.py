@@ -149,9 +149,11 @@ def test_a_whole_visit_on_the_panel(chromium, panel):
         assert "live transcript" in reads and reads.count("review") >= 4  # one per Review page shown
         edited = {g.id: g.text for g in store.read_transcript(sid, actor="test", reason="check edit")}
         assert edited[seg_id] == new_text
-        # Whisper's token probabilities reach every recognised line as a 0–1 confidence.
+        # Whisper's token probabilities reach every recognised line as a 0–1 confidence, per line and per word.
         recognised = store.read_transcript(sid, actor="test", reason="check confidence", revision=1)
         assert recognised and all(g.confidence is not None and 0 < g.confidence <= 1 for g in recognised)
+        assert all(g.word_confidence is not None and len(g.word_confidence) == len(g.text.split())
+                   for g in recognised), [(g.text, g.word_confidence) for g in recognised]
         # The clinic returns a note (what the sync component does on a note message).
         note = "S: chest pain since Tuesday.\nP: ECG today."
         store.save_note(sid, s.revision, "SOAP", note, actor="sync")

@@ -72,14 +72,14 @@ def post_and_wait(page, selector: str) -> None:
         page.click(selector)
 
 
-def seed_visit(db, name: str, lines: list[tuple[str, str]], confidence: list[float | None] | None = None) -> str:
-    """A stopped visit with these (speaker, text) lines, as the recognizer would have stored it."""
+def seed_visit(db, name: str, lines: list[tuple[str, str]], scores: list[dict] | None = None) -> str:
+    """A stopped visit with these (speaker, text) lines, as the recognizer would have stored it
+    (``scores``: the confidences add_segment takes, per line)."""
     with open_store(str(db)) as store:
         s = store.create_session(name, "exam-1", "", "room-device", "clinic", ["SOAP"])
         store.transition(s.id, "recording", "test")
         for i, (speaker, text) in enumerate(lines):
-            scored = {"confidence": confidence[i]} if confidence else {}
-            store.add_segment(s.id, 3.0 * i, 3.0 * i + 2.5, speaker, text, **scored)
+            store.add_segment(s.id, 3.0 * i, 3.0 * i + 2.5, speaker, text, **(scores[i] if scores else {}))
         store.transition(s.id, "stopped", "test")
         return s.id
 
@@ -300,20 +300,27 @@ def test_discard_a_visit_needs_the_pin_and_purges_it(chromium, panel):
 @pytest.mark.parametrize("size", list(SIZES))
 def test_words_the_recogniser_was_unsure_of_are_marked_until_corrected(chromium, panel, size):
     _, base, db = panel
-    sid = seed_visit(db, f"CONF-{size}", LINES[:3], confidence=[0.92, 0.28, None])
+    lines = [*LINES[:3], ("S2", "about three weeks")]
+    scores = [{"confidence": 0.92}, {"confidence": 0.28}, {},  # a whole line unsure (no word scores)
+              {"confidence": 0.7, "word_confidence": [0.97, 0.31, 0.9]}]  # one word unsure
+    sid = seed_visit(db, f"CONF-{size}", lines, scores)
     page = unlocked_page(chromium, base, size)
     page.goto(f"{base}/review/{sid}")
-    marked = [line(page, i).locator(".text.low-conf").count() for i in range(3)]
-    assert marked == [0, 1, 0]  # below panel.low_confidence (0.5); unknown is not marked
-    assert line(page, 1).locator(".check-mark").inner_text() == "check"
-    assert page.locator(".check-mark").count() == 1
+    marked = [line(page, i).locator(".text.low-conf").count() for i in range(4)]
+    assert marked == [0, 1, 0, 0]  # below panel.low_confidence (0.5); unknown is not marked
+    assert line(page, 3).locator("mark.low-word").all_inner_texts() == ["three"]
+    assert line(page, 3).locator(".text").inner_text() == "about three weeks"
+    assert [line(page, i).locator(".check-mark").count() for i in range(4)] == [0, 1, 0, 1]
     line(page, 1).scroll_into_view_if_needed()
     shot(page, "care-review-low-confidence", (size,))
     unsure = line(page, 1)
     unsure.locator("summary.edit-btn").click()
     unsure.locator(".edit-form textarea").fill("My knee hurts when I climb stairs.")
     post_and_wait(page, f"#{unsure.get_attribute('id')} button.save-text")
-    assert page.locator(".check-mark").count() == 0  # a person checked the words
+    assert page.locator(".check-mark").count() == 1  # a person checked those words
+    line(page, 3).locator("summary.speaker-btn, summary:text-is('Speaker')").click()
+    post_and_wait(page, f"#{line(page, 3).get_attribute('id')} .speaker-form button[value=S1]")
+    assert line(page, 3).locator("mark.low-word").all_inner_texts() == ["three"]  # a speaker change is not
     page.context.close()
 
 

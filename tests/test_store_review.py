@@ -127,23 +127,29 @@ def test_confidence_is_kept_with_the_words_and_goes_when_they_are_rewritten(stor
     s = store.create_session("C.F.", "exam-1", "", "dev-1", "west", ["SOAP"])
     store.transition(s.id, "recording", "panel")
     sure = store.add_segment(s.id, 0.0, 1.0, "S1", "blood pressure is fine", confidence=0.93)
-    unsure = store.add_segment(s.id, 1.0, 2.0, "S2", "metoprolol twice daily", confidence=0.31)
+    unsure = store.add_segment(s.id, 1.0, 2.0, "S2", "metoprolol twice daily", confidence=0.31,
+                               word_confidence=[0.12, 0.9, 0.95])
     unknown = store.add_segment(s.id, 2.0, 3.0, "S1", "okay")
     for bad in (1.5, -0.1, float("nan")):
         with pytest.raises(ValueError, match="confidence"):
             store.add_segment(s.id, 3.0, 4.0, "S1", "x", confidence=bad)
+        with pytest.raises(ValueError, match="one 0–1 number per word"):
+            store.add_segment(s.id, 3.0, 4.0, "S1", "x y", word_confidence=[0.5, bad])
+    with pytest.raises(ValueError, match="2 words, 1 numbers"):
+        store.add_segment(s.id, 3.0, 4.0, "S1", "x y", word_confidence=[0.5])
     store.transition(s.id, "stopped", "panel")
 
-    def conf() -> dict[str, float | None]:
-        return {g.id: g.confidence for g in store.read_transcript(s.id, "test", "check")}
+    def conf() -> dict[str, tuple[float | None, tuple[float, ...] | None]]:
+        return {g.id: (g.confidence, g.word_confidence) for g in store.read_transcript(s.id, "test", "check")}
 
-    assert conf() == {sure: 0.93, unsure: 0.31, unknown: None}
+    recognised = {sure: (0.93, None), unsure: (0.31, (0.12, 0.9, 0.95)), unknown: (None, None)}
+    assert conf() == recognised
     store.swap_speakers(s.id, "S1", "S2", "panel")  # a speaker change keeps the words' confidence
-    assert conf() == {sure: 0.93, unsure: 0.31, unknown: None}
+    assert conf() == recognised
     store.edit_segment_text(s.id, unsure, "metoprolol twice a day", "panel")  # checked by a person
-    assert conf()[unsure] is None
+    assert conf()[unsure] == (None, None)
     store.undo_last_edit(s.id, "panel")
-    assert conf()[unsure] == 0.31
+    assert conf() == recognised
 
 
 def test_note_status_follows_the_outbox_and_the_notes(store: SessionStore, stopped: str) -> None:

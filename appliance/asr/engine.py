@@ -26,6 +26,8 @@ class Recognition:
     no_speech: bool = False  # the engine judged the audio to hold no speech: store nothing
     avg_logprob: float | None = None
     no_speech_prob: float | None = None
+    # One 0–1 confidence per word of `text` (split on whitespace), when the engine can tell.
+    word_confidence: tuple[float, ...] | None = None
 
 
 class Cancelled(Exception):

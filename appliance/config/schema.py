@@ -248,8 +248,8 @@ class PanelConfig:
         choices=("required", "warn"),
     )
     low_confidence: float = setting(
-        0.5, "Review marks a line \"check\" when the recogniser's confidence in it (exp of the mean token "
-        "log-probability, 0–1) is below this; 0 turns the mark off.", min=0.0, max=1.0,
+        0.5, "Review highlights the words (or, without word scores, the line) whose recogniser confidence "
+        "(from the decoder's token probabilities, 0–1) is below this; 0 turns the marks off.", min=0.0, max=1.0,
     )
     enrol_seconds: float = setting(20.0, "Length of the clinician voice enrolment recording (RAM only).",
                                    min=10.0, max=60.0, unit="s")

@@ -102,7 +102,7 @@ class SessionController:
 
     def _store_segment(self, seg: FinalSegment) -> None:
         seg_id = self.store.add_segment(seg.session_id, seg.start, seg.end, seg.speaker, seg.text,
-                                        confidence=seg.confidence)
+                                        confidence=seg.confidence, word_confidence=seg.word_confidence)
         self._turn_segments.update(dict.fromkeys(seg.turns, seg_id))
         self._save_voiceprints(seg, seg_id)
         self._segments += 1

@@ -10,7 +10,7 @@ from appliance.panel.context import ctx, plain_error
 from appliance.panel.pin import PinError
 from appliance.panel.views_admin import pin_required
 from appliance.panel.views_review import _edit, _guard
-from appliance.store import IllegalTransition, Session, SessionNotFound, State, is_allowed
+from appliance.store import IllegalTransition, Segment, Session, SessionNotFound, State, is_allowed
 
 bp = Blueprint("care", __name__)
 
@@ -38,6 +38,16 @@ NOTE_WORDS = {"requested": "requested", "generating": "being written", "ready": 
 def note_status(session_id: str) -> list[tuple[str, str, str]]:
     """(template, status code, words) of each note the visit asked the clinic for; empty until sent."""
     return [(t, code, NOTE_WORDS[code]) for t, code in ctx().store.note_status(session_id).items()]
+
+
+@bp.app_template_global()
+def unsure_words(segment: Segment) -> list[tuple[str, bool]] | None:
+    """The line's words, each with whether the recogniser's confidence in it is below
+    panel.low_confidence; None when there are no per-word confidences (edited, or not given)."""
+    if not segment.word_confidence or len(segment.word_confidence) != len(segment.text.split()):
+        return None
+    threshold = ctx().cfg.panel.low_confidence
+    return [(word, c < threshold) for word, c in zip(segment.text.split(), segment.word_confidence, strict=True)]
 
 
 @bp.app_template_global()

@@ -50,6 +50,7 @@ class FinalSegment:
     speaker: str = ""  # diarizer label ("S1", …); "" when diarization is off
     turns: tuple[int, ...] = ()  # the diarizer's turn numbers in this segment (for relabelling at Stop)
     confidence: float | None = None  # exp(mean token log-probability) from the recogniser, when it gives one
+    word_confidence: tuple[float, ...] | None = None  # one per word of `text`, when the recogniser gives them
 
 
 def _confidence(avg_logprob: float) -> float | None:
@@ -315,8 +316,11 @@ class SpeechPipeline:
             return  # no invented text from noise
         text = "" if result is None else result.text.strip()  # failed: keep the timing, flag no text
         confidence = None if result is None or result.avg_logprob is None else _confidence(result.avg_logprob)
+        per_word = None if result is None else result.word_confidence
+        if per_word is not None and len(per_word) != len(text.split()):
+            per_word = None  # they must name the words of the stored text, or nothing
         if self._deliver(FinalSegment(item.session, round(utt.start, 3), round(utt.end, 3), text, speaker, turns,
-                                      confidence)):
+                                      confidence, per_word)):
             self.stats.latencies.append(item.detect_delay + time.monotonic() - item.emitted_at)
 
     def _label_async(self, utt: Utterance) -> Future[tuple[str, tuple[int, ...]]]:

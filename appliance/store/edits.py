@@ -7,7 +7,9 @@ latest version of each segment id with revision <= r that is not deleted, ordere
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from appliance.store.base import StoreBase
@@ -52,7 +54,7 @@ def _clean_label(label: str) -> str:
 
 class TranscriptMixin(StoreBase):
     def add_segment(self, session_id: str, start: float, end: float, speaker: str, text: str,
-                    confidence: float | None = None) -> str:
+                    confidence: float | None = None, word_confidence: Sequence[float] | None = None) -> str:
         """Append an utterance; committed (fsynced) when this returns. Returns the segment id.
 
         Empty text is allowed here (recognition failed or no recognizer: the timing is kept
@@ -64,6 +66,11 @@ class TranscriptMixin(StoreBase):
             raise ValueError(f"bad segment times: start={start} end={end}")
         if confidence is not None and not 0.0 <= confidence <= 1.0:  # NaN fails this too
             raise ValueError(f"segment confidence must be between 0 and 1: {confidence}")
+        if word_confidence is not None:
+            word_confidence = [float(c) for c in word_confidence]
+            if len(word_confidence) != len(text.split()) or not all(0.0 <= c <= 1.0 for c in word_confidence):
+                raise ValueError(f"word confidences must be one 0–1 number per word of the text "
+                                 f"({len(text.split())} words, {len(word_confidence)} numbers)")
         with self._tx() as db:
             row = self._session_row(session_id)
             if row["state"] not in _APPEND_STATES:
@@ -86,6 +93,7 @@ class TranscriptMixin(StoreBase):
                     "deleted": 0,
                     "created_at": now,
                     "confidence": confidence,
+                    "word_confidence": json.dumps(word_confidence) if word_confidence is not None else None,
                 }
             )
             if speaker:
@@ -240,8 +248,8 @@ class TranscriptMixin(StoreBase):
         )}
         # The recogniser's confidence is about the words: it goes once a person rewrites them.
         same_words = changes.get("text", current["text"]) == current["text"]
-        version.update({"edited": 1, "confidence": current.get("confidence") if same_words else None, **changes},
-                       revision=revision, created_at=self._clock())
+        kept = {k: current.get(k) if same_words else None for k in ("confidence", "word_confidence")}
+        version.update({"edited": 1, **kept, **changes}, revision=revision, created_at=self._clock())
         self._db.table("segments").insert(version)
 
     def _ensure_speaker(self, session_id: str, label: str) -> None:

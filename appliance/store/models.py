@@ -75,6 +75,7 @@ class Segment:
     created_at: float
     edited: bool = False  # a person wrote this version on Review (not as recognised)
     confidence: float | None = None  # the recogniser's, 0–1 (None: unknown, or edited by a person)
+    word_confidence: tuple[float, ...] | None = None  # one per word of `text` (split on whitespace)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Segment:
@@ -92,6 +93,7 @@ class Segment:
             created_at=row["created_at"],
             edited=bool(row.get("edited", 0)),
             confidence=row.get("confidence"),
+            word_confidence=tuple(json.loads(row["word_confidence"])) if row.get("word_confidence") else None,
         )
 
 

@@ -145,7 +145,7 @@ class ReviseMixin(TranscriptMixin):
         before = [v for v in versions if v["revision"] <= target]
         if before:
             old = before[-1]
-            fields = ("start", "end", "speaker", "text", "deleted", "edited", "confidence")
+            fields = ("start", "end", "speaker", "text", "deleted", "edited", "confidence", "word_confidence")
             if any(old[k] != current[k] for k in fields):
                 self._write_version(current, revision, **{k: old[k] for k in fields})
         elif versions[0]["edited"] and not current["deleted"]:

@@ -138,10 +138,13 @@ def _v4_review_marks(db: Database) -> None:
 
 
 def _v5_segment_confidence(db: Database) -> None:
-    # The recogniser's confidence in a line (exp of the mean token log-probability, 0–1; NULL when
-    # unknown or after a person edited the line), so Review can point at the words to check.
+    # The recogniser's confidence in a line (exp of the mean token log-probability, 0–1) and per
+    # word (a JSON array, one number per whitespace-separated word of the text); NULL when unknown
+    # or after a person rewrote the words. Review points at the words to check.
     db.execute("ALTER TABLE segments ADD COLUMN confidence REAL "
                "CHECK (confidence IS NULL OR (confidence >= 0 AND confidence <= 1))")
+    db.execute("ALTER TABLE segments ADD COLUMN word_confidence TEXT "
+               "CHECK (word_confidence IS NULL OR json_valid(word_confidence))")
 
 
 MIGRATIONS: tuple[Migration, ...] = (_v1_initial, _v2_notes, _v3_voiceprints, _v4_review_marks,

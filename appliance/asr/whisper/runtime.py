@@ -13,9 +13,11 @@ bounded by the audio's length.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import zlib
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +52,7 @@ class Decoded:
     avg_logprob: float
     no_speech_prob: float
     cut_loop: bool = False
+    token_logprobs: list[float] = field(default_factory=list)  # one per token in `tokens`
 
 
 def compression_ratio(text: str) -> float:
@@ -226,7 +229,8 @@ class WhisperOnnx:
             keep = looping_tail(r.tokens)
             if keep is not None:
                 tokens = r.tokens[:keep]
-                return Decoded(tokens, self.tokenizer.decode(tokens).strip(), r.avg_logprob, r.no_speech_prob, True)
+                return Decoded(tokens, self.tokenizer.decode(tokens).strip(), r.avg_logprob, r.no_speech_prob, True,
+                               r.token_logprobs[:keep])
         return r
 
     def _greedy(self, io: ort.IOBinding, budget: int, run_options: ort.RunOptions | None) -> Decoded:
@@ -238,22 +242,25 @@ class WhisperOnnx:
         logits = self._step(io, rest, len(start))
         past = len(start) + len(rest)
         tokens: list[int] = []
+        token_logprobs: list[float] = []
         sum_logprob, count, cut = 0.0, 0, False
         while True:
             masked = logits + (self._bias_begin if not tokens else self._bias)
             tok = int(np.argmax(masked))
             # log-softmax of the chosen (maximal) logit: -log(sum(exp(masked - max)))
-            sum_logprob -= float(np.log(np.exp(masked - masked[tok]).sum()))
+            logprob = -float(np.log(np.exp(masked - masked[tok]).sum()))
+            sum_logprob += logprob
             count += 1
             if tok == self.eot:
                 break
             tokens.append(tok)
+            token_logprobs.append(logprob)
             keep = repeated_tail(tokens)
             if keep is None and len(tokens) % 16 == 0 and \
                     compression_ratio(self.tokenizer.decode(tokens)) > self.cfg.compression_ratio_threshold:
                 keep = repeated_tail(tokens, min_repeats=2, max_period=len(tokens) // 2) or len(tokens)
             if keep is not None:
-                tokens, cut = tokens[:keep], True
+                tokens, token_logprobs, cut = tokens[:keep], token_logprobs[:keep], True
                 break
             if len(tokens) >= budget or past + 1 >= self.n_ctx:
                 break
@@ -262,7 +269,7 @@ class WhisperOnnx:
             logits = self._step(io, [tok], past)
             past += 1
         text = self.tokenizer.decode(tokens).strip()
-        return Decoded(tokens, text, sum_logprob / max(1, count), no_speech_prob, cut)
+        return Decoded(tokens, text, sum_logprob / max(1, count), no_speech_prob, cut, token_logprobs)
 
     def recognize(self, audio: np.ndarray, max_tokens: int | None = None,
                   run_options: ort.RunOptions | None = None) -> Recognition:
@@ -273,7 +280,9 @@ class WhisperOnnx:
         silent = r.no_speech_prob > self.cfg.no_speech_threshold and r.avg_logprob < self.cfg.logprob_threshold
         if silent or not any(c.isalnum() for c in r.text):  # "", ".", "..." are what silence decodes to
             return Recognition(text="", no_speech=True, avg_logprob=r.avg_logprob, no_speech_prob=r.no_speech_prob)
-        return Recognition(text=r.text, avg_logprob=r.avg_logprob, no_speech_prob=r.no_speech_prob)
+        per_word = word_confidences([self.tokenizer.decode_bytes([t]) for t in r.tokens], r.token_logprobs, r.text)
+        return Recognition(text=r.text, avg_logprob=r.avg_logprob, no_speech_prob=r.no_speech_prob,
+                           word_confidence=per_word)
 
     # -- Engine / Transcriber --------------------------------------------------------------------
     def transcribe(self, audio: np.ndarray) -> Recognition:
@@ -281,6 +290,26 @@ class WhisperOnnx:
 
     def new_stream(self) -> RecognizerStream:
         return WhisperStream(self)
+
+
+def word_confidences(token_bytes: Sequence[bytes], logprobs: Sequence[float], text: str) -> tuple[float, ...] | None:
+    """One confidence per word of ``text``: exp of the lowest log-probability among the word's
+    tokens (a word is as doubtful as its weakest piece). A token starting with whitespace starts a
+    word. None when the tokens do not spell exactly ``text``'s words (nothing is guessed)."""
+    if len(token_bytes) != len(logprobs):
+        return None
+    words: list[tuple[bytes, float]] = []
+    for piece, logprob in zip(token_bytes, logprobs, strict=True):
+        if not words or piece[:1].isspace():
+            words.append((piece, logprob))
+        else:
+            joined, lowest = words[-1]
+            words[-1] = (joined + piece, min(lowest, logprob))
+    spelled = [(w.decode("utf-8", errors="replace").strip(), lp) for w, lp in words]
+    spelled = [(w, lp) for w, lp in spelled if w]
+    if [w for w, _ in spelled] != text.split():
+        return None
+    return tuple(round(math.exp(min(0.0, lp)), 3) for _, lp in spelled)
 
 
 def _softmax_at(logits: np.ndarray, index: int) -> float:
