@@ -23,6 +23,7 @@ from tests.browser import (
     set_pin_via_first_run,
     shot,
     status,
+    stop_on_panel,
 )
 from tests.browser import wait_until as wait
 
@@ -103,7 +104,7 @@ def test_the_recording_screen_stays_up_when_the_panel_locks(chromium, panel):
     wait(lambda: status(base)["state"] == "paused", 5, "pause from the locked screen")
     page.wait_for_selector("#resume")
     assert page.url == base + "/visit"
-    page.click("#stop")
+    stop_on_panel(page)  # Stop, then "Yes, stop"
     page.wait_for_url(f"{base}/review/{sid}")  # the visit just stopped: its Review, without the PIN
     # What needs the PIN needs it again.
     page.goto(base + "/history")

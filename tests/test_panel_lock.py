@@ -144,13 +144,13 @@ def test_live_text_needs_the_pass_of_an_audited_page_load_and_names_stay_off_ope
                        lambda: panel.post("/visit/pause"))
     assert '"state":"paused"' in body.replace(" ", "") and "JANE" not in body
     # Once the visit is over its passes open nothing.
-    panel.post("/visit/stop")
+    panel.post("/visit/stop", {"confirm": "yes"})
     panel.post("/start", {"name": "NEXT"})
     nxt = panel.client.get("/status").get_json()["session_id"]
     body = read_stream(panel.app.test_client(), f"/events?text={token}", "segment",
                        lambda: hub.publish("segment", {"session_id": nxt, "id": "y", "text": "next words"}))
     assert "next words" not in body
-    panel.post("/visit/stop")
+    panel.post("/visit/stop", {"confirm": "yes"})
 
 
 def test_a_visit_the_button_stops_after_the_kiosk_locked_still_opens_its_review(panel):

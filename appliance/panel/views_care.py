@@ -3,10 +3,11 @@ Review tools beyond one line (undo, split, join, add a line, "this speaker is me
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, session, url_for
 
 from appliance.panel.app import state_words
 from appliance.panel.context import ctx, plain_error
+from appliance.panel.lock import RECENT
 from appliance.panel.pin import PinError
 from appliance.panel.views_admin import pin_required
 from appliance.panel.views_review import _edit, _guard
@@ -59,12 +60,14 @@ def undo_words(session_id: str) -> str | None:
 
 @bp.app_template_global()
 def last_visit() -> Session | None:
-    """The visit just stopped, while it is open to the room and still to be reviewed or sent."""
+    """The visit just stopped, while this browser may open it without the PIN (see lock.py; asking
+    takes nothing up) and it is still to be reviewed or sent."""
     pc = ctx()
-    if pc.room.recent is None:
+    sid = pc.room.recent
+    if sid is None or not (pc.unlocked() or pc.room.recent_open(sid) or session.get(RECENT) == [sid, pc.room.epoch]):
         return None
     try:
-        s = pc.store.get_session(pc.room.recent)
+        s = pc.store.get_session(sid)
     except SessionNotFound:
         return None
     return s if s.state in (State.STOPPED, State.REVIEWED) else None
