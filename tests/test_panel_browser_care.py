@@ -230,7 +230,10 @@ def test_edit_marks_and_undo_split_join_and_add_a_line(chromium, panel):
     post_and_wait(page, f"#{first.get_attribute('id')} button.save-text")
     assert line(page, 0).locator(".text").inner_text() == "Good morning, what brings you in?"
     assert line(page, 0).locator(".edited-mark").inner_text() == "edited"
-    assert in_view(page, "#undo") and "corrected words" in page.inner_text("#undo")
+    assert in_view(page, "#undo") and page.get_attribute("#undo", "aria-label") == "Undo the corrected words"
+    sized(page, "720x1280")  # there is room to say it on the button too
+    assert " ".join(page.inner_text("#undo").split()) == "Undo the corrected words"
+    sized(page, "800x480")
     shot(page, "care-review-edited", tuple(SIZES))
     post_and_wait(page, "#undo")
     assert "Undone: the corrected words" in page.inner_text(".flash-ok")
