@@ -51,10 +51,18 @@ class IngestConfig:
     max_transcript_bytes: int = setting(16_000_000, "Largest transcript reassembled from chunks.",
                                         min=10_000, max=1_000_000_000, unit="bytes")
     max_partial_bytes: int = setting(64_000_000, "Memory for incomplete chunked transcripts across all devices; "
-                                     "the oldest are dropped beyond it (the device resends).", min=100_000,
-                                     max=4_000_000_000, unit="bytes")
+                                     "beyond it the device holding the most loses its oldest (it resends).",
+                                     min=100_000, max=4_000_000_000, unit="bytes")
+    max_partial_bytes_per_device: int = setting(32_000_000, "Memory for one device's incomplete chunked "
+                                                "transcripts; beyond it that device's oldest is dropped, never "
+                                                "another device's. Keep it at least max_transcript_bytes.",
+                                                min=10_000, max=4_000_000_000, unit="bytes")
+    max_partials_per_device: int = setting(16, "Incomplete chunked transcripts one device may have at once; "
+                                           "beyond it that device's oldest is dropped.", min=1, max=10_000)
     chunk_timeout_s: float = setting(600.0, "Drop an incomplete chunked transcript after this long.", min=1.0,
                                      max=86400.0, unit="s")
+    log_interval_s: float = setting(60.0, "A device whose messages are dropped or refused gets one log line per "
+                                    "interval, then a count of the rest.", min=1.0, max=86400.0, unit="s")
     batch_max: int = setting(200, "Transcripts written in one database transaction before their acks go out.",
                              min=1, max=10_000)
 

@@ -124,12 +124,26 @@ class SqliteTranscriptStore:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 for p, digest in zip(items, hashes, strict=True):
-                    results.append(self._store_one(p, digest, now))
+                    results.append(self._store_isolated(p, digest, now))
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
         return results
+
+    def _store_isolated(self, p: dict[str, Any], digest: str, now: float) -> StoreResult:
+        """_store_one inside a savepoint: a payload SQLite cannot hold (validation should have caught
+        it) is rejected on its own instead of rolling back the whole batch. Errors of the database
+        itself (disk full, locked) still abort the batch: nothing is acked and the devices resend."""
+        self._db.execute("SAVEPOINT one")
+        try:
+            result = self._store_one(p, digest, now)
+        except (sqlite3.IntegrityError, sqlite3.InterfaceError, OverflowError, TypeError, KeyError) as exc:
+            self._db.execute("ROLLBACK TO one")
+            result = StoreResult(str(p.get("session_id")), int(p.get("revision") or 0), "rejected",
+                                 f"cannot store: {type(exc).__name__}: {str(exc)[:200]}")
+        self._db.execute("RELEASE one")
+        return result
 
     def _store_one(self, p: dict[str, Any], digest: str, now: float) -> StoreResult:
         sid, rev = p["session_id"], p["revision"]

@@ -68,11 +68,11 @@ def test_bulk_segment_check_agrees_with_the_compiled_schema(store: SessionStore)
 
 def test_binary_check_finds_what_the_walk_finds() -> None:
     text = {"a": ["fine words", {"b": "x" * 511}], "c": ("ok",)}
-    protocol._check_no_binary(text)
+    protocol.check_text_only(text)
     for bad, message in ((b"\x00", "binary value at /a/1/b"), ("A" * 600, "encoded blob at /a/1/b"),
                          ("ctl\x01", "control characters at /a/1/b")):
         with pytest.raises(protocol.PayloadRefused, match=message):
-            protocol._check_no_binary({"a": ["fine words", {"b": bad}], "c": ("ok",)})
+            protocol.check_text_only({"a": ["fine words", {"b": bad}], "c": ("ok",)})
 
 
 def test_read_for_delivery_equals_read_transcript_and_is_audited_the_same(store: SessionStore,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,9 +25,23 @@ DEVICE_PUBLISHES = ("transcript", "status")
 CLINIC_PUBLISHES = ("ack", "note", "command")
 
 # A run this long of base64/hex-like characters without a space is not dictated speech; it is
-# how audio (or any binary) would be smuggled into a text field.
-_ENCODED_BLOB = re.compile(r"[A-Za-z0-9+/=_-]{512,}")
+# how audio (or any binary) would be smuggled into a text field. So are 8 or more such "words" of
+# 60+ characters in a row: base64 wrapped in lines (MIME, PEM). Matches start only at the start of
+# a run and never backtrack into one, so a message of many 511-character runs costs linear time.
+_BLOB_CHARS = "A-Za-z0-9+/=_-"
+_ENCODED_BLOB = re.compile(
+    rf"(?<![{_BLOB_CHARS}])(?:[{_BLOB_CHARS}]{{512,}}|(?:[{_BLOB_CHARS}]{{60,}}+\s+){{8,}})")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# The deepest message of the contract nests 3 levels (transcript > segments > segment); anything
+# much deeper is refused before json.loads sees it (its recursion is the attack).
+MAX_DEPTH = 16
+# I-JSON (RFC 7493): integers every JSON implementation holds exactly; SQLite's INTEGER holds them too.
+MAX_SAFE_INT = 2**53 - 1
+# transcript.v1.json and chunk.v1.json "revision": {"maximum": ...}; one edit-and-send per revision.
+MAX_REVISION = 1_000_000
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_OPENERS_RUN = re.compile(rf"[\[{{]{{{MAX_DEPTH + 1}}}")
 # Envelope bytes around a chunk's data (ids, digest, counters) with generous headroom.
 _CHUNK_OVERHEAD = 400
 # The smallest message a chunked transcript can travel in, and the most parts a set may have.
@@ -206,16 +221,59 @@ def encode(message: dict[str, Any]) -> bytes:
 
 
 def decode(data: bytes, max_bytes: int) -> dict[str, Any]:
-    """Parse one received message, or ProtocolError (too big, not UTF-8 JSON, not an object)."""
+    """Parse one received message, or ProtocolError: too big, nested deeper than MAX_DEPTH, not
+    UTF-8 JSON, numbers outside I-JSON (NaN, Infinity, 1e999, integers beyond 2^53), not an object.
+    Size and depth are checked before parsing, so no message can make the parser recurse or the
+    receiver store a number SQLite cannot hold."""
     if len(data) > max_bytes:
         raise ProtocolError(f"message of {len(data)} bytes exceeds the limit of {max_bytes}")
     try:
-        obj = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise ProtocolError(f"message is not UTF-8 JSON: {exc}") from None
+    if _nesting_exceeds(text, MAX_DEPTH):
+        raise ProtocolError(f"message nests deeper than {MAX_DEPTH} levels")
+    try:
+        obj = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float, parse_int=_safe_int)
+    except ProtocolError:
+        raise
+    except ValueError as exc:  # JSONDecodeError, and int() refusing a 5,000-digit number
+        raise ProtocolError(f"message is not UTF-8 JSON: {str(exc)[:200]}") from None
     if not isinstance(obj, dict) or not isinstance(obj.get("schema"), str):
         raise ProtocolError("message is not a JSON object with a 'schema' field")
     return obj
+
+
+def _nesting_exceeds(text: str, limit: int) -> bool:
+    """Whether arrays/objects nest deeper than `limit` (brackets inside strings do not count)."""
+    if text.count("[") + text.count("{") <= limit:
+        return False  # the common small message: no scan needed
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
+    if _OPENERS_RUN.search(brackets):
+        return True  # "[[[[..." needs no counting
+    depth = deepest = 0
+    for c in brackets:
+        depth += 1 if c in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest > limit
+
+
+def _refuse_constant(name: str) -> float:
+    raise ProtocolError(f"{name} is not a JSON number")
+
+
+def _finite_float(literal: str) -> float:
+    value = float(literal)
+    if not math.isfinite(value):
+        raise ProtocolError(f"number {literal[:40]} is out of range")
+    return value
+
+
+def _safe_int(literal: str) -> int:
+    value = int(literal) if len(literal) <= 17 else MAX_SAFE_INT + 1
+    if abs(value) > MAX_SAFE_INT:
+        raise ProtocolError(f"integer {literal[:40]} is beyond 2^53")
+    return value
 
 
 def kind_of(message: dict[str, Any]) -> str:
@@ -229,8 +287,9 @@ def kind_of(message: dict[str, Any]) -> str:
     return match.group(1)
 
 
-def _check_no_binary(value: Any) -> None:
-    """Text only: refuse bytes-like values, control characters and long encoded blobs anywhere.
+def check_text_only(value: Any) -> None:
+    """Text only (PayloadRefused otherwise): bytes-like values, control characters and long encoded
+    blobs are refused anywhere. The device checks what it sends, the clinic what it receives.
     One pass collects the strings and two regex searches run over them joined by a space (neither
     a control character nor a blob character, so no false match across values); only a hit walks
     the structure again to say where."""
@@ -271,7 +330,7 @@ def _locate_binary(value: Any, where: str = "") -> None:
 
 def prepare_transcript(payload: dict[str, Any], max_payload_bytes: int) -> bytes:
     """Sender side: refuse binary content and oversize payloads, validate, and encode."""
-    _check_no_binary(payload)
+    check_text_only(payload)
     validate("transcript", payload)
     data = encode(payload)
     if len(data) > max_payload_bytes:
