@@ -1,7 +1,9 @@
 """`clinic run`: subscribe to every device's transcripts and status, store, acknowledge.
 
 Messages are handed from paho's network thread to one worker thread, which stores a batch in one
-transaction and only then publishes the acks: an ack always means "on disk at the clinic".
+transaction and only then publishes the acks: an ack always means "on disk at the clinic". The
+broker holds no transcript for the server while it is away (QoS 0 subscription): the devices'
+outboxes are the only durable copies until the clinic's ack.
 """
 
 from __future__ import annotations
@@ -46,7 +48,10 @@ class ClinicServer:
             log.error("broker refused the connection: %s", reason)
             return
         prefix = self.cfg.mqtt.topic_prefix
-        client.subscribe([(f"{prefix}/+/+/transcript", 1), (f"{prefix}/+/+/status", 1)])
+        # Transcripts at QoS 0: the broker never queues one for an absent server, so none is ever
+        # written to its persistence file (mosquitto.db) in clear. Nothing is lost: the device's
+        # outbox is the durable copy and resends every transcript not acked (sync.ack_timeout_s).
+        client.subscribe([(f"{prefix}/+/+/transcript", 0), (f"{prefix}/+/+/status", 1)])
         self.connected.set()
         log.info("connected to %s:%d", self.cfg.mqtt.host, self.cfg.mqtt.port)
 
