@@ -1,7 +1,9 @@
 """`clinic` command line: the clinic server that receives transcripts from room devices.
 
     clinic run --config clinic.toml          subscribe, validate, store, acknowledge (docs/sync-protocol.md)
-    clinic sessions list|show                what has been received
+    clinic sessions list|show                what has been received (every show is audited)
+    clinic audit                             who read which transcript, and who took backups
+    clinic backup FILE                       online copy of the clinic store (docs/operations.md)
     clinic note / clinic command             send a note or a command (resend, purge) to a device
     clinic config show                       every config key with its description
 """
@@ -11,13 +13,20 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import pwd
 import signal
 import sys
 import threading
+import time
+from typing import TYPE_CHECKING
 
 from appliance.config.loader import ConfigError
 from clinic import __version__
 from clinic.config import ClinicConfig, describe, load_clinic_config
+
+if TYPE_CHECKING:
+    from clinic.storage import SqliteTranscriptStore
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,9 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     ls = ssub.add_parser("list", help="one line per stored (session, revision)")
     ls.add_argument("--device", help="only this device id")
     ls.add_argument("--json", action="store_true", help="JSON lines instead of a table")
-    show = ssub.add_parser("show", help="one stored transcript as JSON")
+    show = ssub.add_parser("show", help="one stored transcript as JSON (writes an audit row: who, when, what)")
     show.add_argument("session_id")
     show.add_argument("--revision", type=int, help="default: the latest received")
+    show.add_argument("--reason", default="", help="why it is read, kept in the audit row")
     note = sub.add_parser("note", help="send a note for a session to its device (connects with the tools' "
                           "certificate, [mqtt] tool_cert_file, so the running server stays connected)")
     for a in ("site", "device", "session"):
@@ -51,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.add_argument("name", choices=("resend", "purge"))
     for a in ("site", "device", "session"):
         cmd.add_argument(f"--{a}", required=True)
+    audit = sub.add_parser("audit", help="the audit log: reads of transcripts and backups")
+    audit.add_argument("--session", help="only this session id")
+    audit.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    backup = sub.add_parser("backup", help="copy the clinic store to a new FILE while the server runs "
+                            "(SQLite online backup, checked, audited)")
+    backup.add_argument("file", help="the copy; must not exist yet (it is created with mode 0600)")
     cfg = sub.add_parser("config", help="config file keys")
     cfg.add_argument("action", choices=("show",))
     return p
@@ -98,6 +114,28 @@ def _publish_once(cfg: ClinicConfig, topic: str, data: bytes) -> int:
     return 0
 
 
+def reader() -> str:
+    """Who is reading, for the audit: the account running the command, and the person behind sudo."""
+    name = pwd.getpwuid(os.getuid()).pw_name
+    via = os.environ.get("SUDO_USER")
+    return f"{name} (sudo by {via})" if via and via != name else name
+
+
+def _backup(repo: SqliteTranscriptStore, dest: str) -> int:
+    import sqlite3
+
+    try:
+        count = repo.backup(dest, actor=reader())
+    except FileExistsError:
+        print(f"clinic: backup file {dest} exists; choose a new name", file=sys.stderr)
+        return 1
+    except (OSError, sqlite3.Error) as exc:
+        print(f"clinic: backup to {dest} failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"backed up {count} transcripts to {dest} ({os.path.getsize(dest) / 1e6:.1f} MB, integrity ok)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -133,6 +171,17 @@ def main(argv: list[str] | None = None) -> int:
 
     repo = open_repository(cfg.store.backend, cfg.store.path)
     try:
+        if args.command == "backup":
+            return _backup(repo, args.file)
+        if args.command == "audit":
+            for e in repo.audit_log(args.session):
+                if args.json:
+                    print(json.dumps(e.__dict__))
+                else:
+                    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.at))
+                    what = f"{e.session_id} rev {e.revision}" if e.session_id else ""
+                    print(f"{when}  {e.action:<6} {e.actor:<24} {what}  {e.detail}".rstrip())
+            return 0
         if args.action == "list":
             for s in repo.list(args.device):
                 if args.json:
@@ -143,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         revisions = [s.revision for s in repo.list() if s.session_id == args.session_id]
         rev = args.revision or (max(revisions) if revisions else 0)
-        payload = repo.get(args.session_id, rev) if rev else None
+        payload = repo.get(args.session_id, rev, actor=reader(), reason=args.reason) if rev else None
         if payload is None:
             print(f"clinic: no transcript {args.session_id} revision {args.revision or '(any)'}", file=sys.stderr)
             return 1

@@ -43,7 +43,8 @@ class TranscriptSummary:
 class TranscriptRepository(Protocol):
     def store_many(self, payloads: Iterable[dict[str, Any]], digests: Iterable[str] | None = None,
                    ) -> list[StoreResult]: ...
-    def get(self, session_id: str, revision: int) -> dict[str, Any] | None: ...
+    def get(self, session_id: str, revision: int, *, actor: str = ..., reason: str = ...,
+            ) -> dict[str, Any] | None: ...
     def list(self, device_id: str | None = None) -> list[TranscriptSummary]: ...
     def set_device_status(self, device_id: str, status: dict[str, Any]) -> None: ...
     def device_status(self, device_id: str) -> dict[str, Any] | None: ...
@@ -88,7 +89,28 @@ _SCHEMA = [
         status TEXT NOT NULL,
         updated_at REAL NOT NULL
     )""",
+    # Who read which transcript, when, and why; and who copied the whole store (backups).
+    """CREATE TABLE IF NOT EXISTS audit (
+        id INTEGER PRIMARY KEY,
+        at REAL NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        session_id TEXT,
+        revision INTEGER,
+        detail TEXT NOT NULL DEFAULT ''
+    )""",
+    "CREATE INDEX IF NOT EXISTS audit_session ON audit (session_id, at)",
 ]
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    at: float
+    actor: str
+    action: str  # "read" | "backup"
+    session_id: str | None
+    revision: int | None
+    detail: str
 
 
 class SqliteTranscriptStore:
@@ -177,18 +199,29 @@ class SqliteTranscriptStore:
         )
         return StoreResult(sid, rev, "stored")
 
-    def get(self, session_id: str, revision: int) -> dict[str, Any] | None:
-        """A stored transcript rebuilt as the scribe.transcript/1 payload it arrived as."""
+    def get(self, session_id: str, revision: int, *, actor: str = "clinic-server", reason: str = "",
+            ) -> dict[str, Any] | None:
+        """A stored transcript rebuilt as the scribe.transcript/1 payload it arrived as. Every read
+        that returns one writes an audit row (actor, time, session, revision, reason) in the same
+        transaction: no audit row, no transcript."""
         with self._lock:
-            row = self._db.execute(
-                "SELECT * FROM transcripts WHERE session_id = ? AND revision = ?", [session_id, revision]
-            ).fetchone()
-            if row is None:
-                return None
-            segs = self._db.execute(
-                'SELECT id, start, "end", speaker, text FROM segments WHERE session_id = ? AND revision = ? '
-                "ORDER BY seq", [session_id, revision],
-            ).fetchall()
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._db.execute(
+                    "SELECT * FROM transcripts WHERE session_id = ? AND revision = ?", [session_id, revision]
+                ).fetchone()
+                segs = [] if row is None else self._db.execute(
+                    'SELECT id, start, "end", speaker, text FROM segments WHERE session_id = ? AND revision = ? '
+                    "ORDER BY seq", [session_id, revision],
+                ).fetchall()
+                if row is not None:
+                    self._audit(actor, "read", session_id, revision, reason)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        if row is None:
+            return None
         return {
             "schema": "scribe.transcript/1", "session_id": row["session_id"], "revision": row["revision"],
             "device_id": row["device_id"], "site": row["site"], "room": row["room"],
@@ -231,6 +264,42 @@ class SqliteTranscriptStore:
         with self._lock:
             row = self._db.execute("SELECT status FROM devices WHERE device_id = ?", [device_id]).fetchone()
         return None if row is None else json.loads(row[0])
+
+    # -- audit and backup ------------------------------------------------------------------------
+
+    def _audit(self, actor: str, action: str, session_id: str | None, revision: int | None, detail: str) -> None:
+        self._db.execute(
+            "INSERT INTO audit (at, actor, action, session_id, revision, detail) VALUES (?, ?, ?, ?, ?, ?)",
+            [self._clock(), actor[:256], action, session_id, revision, detail[:1000]],
+        )
+
+    def audit_log(self, session_id: str | None = None) -> list[AuditEntry]:
+        where, params = ("WHERE session_id = ?", [session_id]) if session_id else ("", [])
+        with self._lock:
+            rows = self._db.execute(f"SELECT at, actor, action, session_id, revision, detail FROM audit {where} "
+                                    "ORDER BY id", params).fetchall()
+        return [AuditEntry(*r) for r in rows]
+
+    def backup(self, dest: str, *, actor: str) -> int:
+        """Copy the store to a new file `dest` (mode 0600) with SQLite's online backup API, while the
+        server keeps writing (a separate read connection, 1,024 pages a step, so the writer is never
+        held for long), then check the copy. The backup is audited (it holds every transcript) and
+        the copy includes that row. Returns the number of transcripts in the copy."""
+        fd = os.open(dest, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)  # never overwrite an older backup
+        os.close(fd)
+        with self._lock:
+            self._audit(actor, "backup", None, None, f"to {os.path.abspath(dest)}")
+        src = sqlite3.connect(self.path, timeout=10)  # its own connection: reads do not block the writer
+        dst = sqlite3.connect(dest)
+        try:
+            src.backup(dst, pages=1024)
+            check = dst.execute("PRAGMA integrity_check").fetchone()[0]
+            if check != "ok":
+                raise sqlite3.DatabaseError(f"backup {dest} failed its integrity check: {check}")
+            return int(dst.execute("SELECT COUNT(*) FROM transcripts").fetchone()[0])
+        finally:
+            dst.close()
+            src.close()
 
     def close(self) -> None:
         with self._lock:
