@@ -2,74 +2,42 @@
 
 from __future__ import annotations
 
-import os
-import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-UNIT = Path(__file__).resolve().parents[1] / "image" / "systemd" / "appliance.service"
-MAX_EXPOSURE = 2.5
-
-pytestmark = pytest.mark.skipif(
-    shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed"
+from tests.systemd import (
+    MAX_EXPOSURE,
+    UNITS,
+    assert_verifies,
+    directives,
+    exposure,
+    local_copy,
+    needs_systemd_analyze,
 )
 
+UNIT = UNITS / "appliance.service"
 
-def _directives(text: str) -> dict[str, list[str]]:
-    """Key -> all values, ignoring sections (the unit's keys are unique across them)."""
-    out: dict[str, list[str]] = {}
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith(("#", ";", "[")):
-            continue
-        key, _, value = line.partition("=")
-        out.setdefault(key.strip(), []).append(value.strip())
-    return out
+pytestmark = needs_systemd_analyze
 
 
 @pytest.fixture()
 def unit_copy(tmp_path: Path) -> Path:
     """The unit with ExecStart pointing at an executable that exists on this machine."""
-    exe = Path(sys.executable).parent / "appliance"
-    binary = str(exe) if exe.is_file() and os.access(exe, os.X_OK) else "/bin/true"
-    text = UNIT.read_text()
-    text, n = re.subn(r"^ExecStart=\S+", f"ExecStart={binary}", text, count=1, flags=re.M)
-    assert n == 1, "unit has no ExecStart="
-    dest = tmp_path / UNIT.name
-    dest.write_text(text)
-    return dest
-
-
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SYSTEMD_PAGER": "", "SYSTEMD_COLORS": "0", "LC_ALL": "C.UTF-8"}
-    return subprocess.run(["systemd-analyze", *args], capture_output=True, text=True, env=env, timeout=60)
+    return local_copy(UNIT, "appliance", tmp_path)
 
 
 def test_unit_verifies_cleanly(unit_copy: Path) -> None:
-    res = _run("verify", str(unit_copy))
-    output = (res.stdout + res.stderr).strip()
-    # Complaints name the unit file or the unit; anything else would be host noise.
-    about_unit = [ln for ln in output.splitlines() if unit_copy.name in ln or str(unit_copy) in ln]
-    assert not about_unit, "systemd-analyze verify complained:\n" + output
-    assert res.returncode == 0, f"systemd-analyze verify exited {res.returncode}:\n{output}"
+    assert_verifies(unit_copy)
 
 
 def test_unit_exposure_score(unit_copy: Path) -> None:
-    res = _run("security", "--offline=yes", "--no-pager", str(unit_copy))
-    output = res.stdout + res.stderr
-    match = re.search(r"Overall exposure level for \S+:\s*([0-9]+(?:\.[0-9]+)?)", output)
-    assert match, f"no exposure score in systemd-analyze security output (rc={res.returncode}):\n{output}"
-    score = float(match.group(1))
-    failing = "\n".join(ln for ln in output.splitlines() if ln.lstrip().startswith("✗"))
+    score, failing = exposure(unit_copy)
     assert score <= MAX_EXPOSURE, f"exposure {score} > {MAX_EXPOSURE}; open items:\n{failing}"
 
 
 def test_unit_keeps_audio_gpio_and_lifecycle() -> None:
-    d = _directives(UNIT.read_text())
+    d = directives(UNIT.read_text())
     # Direct ALSA must stay reachable: a closed device policy with explicit allowances.
     assert "char-alsa rw" in d.get("DeviceAllow", [])
     assert "char-gpiochip rw" in d.get("DeviceAllow", [])
