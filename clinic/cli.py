@@ -2,6 +2,7 @@
 
     clinic run --config clinic.toml          subscribe, validate, store, acknowledge (docs/sync-protocol.md)
     clinic sessions list|show                what has been received (every show is audited)
+    clinic devices [--check]                 each room's last status: online, pending visits, alerts
     clinic audit                             who read which transcript, and who took backups
     clinic backup FILE                       online copy of the clinic store (docs/operations.md)
     clinic note / clinic command             send a note or a command (resend, purge) to a device
@@ -61,6 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.add_argument("name", choices=("resend", "purge"))
     for a in ("site", "device", "session"):
         cmd.add_argument(f"--{a}", required=True)
+    devices = sub.add_parser("devices", help="each room's last status (online/offline, visits waiting to be "
+                             "sent, alerts), as received on its status topic")
+    devices.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    devices.add_argument("--check", action="store_true", help="monitoring check: print only rooms that are "
+                         "offline, silent or alerting, and exit 1 if there is any")
+    devices.add_argument("--silent-after", type=float, default=120.0, metavar="S",
+                         help="an online room not heard from for S seconds counts as silent (it reports "
+                         "every 30 s; default 120)")
     audit = sub.add_parser("audit", help="the audit log: reads of transcripts and backups")
     audit.add_argument("--session", help="only this session id")
     audit.add_argument("--json", action="store_true", help="JSON lines instead of a table")
@@ -121,6 +130,27 @@ def reader() -> str:
     return f"{name} (sudo by {via})" if via and via != name else name
 
 
+def _devices(repo: SqliteTranscriptStore, as_json: bool, check: bool, silent_after: float) -> int:
+    problems = 0
+    for device, status, seen in repo.devices():
+        age = time.time() - seen
+        alerts = [a.get("key", "?") for a in status.get("alerts") or []]
+        state = status.get("state", "?")
+        if state == "online" and age > silent_after:
+            state = "silent"  # no status beat and no last will yet: network cut or power loss
+        bad = state != "online" or bool(alerts)
+        problems += bad
+        if check and not bad:
+            continue
+        if as_json:
+            print(json.dumps({"device_id": device, "state": state, "seen_s_ago": round(age, 1), "status": status}))
+        else:
+            print(f"{device:<16} {status.get('site', ''):<10} {status.get('room', '')[:16]:<16} {state:<8} "
+                  f"pending {status.get('pending', 0):<5} seen {age:.0f} s ago"
+                  + (f"  alerts: {', '.join(alerts)}" if alerts else ""))
+    return 1 if check and problems else 0
+
+
 def _backup(repo: SqliteTranscriptStore, dest: str) -> int:
     import sqlite3
 
@@ -173,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "backup":
             return _backup(repo, args.file)
+        if args.command == "devices":
+            return _devices(repo, args.json, args.check, args.silent_after)
         if args.command == "audit":
             for e in repo.audit_log(args.session):
                 if args.json:

@@ -265,6 +265,12 @@ class SqliteTranscriptStore:
             row = self._db.execute("SELECT status FROM devices WHERE device_id = ?", [device_id]).fetchone()
         return None if row is None else json.loads(row[0])
 
+    def devices(self) -> list[tuple[str, dict[str, Any], float]]:
+        """Every device's last status message and when the clinic received it (monitoring)."""
+        with self._lock:
+            rows = self._db.execute("SELECT device_id, status, updated_at FROM devices ORDER BY device_id").fetchall()
+        return [(r[0], json.loads(r[1]), float(r[2])) for r in rows]
+
     # -- audit and backup ------------------------------------------------------------------------
 
     def _audit(self, actor: str, action: str, session_id: str | None, revision: int | None, detail: str) -> None:

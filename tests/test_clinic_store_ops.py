@@ -12,6 +12,7 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -110,3 +111,31 @@ def test_backup_while_the_store_is_written_then_restore(store: SessionStore, tmp
     [backup_row] = [e for e in restored.audit_log() if e.action == "backup"]  # the copy records itself
     assert backup_row.actor == pwd.getpwuid(os.getuid()).pw_name and str(copy) in backup_row.detail
     restored.close()
+
+
+def test_devices_check_names_rooms_offline_silent_or_alerting(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "clinic.db"
+
+    def status(device: str, state: str, **extra: object) -> tuple[str, bytes]:
+        msg = {"schema": "scribe.status/1", "state": state, "device_id": device, "site": "site1",
+               "room": f"exam {device}", "pending": 3, "ts": time.time(), **extra}
+        return f"scribe/site1/{device}/status", protocol.encode(msg)
+
+    an_hour_ago = SqliteTranscriptStore(str(db), clock=lambda: time.time() - 3600)
+    Ingest("scribe", an_hour_ago, IngestConfig()).handle_batch([status("room-4", "online")])  # then silence
+    an_hour_ago.close()
+    repo = SqliteTranscriptStore(str(db))
+    lockouts = [{"key": "panel-pin-lockouts", "message": "3 PIN lockouts in a row", "since": time.time()}]
+    Ingest("scribe", repo, IngestConfig()).handle_batch([
+        status("room-1", "online"), status("room-2", "offline"), status("room-3", "online", alerts=lockouts)])
+    repo.close()
+    cfg = str(config_for(tmp_path, db))
+    assert cli.main(["--config", cfg, "devices"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in table] == ["room-1", "room-2", "room-3", "room-4"]
+    assert cli.main(["--config", cfg, "devices", "--check", "--json"]) == 1
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["device_id"], r["state"]) for r in rows] == [("room-2", "offline"), ("room-3", "online"),
+                                                           ("room-4", "silent")]
+    assert rows[1]["status"]["alerts"][0]["key"] == "panel-pin-lockouts"
