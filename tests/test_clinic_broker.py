@@ -12,19 +12,19 @@ from pathlib import Path
 
 import pytest
 
-from appliance.sync.mqtt import make_client
 from clinic.server import ClinicServer
 from tests.broker import (
     WORDS,
     Broker,
+    Device,
     Pki,
+    Raw,
     assert_same_at_clinic,
     clinic_config,
     make_finished_sessions,
     make_pki,
     wait_until,
 )
-from tests.test_sync_delivery import Device
 
 pytestmark = pytest.mark.slow
 
@@ -72,20 +72,17 @@ def test_a_flooding_device_does_not_hold_back_another_rooms_visits(
 ) -> None:
     server = ClinicServer(clinic_config(pki, broker, tmp_path / "clinic.db")).start()
     stop = threading.Event()
-    flooder = make_client("dev-b", tls=True, ca_file=str(pki.ca), cert_file=str(pki.cert("dev-b")),
-                          key_file=str(pki.key("dev-b")))
     sent = [0]
+    assert server.connected.wait(10), broker.log
+    flooder = Raw(broker, pki, "dev-b")  # dev-b's own certificate: the ACL lets it publish on its topics
 
     def flood() -> None:  # dev-b: bad messages at ~100/s, as in the field report
         while not stop.wait(0.01):
-            flooder.publish("scribe/site1/dev-b/transcript", BAD[sent[0] % len(BAD)], qos=1)
+            flooder.client.publish("scribe/site1/dev-b/transcript", BAD[sent[0] % len(BAD)], qos=1)
             sent[0] += 1
 
     flood_thread = threading.Thread(target=flood, daemon=True)
     try:
-        assert server.connected.wait(10), broker.log
-        flooder.connect("localhost", broker.port)
-        flooder.loop_start()
         flood_thread.start()
         wait_until(lambda: sent[0] >= 100, 30, "a second of the flood")
         # dev-a resends only after 60 s: every visit must get through on its first send.
@@ -102,8 +99,7 @@ def test_a_flooding_device_does_not_hold_back_another_rooms_visits(
     finally:
         stop.set()
         flood_thread.join(5)
-        flooder.disconnect()
-        flooder.loop_stop()
+        flooder.close()
         server.stop()
     assert server.ingest.stats.stored == 20 and server.ingest.stats.dropped >= 150
     text = clinic_log.getvalue()
