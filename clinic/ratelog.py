@@ -25,8 +25,9 @@ class DeviceLogLimiter:
         self.clock = clock
         self._windows: dict[str, _Window] = {}  # one per device id seen misbehaving: bounded by the ACL
 
-    def warning(self, device: str, msg: str, *args: object) -> None:
-        """Log `msg` for `device` unless it already had a line in the current interval."""
+    def warning(self, device: str, msg: str, *args: object, exc_info: bool = False) -> None:
+        """Log `msg` for `device` (any key: a device id, or what failed) unless it already had a
+        line in the current interval."""
         now = self.clock()
         window = self._windows.get(device)
         if window is not None and now - window.opened_at < self.interval_s:
@@ -35,7 +36,7 @@ class DeviceLogLimiter:
         if window is not None:
             self._summarise(device, window)
         self._windows[device] = _Window(now)
-        self.log.warning(msg, *args)
+        self.log.warning(msg, *args, exc_info=exc_info)
 
     def flush(self) -> None:
         """Summarise and close every interval that is over (called once per batch)."""

@@ -81,8 +81,10 @@ class ClinicServer:
             try:
                 outgoing = self.ingest.handle_batch(batch)
             except Exception:
-                # E.g. the disk is full: nothing is acked, so the devices resend later.
-                log.exception("could not store a batch of %d messages", len(batch))
+                # E.g. the disk is full: nothing is acked, so the devices resend later. Once per
+                # interval with its traceback, then counted: the failure repeats for every batch.
+                self.ingest.warn.warning("(clinic store)", "could not store a batch of %d messages", len(batch),
+                                         exc_info=True)
                 continue
             for topic, message in outgoing:
                 self.client.publish(topic, protocol.encode(message), qos=1)

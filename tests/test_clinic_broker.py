@@ -136,3 +136,28 @@ def test_broker_persistence_never_holds_a_transcript_and_nothing_is_lost(
                 assert_same_at_clinic(dev.store, server.repo, sid, 1)
         finally:
             server.stop()
+
+
+def test_a_failing_store_acks_nothing_logs_once_and_delivers_after_recovery(
+    pki: Pki, broker: Broker, tmp_path: Path, clinic_log: io.StringIO
+) -> None:
+    server = ClinicServer(clinic_config(pki, broker, tmp_path / "clinic.db")).start()
+    try:
+        assert server.connected.wait(10), broker.log
+        with server.repo._lock:  # the store refuses every write, as on a full or read-only disk
+            server.repo._db.execute("PRAGMA query_only = ON")
+        with Device(pki, broker, tmp_path / "dev-a", ack_timeout_s=0.5, backoff_max_s=1.0) as dev:
+            ids = make_finished_sessions(dev.store, 5, segments=10)
+            dev.sync.wake()
+            wait_until(lambda: all(dev.store.outbox_items(i)[0].attempts >= 3 for i in ids), 30,
+                       "the device resending several times")
+            assert dev.store.pending_count() == 5 and server.repo.count() == 0  # nothing acked
+            with server.repo._lock:
+                server.repo._db.execute("PRAGMA query_only = OFF")
+            wait_until(lambda: dev.synced(ids), 30, "every visit acked once the store writes again")
+            for sid in ids:
+                assert_same_at_clinic(dev.store, server.repo, sid, 1)
+    finally:
+        server.stop()
+    text = clinic_log.getvalue()
+    assert text.count("could not store a batch") == 1 and text.count("Traceback") == 1, text[:3000]
