@@ -1,0 +1,176 @@
+"""Transcript → statements. Each spoken sentence is cleaned, dropped if it carries no content
+(greetings, back-channels, small talk), given a kind (which section it belongs to) and rewritten
+into the note's voice; an answered symptom question becomes "Denies X" / "Reports X". Every
+statement keeps the ids of the segments it came from."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from clinic.notes import lexicon, rewrite
+from clinic.notes.model import CLINICIAN, PATIENT, Facts, Segment, SpeakerRole, Statement
+from clinic.notes.text import words
+
+# Clinician cue → kind, with the weight a match adds; the best-scoring kind wins.
+_CLINICIAN_CUES = (("vitals", lexicon.VITALS, 2.0), ("results", lexicon.RESULTS, 1.5), ("exam", lexicon.EXAM, 1.0),
+                   ("assessment", lexicon.ASSESSMENT, 1.2), ("plan", lexicon.PLAN, 1.0),
+                   ("follow_up", lexicon.FOLLOW_UP, 3.0), ("allergies", lexicon.ALLERGY, 3.0))
+_PATIENT_CUES = (("allergies", lexicon.ALLERGY, 3.0), ("medications", lexicon.MEDICATION, 1.0),
+                 ("history", lexicon.HISTORY, 1.0), ("vitals", lexicon.VITALS, 0.5))
+_EXAM_START = re.compile(r"\b(?:physical exam|examine you|take a look|do (?:a|my) (?:quick )?exam|"
+                         r"on (?:my|your|physical) exam(?:ination)?)\b", re.I)
+_PLAN_START = re.compile(r"\b(?:my (?:assessment|impression|plan)|for your (?:first )?problem|"
+                         r"in terms of|let's talk about|what I want to do|treatment plan|my diagnosis)\b", re.I)
+_PHASE_BONUS = {"history": {"hpi": 0.5}, "exam": {"exam": 1.5, "vitals": 0.5},
+                "plan": {"assessment": 1.0, "plan": 1.0, "follow_up": 0.5}}
+
+
+@dataclass
+class _Question:
+    segment: str
+    text: str
+    symptoms: list[str]
+    drugs: list[str]
+
+
+def _symptoms(text: str) -> list[str]:
+    found = [m.group(0).lower() for m in lexicon.SYMPTOM.finditer(text)]
+    return list(dict.fromkeys(found))
+
+
+def _drugs(text: str) -> list[str]:
+    found = [m.group(0) for p in (lexicon.DRUGS, lexicon.DRUG_SUFFIX) for m in p.finditer(text)]
+    return list(dict.fromkeys(d.lower() for d in found))
+
+
+def is_question(text: str) -> bool:
+    return text.rstrip().endswith("?") or bool(lexicon.QUESTION_START.match(text))
+
+
+def content_words(text: str) -> list[str]:
+    return [w for w in words(text) if w not in lexicon.STOP]
+
+
+def is_content(text: str) -> bool:
+    cw = content_words(text)
+    if len(cw) < 3 and not (lexicon.NUMBER.search(text) and cw):
+        return False
+    return not (lexicon.SOCIAL_TALK.search(text) and len(cw) < 6)
+
+
+def _join(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def required(text: str) -> bool:
+    """Medications, doses, vital signs with a value, allergies and follow-up are never cut."""
+    return bool(lexicon.DOSE.search(text) or lexicon.DRUGS.search(text) or lexicon.ALLERGY.search(text)
+                or lexicon.FOLLOW_UP.search(text) or (lexicon.VITALS.search(text) and lexicon.NUMBER.search(text)))
+
+
+def _score(text: str, kind: str, role: str) -> float:
+    cw = content_words(text)
+    cues = sum(bool(p.search(text)) for p in (lexicon.SYMPTOM, lexicon.EXAM, lexicon.RESULTS, lexicon.PLAN,
+                                              lexicon.ASSESSMENT, lexicon.HISTORY, lexicon.MEDICATION))
+    score = len(cw) + 2.0 * cues + 2.0 * len(lexicon.NUMBER.findall(text))
+    if len(cw) > 30:
+        score -= (len(cw) - 30) * 0.5
+    if role == CLINICIAN and kind == "hpi":
+        score *= 0.5  # the clinician restating the history: the patient's own words come first
+    return score / 2 + len(cw) / 2
+
+
+class StatementBuilder:
+    """Walks a visit in order; `audience` "clinician" writes in the third person, "patient" in the second."""
+
+    def __init__(self, roles: dict[str, SpeakerRole], facts: Facts, audience: str = "clinician") -> None:
+        self.roles = roles
+        self.subj, self.obj, self.poss = facts.pronoun
+        self.audience = audience
+        self.phase = "history"
+        self.out: list[Statement] = []
+        self._question: _Question | None = None
+
+    def add(self, segment: Segment, sentences: list[str], order: float) -> None:
+        role = self.roles[segment.speaker].role
+        question, self._question = self._question, None
+        for i, sentence in enumerate(sentences):
+            pos = order + i / 100
+            if role == CLINICIAN:
+                self._clinician(segment, sentence, pos)
+            elif role == PATIENT:
+                if i == 0 and question is not None and self._answer(question, segment, sentence, pos):
+                    continue
+                self._patient(segment, sentence, pos)
+
+    def _clinician(self, seg: Segment, sentence: str, pos: float) -> None:
+        if _EXAM_START.search(sentence):
+            self.phase = "exam"
+        elif _PLAN_START.search(sentence) or (self.phase == "exam" and lexicon.ASSESSMENT.search(sentence)):
+            self.phase = "plan"
+        if is_question(sentence):
+            symptoms, drugs = _symptoms(sentence), _drugs(sentence)
+            if symptoms or drugs:
+                self._question = _Question(seg.id, sentence, symptoms, drugs)
+            return
+        if not is_content(sentence):
+            return
+        scores: dict[str, float] = {"hpi": 0.4}
+        for kind, pattern, weight in _CLINICIAN_CUES:
+            hits = len(pattern.findall(sentence))
+            if hits:
+                scores[kind] = scores.get(kind, 0.0) + weight * min(hits, 3)
+        if "vitals" in scores and not lexicon.NUMBER.search(sentence):
+            scores["vitals"] -= 2.0
+        for kind, bonus in _PHASE_BONUS[self.phase].items():
+            if kind in scores:
+                scores[kind] += bonus
+        if lexicon.DOSE.search(sentence) or _drugs(sentence):
+            scores["plan"] = scores.get("plan", 0.0) + (1.0 if self.phase != "history" else 0.0)
+            scores["medications"] = scores.get("medications", 0.0) + (1.0 if self.phase == "history" else 0.0)
+        kind = max(scores, key=lambda k: scores[k])
+        if self.audience == "patient":
+            if kind not in ("plan", "follow_up", "assessment", "results", "medications", "allergies"):
+                return
+            text = rewrite.clinician_to_second(sentence)
+        else:
+            text = rewrite.clinician_to_third(sentence, self.subj, self.obj, self.poss)
+        self._emit(text, (seg.id,), kind, pos, CLINICIAN)
+
+    def _patient(self, seg: Segment, sentence: str, pos: float) -> None:
+        if self.audience == "patient" or is_question(sentence) or not is_content(sentence):
+            return
+        scores: dict[str, float] = {"hpi": 1.0}
+        for kind, pattern, weight in _PATIENT_CUES:
+            hits = len(pattern.findall(sentence))
+            if hits:
+                scores[kind] = scores.get(kind, 0.0) + weight * min(hits, 3)
+        if _drugs(sentence) or lexicon.DOSE.search(sentence):
+            scores["medications"] = scores.get("medications", 0.0) + 2.0
+        kind = max(scores, key=lambda k: scores[k])
+        text = rewrite.patient_to_third(sentence, self.subj, self.obj, self.poss)
+        self._emit(text, (seg.id,), kind, pos, PATIENT)
+
+    def _answer(self, q: _Question, seg: Segment, sentence: str, pos: float) -> bool:
+        """'Any fever or chills?' 'No.' → 'Denies fever and chills.' True when the answer was used up."""
+        if self.audience == "patient":
+            return False
+        negative = bool(lexicon.NEGATIVE_ANSWER.match(sentence))
+        positive = not negative and bool(lexicon.POSITIVE_ANSWER.match(sentence))
+        if not (negative or positive):
+            return False
+        evidence = (q.segment, seg.id)
+        if q.symptoms:
+            text = f"{'Denies' if negative else 'Reports'} {_join(q.symptoms)}."
+            self._emit(text, evidence, "ros", pos, PATIENT, score_bonus=3.0)
+        if q.drugs and positive:
+            subject = self.subj[:1].upper() + self.subj[1:]
+            self._emit(f"{subject} is taking {_join(q.drugs)}.", evidence, "medications", pos, PATIENT)
+        # A bare yes/no is used up; a longer answer still says something of its own.
+        return len(content_words(sentence)) < 3
+
+    def _emit(self, text: str, evidence: tuple[str, ...], kind: str, pos: float, role: str,
+              score_bonus: float = 0.0) -> None:
+        self.out.append(Statement(text=text, evidence=evidence, kind=kind, order=pos,
+                                  score=_score(text, kind, role) + score_bonus, required=required(text)))

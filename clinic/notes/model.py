@@ -1,0 +1,111 @@
+"""What a note is made of: transcript segments in, statements with their evidence out."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+CLINICIAN, PATIENT, OTHER = "clinician", "patient", "other"
+
+# Where a statement can go; a template's section lists the kinds it takes.
+KINDS = ("chief_complaint", "hpi", "ros", "history", "medications", "allergies", "vitals", "exam", "results",
+         "assessment", "plan", "follow_up")
+
+STATUS_OK, STATUS_NO_SPEECH, STATUS_ERROR = "ok", "no_speech", "error"
+NO_SPEECH_TEXT = "No speech recorded: the transcript has no words, so no note was written."
+
+
+@dataclass(frozen=True)
+class Segment:
+    id: str
+    start: float
+    end: float
+    speaker: str  # label as sent ("S1") or a display name
+    text: str
+
+
+@dataclass(frozen=True)
+class SpeakerRole:
+    label: str
+    name: str  # display name from the device ("Clinician", "Speaker 2", …)
+    role: str  # clinician | patient | other
+    guessed: bool  # True when inferred from what was said, not named on the device
+
+
+@dataclass(frozen=True)
+class Transcript:
+    segments: tuple[Segment, ...]
+    speakers: dict[str, str] = field(default_factory=dict)  # label → display name
+    name: str = ""  # visit name typed on the panel
+    session_id: str = ""
+    revision: int = 0
+    templates: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Statement:
+    text: str
+    evidence: tuple[str, ...]  # ids of the segments the sentence came from; never empty in a note
+    kind: str
+    order: float = 0.0  # position in the visit, for ordering within a section
+    score: float = 0.0  # selection priority under the length budget
+    required: bool = False  # medication, dose, vital sign, allergy, follow-up: always kept
+
+
+@dataclass(frozen=True)
+class Facts:
+    """Who the visit is about, each with the segments it was read from."""
+
+    name: str = ""
+    age: str = ""
+    sex: str = ""  # "male" | "female" | ""
+    chief_complaint: str = ""
+    evidence: tuple[str, ...] = ()
+
+    @property
+    def pronoun(self) -> tuple[str, str, str]:
+        """Subject, object, possessive."""
+        return {"male": ("he", "him", "his"), "female": ("she", "her", "her")}.get(self.sex, ("the patient",
+                                                                                               "the patient",
+                                                                                               "the patient's"))
+
+
+@dataclass
+class NoteSection:
+    key: str
+    title: str
+    statements: list[Statement]
+
+
+@dataclass
+class Note:
+    template: str
+    generator: str
+    generator_version: str
+    status: str  # ok | no_speech | error
+    sections: list[NoteSection] = field(default_factory=list)
+    message: str = ""  # the text of a no-speech or error result
+    roles: list[SpeakerRole] = field(default_factory=list)
+    facts: Facts = field(default_factory=Facts)
+    reading_grade: float | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def statements(self) -> list[Statement]:
+        return [s for sec in self.sections for s in sec.statements]
+
+    def evidence(self) -> list[dict[str, Any]]:
+        """One entry per sentence: its text and the segment ids it came from (what the device gets)."""
+        return [{"text": s.text, "segments": list(s.evidence)} for s in self.statements]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "template": self.template, "generator": {"name": self.generator, "version": self.generator_version},
+            "status": self.status, "message": self.message,
+            "facts": asdict(self.facts),
+            "roles": [asdict(r) for r in self.roles],
+            "reading_grade": self.reading_grade, "warnings": self.warnings,
+            "sections": [{"key": s.key, "title": s.title,
+                          "sentences": [{"text": st.text, "evidence": list(st.evidence), "kind": st.kind}
+                                        for st in s.statements]} for s in self.sections],
+        }
