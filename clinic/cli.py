@@ -6,6 +6,9 @@
     clinic audit                             who read which transcript, and who took backups
     clinic backup FILE                       online copy of the clinic store (docs/operations.md)
     clinic note / clinic command             send a note or a command (resend, purge) to a device
+    clinic generate FILE --template SOAP     write a note from a transcript file (docs/clinic-notes.md)
+    clinic templates list|check FILE         note templates
+    clinic eval DATA.csv                     ROUGE and grounding against ACI-Bench reference notes
     clinic config show                       every config key with its description
 """
 
@@ -25,6 +28,7 @@ from typing import TYPE_CHECKING
 from appliance.config.loader import ConfigError
 from clinic import __version__
 from clinic.config import ClinicConfig, describe, load_clinic_config
+from clinic.notes import cli as notes_cli
 
 if TYPE_CHECKING:
     from clinic.storage import SqliteTranscriptStore
@@ -76,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     backup = sub.add_parser("backup", help="copy the clinic store to a new FILE while the server runs "
                             "(SQLite online backup, checked, audited)")
     backup.add_argument("file", help="the copy; must not exist yet (it is created with mode 0600)")
+    notes_cli.add_parsers(sub)
     cfg = sub.add_parser("config", help="config file keys")
     cfg.add_argument("action", choices=("show",))
     return p
@@ -182,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "config":
         print(describe(), end="")
         return 0
+    if args.command in ("generate", "templates", "eval"):
+        return notes_cli.run(args, cfg)
     if args.command in ("note", "command"):
         from clinic.server import command_message, note_message
 

@@ -3,6 +3,7 @@
     [mqtt]   broker, TLS files, client identity
     [store]  where received transcripts are kept
     [ingest] limits on what is accepted
+    [notes]  note generation: templates folder, worker threads
 """
 
 from __future__ import annotations
@@ -68,11 +69,23 @@ class IngestConfig:
 
 
 @dataclass(frozen=True)
+class NotesConfig:
+    enabled: bool = setting(True, "Write a note for every template a visit asks for when its transcript is stored, "
+                            "and send it to the device.")
+    templates_dir: str = setting("", "Folder of the clinic's own note templates (*.j2, see docs/clinic-notes.md); "
+                                 "a file with a built-in template's name replaces it. Empty: built-ins only.")
+    fallback_template: str = setting("SOAP", "Template used when a visit asks for none (empty: no note).")
+    workers: int = setting(2, "Threads writing notes; transcripts wait in a queue (acks never wait for notes).",
+                           min=1, max=64)
+
+
+@dataclass(frozen=True)
 class ClinicConfig:
     # setting()/section() return dataclasses.field(); ruff cannot see through the wrapper.
     mqtt: MqttConfig = section(MqttConfig, "Connection to the clinic MQTT broker.")  # noqa: RUF009
     store: StoreConfig = section(StoreConfig, "Storage of received transcripts.")  # noqa: RUF009
     ingest: IngestConfig = section(IngestConfig, "Limits on accepted messages.")  # noqa: RUF009
+    notes: NotesConfig = section(NotesConfig, "Note generation after a transcript is stored.")  # noqa: RUF009
 
 
 def load_clinic_config(path: str | None) -> ClinicConfig:

@@ -20,6 +20,8 @@ from appliance.sync.mqtt import connect, make_client
 from appliance.sync.protocol import Topics
 from clinic.config import ClinicConfig
 from clinic.ingest import Ingest
+from clinic.notes.service import NoteService
+from clinic.notes.templates import TemplateRegistry
 from clinic.storage import SqliteTranscriptStore, open_repository
 
 log = logging.getLogger(__name__)
@@ -29,7 +31,12 @@ class ClinicServer:
     def __init__(self, cfg: ClinicConfig, repo: SqliteTranscriptStore | None = None) -> None:
         self.cfg = cfg
         self.repo = repo or open_repository(cfg.store.backend, cfg.store.path)
-        self.ingest = Ingest(cfg.mqtt.topic_prefix, self.repo, cfg.ingest)
+        self.notes: NoteService | None = None
+        if cfg.notes.enabled:
+            self.notes = NoteService(self.repo, TemplateRegistry(cfg.notes.templates_dir), self._publish_note,
+                                     cfg.notes.workers, cfg.notes.fallback_template)
+        self.ingest = Ingest(cfg.mqtt.topic_prefix, self.repo, cfg.ingest,
+                             on_stored=self.notes.on_stored if self.notes else None)
         self.connected = threading.Event()
         self._queue: queue.SimpleQueue[tuple[str, bytes]] = queue.SimpleQueue()
         self._stop = threading.Event()
@@ -101,10 +108,12 @@ class ClinicServer:
 
     def stop(self) -> None:
         self._stop.set()
-        self.client.disconnect()
-        self.client.loop_stop()
         if self._worker is not None:
             self._worker.join(5)
+        if self.notes is not None:
+            self.notes.close()  # queued notes are written and handed to paho before it disconnects
+        self.client.disconnect()
+        self.client.loop_stop()
 
     def run(self, stop: threading.Event) -> None:
         """Serve until `stop` is set (the CLI sets it on SIGTERM/SIGINT)."""
@@ -118,9 +127,15 @@ class ClinicServer:
     # -- clinic → device -----------------------------------------------------------------------
 
     def send_note(self, site: str, device_id: str, session_id: str, revision: int, template: str,
-                  text: str) -> mqtt.MQTTMessageInfo:
-        topic, data = note_message(self.cfg.mqtt.topic_prefix, site, device_id, session_id, revision, template, text)
+                  text: str, **extra: Any) -> mqtt.MQTTMessageInfo:
+        """`extra`: the optional note fields (status, generator, evidence) of note.v1.json."""
+        topic, data = note_message(self.cfg.mqtt.topic_prefix, site, device_id, session_id, revision, template, text,
+                                   **extra)
         return self.client.publish(topic, data, qos=1)
+
+    def _publish_note(self, site: str, device_id: str, message: dict[str, Any]) -> None:
+        fields = {k: v for k, v in message.items() if k != "schema"}
+        self.send_note(site, device_id, **fields)
 
     def send_command(self, site: str, device_id: str, command: str, session_id: str) -> mqtt.MQTTMessageInfo:
         topic, data = command_message(self.cfg.mqtt.topic_prefix, site, device_id, command, session_id)
@@ -128,10 +143,10 @@ class ClinicServer:
 
 
 def note_message(prefix: str, site: str, device_id: str, session_id: str, revision: int, template: str,
-                 text: str) -> tuple[str, bytes]:
-    """(topic, validated scribe.note/1 bytes) of a note for a device."""
+                 text: str, **extra: Any) -> tuple[str, bytes]:
+    """(topic, validated scribe.note/1 bytes) of a note for a device; `extra`: optional fields."""
     note = protocol.validate("note", {"schema": "scribe.note/1", "session_id": session_id,
-                                      "revision": revision, "template": template, "text": text})
+                                      "revision": revision, "template": template, "text": text, **extra})
     return Topics(prefix, site, device_id).note, protocol.encode(note)
 
 

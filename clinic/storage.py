@@ -29,6 +29,21 @@ class StoreResult:
 
 
 @dataclass(frozen=True)
+class StoredNote:
+    id: int
+    session_id: str
+    revision: int
+    template: str
+    generator: str
+    generator_version: str
+    status: str  # ok | no_speech | error
+    text: str
+    body: dict[str, Any]
+    created_at: float
+    superseded_by: int | None
+
+
+@dataclass(frozen=True)
 class TranscriptSummary:
     session_id: str
     revision: int
@@ -100,6 +115,24 @@ _SCHEMA = [
         detail TEXT NOT NULL DEFAULT ''
     )""",
     "CREATE INDEX IF NOT EXISTS audit_session ON audit (session_id, at)",
+    # Generated notes: every version is kept; a note for a newer revision (or a regeneration)
+    # supersedes the older ones of the same session and template. `body` holds the sentences with
+    # their evidence (segment ids) as JSON.
+    """CREATE TABLE IF NOT EXISTS notes (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        session_id TEXT NOT NULL,
+        revision INTEGER NOT NULL,
+        template TEXT NOT NULL,
+        generator TEXT NOT NULL,
+        generator_version TEXT NOT NULL,
+        status TEXT NOT NULL,
+        text TEXT NOT NULL,
+        body TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        superseded_by INTEGER REFERENCES notes (id),
+        FOREIGN KEY (session_id, revision) REFERENCES transcripts (session_id, revision)
+    )""",
+    "CREATE INDEX IF NOT EXISTS notes_session ON notes (session_id, template, revision)",
 ]
 
 
@@ -307,9 +340,51 @@ class SqliteTranscriptStore:
             dst.close()
             src.close()
 
+    def add_note(self, session_id: str, revision: int, template: str, generator: str, generator_version: str,
+                 status: str, text: str, body: dict[str, Any]) -> StoredNote:
+        """Store a generated note; it supersedes the current note of the same session and template
+        unless that one is for a newer revision (a late note for an old revision is kept, superseded)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                newer = self._db.execute(
+                    "SELECT id FROM notes WHERE session_id = ? AND template = ? AND superseded_by IS NULL "
+                    "AND revision > ? ORDER BY revision DESC LIMIT 1", [session_id, template, revision]).fetchone()
+                row = self._db.execute(
+                    "INSERT INTO notes (session_id, revision, template, generator, generator_version, status, text, "
+                    "body, created_at, superseded_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+                    [session_id, revision, template, generator, generator_version, status, text, json.dumps(body),
+                     self._clock(), newer[0] if newer else None]).fetchall()[0]
+                if newer is None:
+                    self._db.execute("UPDATE notes SET superseded_by = ? WHERE session_id = ? AND template = ? "
+                                     "AND superseded_by IS NULL AND id != ?", [row["id"], session_id, template,
+                                                                                row["id"]])
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return _note(row)
+
+    def notes(self, session_id: str, revision: int | None = None, current_only: bool = False) -> list[StoredNote]:
+        """Notes of a session (one revision, or all), oldest first."""
+        sql, params = "SELECT * FROM notes WHERE session_id = ?", [session_id]
+        if revision is not None:
+            sql, params = sql + " AND revision = ?", [*params, revision]
+        if current_only:
+            sql += " AND superseded_by IS NULL"
+        with self._lock:
+            rows = self._db.execute(sql + " ORDER BY id", params).fetchall()
+        return [_note(r) for r in rows]
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _note(row: sqlite3.Row) -> StoredNote:
+    return StoredNote(row["id"], row["session_id"], row["revision"], row["template"], row["generator"],
+                      row["generator_version"], row["status"], row["text"], json.loads(row["body"]),
+                      row["created_at"], row["superseded_by"])
 
 
 def open_repository(backend: str, path: str) -> SqliteTranscriptStore:

@@ -155,8 +155,9 @@ class Broker:
         self.stop()
 
 
-def clinic_config(pki: Pki, broker: Broker, db: Path, **ingest: object) -> ClinicConfig:
-    from clinic.config import ClinicConfig, IngestConfig, MqttConfig, StoreConfig
+def clinic_config(pki: Pki, broker: Broker, db: Path, notes: bool = False, **ingest: object) -> ClinicConfig:
+    """`notes`: write and send notes after ingest (off by default: the sync tests send their own)."""
+    from clinic.config import ClinicConfig, IngestConfig, MqttConfig, NotesConfig, StoreConfig
 
     return ClinicConfig(
         mqtt=MqttConfig(host="localhost", port=broker.port, ca_file=str(pki.ca), cert_file=str(pki.cert(CLINIC_ID)),
@@ -164,6 +165,7 @@ def clinic_config(pki: Pki, broker: Broker, db: Path, **ingest: object) -> Clini
                         tool_cert_file=str(pki.cert(TOOLS_ID)), tool_key_file=str(pki.key(TOOLS_ID))),
         store=StoreConfig(path=str(db)),
         ingest=IngestConfig(**ingest),  # type: ignore[arg-type]
+        notes=NotesConfig(enabled=notes),
     )
 
 

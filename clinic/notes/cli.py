@@ -1,0 +1,87 @@
+"""`clinic generate`, `clinic templates list|check`, `clinic eval`: the note commands of the `clinic` CLI.
+Bad input (not JSON, wrong shape, unknown template, bad template file) → one line on stderr, exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from clinic.config import ClinicConfig
+from clinic.notes.render import FORMATS
+
+if TYPE_CHECKING:
+    from clinic.notes.templates import Template
+
+EXIT_BAD_INPUT = 2
+
+
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    gen = sub.add_parser("generate", help="write a note from a transcript file (built-in generator, no LLM)")
+    gen.add_argument("file", help="segments JSON from `appliance transcribe --json`, or a scribe.transcript/1 payload")
+    gen.add_argument("--template", default="SOAP", help="template name (default: SOAP; see `clinic templates list`)")
+    gen.add_argument("--format", default="text", choices=FORMATS, help="json: with every sentence's evidence")
+    gen.add_argument("--out", help="write here instead of stdout")
+    tpl = sub.add_parser("templates", help="note templates: built-in and the clinic's folder")
+    tsub = tpl.add_subparsers(dest="action", required=True)
+    tsub.add_parser("list", help="name, audience, budget and sections of every template")
+    chk = tsub.add_parser("check", help="validate one template file (exit 2 with the reason if it is unusable)")
+    chk.add_argument("file")
+    ev = sub.add_parser("eval", help="ROUGE and grounding of generated notes against an ACI-Bench-format CSV")
+    ev.add_argument("csv", help="CSV with columns dialogue and note (ACI-Bench train/valid)")
+    ev.add_argument("--template", default="H&P", help="template the notes are written with (default: H&P)")
+
+
+def _fail(message: str) -> int:
+    print(f"clinic: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def run(args: argparse.Namespace, cfg: ClinicConfig) -> int:
+    from clinic.notes.templates import TemplateError, TemplateRegistry, load_file
+    from clinic.notes.transcript import TranscriptError
+
+    if args.command == "templates" and args.action == "check":
+        try:
+            t = load_file(args.file)
+        except TemplateError as exc:
+            return _fail(str(exc))
+        print(f"{args.file}: ok: {t.name} ({t.audience}, {len(t.sections)} sections, budget {t.budget_words} words)")
+        return 0
+    registry = TemplateRegistry(cfg.notes.templates_dir)
+    for error in registry.errors:
+        print(f"clinic: warning: {error}", file=sys.stderr)
+    if args.command == "templates":
+        for t in registry.templates.values():
+            sections = ", ".join(s.title for s in t.sections)
+            print(f"{t.name:<24} {t.audience:<9} {t.budget_words:>5} words  {sections}  [{t.source}]")
+        return 0
+    template = registry.get(args.template)
+    if template is None:
+        return _fail(f"unknown template {args.template!r} (known: {', '.join(registry.names())})")
+    try:
+        if args.command == "eval":
+            from clinic.notes.evaluate import evaluate, table
+
+            print(table(evaluate(args.csv, template), args.csv, template), end="")
+            return 0
+        return _generate(args, template)
+    except TranscriptError as exc:
+        return _fail(str(exc))
+
+
+def _generate(args: argparse.Namespace, template: Template) -> int:
+    from clinic.notes import builtin, transcript
+    from clinic.notes.render import render
+
+    note = builtin.generate(transcript.load(args.file), template)
+    text = render(note, template, args.format)
+    if args.out:
+        try:
+            Path(args.out).write_text(text, "utf-8")
+        except OSError as exc:
+            return _fail(f"{args.out}: cannot write: {exc.strerror}")
+    else:
+        sys.stdout.write(text)
+    return 0

@@ -1,0 +1,96 @@
+"""Notes after ingest: `Ingest.on_stored` hands each stored (session, revision) to a bounded pool of
+worker threads, so a slow generator never delays acks. A worker reads the transcript back, writes
+one note per template the visit asked for, stores it (with generator name and version; the
+previous note of that template is marked superseded) and publishes it on the device's note topic.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from clinic.notes import builtin
+from clinic.notes.model import STATUS_ERROR, Note, Transcript
+from clinic.notes.render import render
+from clinic.notes.templates import TemplateRegistry
+from clinic.notes.transcript import from_payload
+from clinic.storage import SqliteTranscriptStore, StoredNote
+
+log = logging.getLogger(__name__)
+
+# (site, device_id, note message) → the caller publishes it (ClinicServer.send_note)
+Publish = Callable[[str, str, dict[str, Any]], None]
+
+
+def write_note(transcript: Transcript, template_name: str, registry: TemplateRegistry) -> tuple[Note, str]:
+    """The note and its text for one template; an unknown template gives an error note that says so."""
+    template = registry.get(template_name)
+    if template is None:
+        note = Note(template=template_name, generator=builtin.NAME, generator_version=builtin.VERSION,
+                    status=STATUS_ERROR, message=f"No note: the clinic has no template named {template_name!r} "
+                    f"(it has: {', '.join(registry.names())}).")
+        return note, note.message + "\n"
+    note = builtin.generate(transcript, template)
+    return note, render(note, template, "text")
+
+
+def note_message(stored: StoredNote, note: Note) -> dict[str, Any]:
+    """The scribe.note/1 message for a stored note, with each sentence's evidence."""
+    return {"schema": "scribe.note/1", "session_id": stored.session_id, "revision": stored.revision,
+            "template": stored.template, "text": stored.text, "status": stored.status,
+            "generator": {"name": stored.generator, "version": stored.generator_version},
+            "evidence": note.evidence()}
+
+
+class NoteService:
+    def __init__(self, repo: SqliteTranscriptStore, registry: TemplateRegistry, publish: Publish,
+                 workers: int = 2, fallback_template: str = "SOAP") -> None:
+        self.repo = repo
+        self.registry = registry
+        self.publish = publish
+        self.fallback_template = fallback_template
+        # Threads start on the first submit; the queue holds only (site, device, session, revision).
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="clinic-notes")
+        self._pending: set[Future[None]] = set()
+        self._lock = threading.Lock()
+
+    def on_stored(self, payload: dict[str, Any]) -> None:
+        """Ingest's hook (ingest thread): queue the work and return at once."""
+        future = self._pool.submit(self._generate, payload["site"], payload["device_id"], payload["session_id"],
+                                   payload["revision"])
+        with self._lock:
+            self._pending.add(future)
+        future.add_done_callback(self._done)
+
+    def _done(self, future: Future[None]) -> None:
+        with self._lock:
+            self._pending.discard(future)
+        exc = future.exception()
+        if exc is not None:
+            log.error("note generation failed: %s", exc, exc_info=exc)
+
+    def idle(self) -> bool:
+        with self._lock:
+            return not self._pending
+
+    def _generate(self, site: str, device_id: str, session_id: str, revision: int) -> None:
+        payload = self.repo.get(session_id, revision)
+        if payload is None:
+            log.warning("no transcript %s rev %d to write notes from", session_id, revision)
+            return
+        transcript = from_payload(payload)
+        names = list(transcript.templates) or ([self.fallback_template] if self.fallback_template else [])
+        for name in names:
+            note, text = write_note(transcript, name, self.registry)
+            stored = self.repo.add_note(session_id, revision, name, note.generator, note.generator_version,
+                                        note.status, text, note.to_dict())
+            log.info("note %s for %s rev %d: %s, %d sentences", name, session_id, revision, note.status,
+                     len(note.statements))
+            self.publish(site, device_id, note_message(stored, note))
+
+    def close(self) -> None:
+        """Finish what is queued, then stop the threads."""
+        self._pool.shutdown(wait=True)
