@@ -90,6 +90,14 @@ def _within_budget(candidates: list[Statement], budget: int) -> list[Statement]:
     return sorted(chosen, key=lambda s: s.order)
 
 
+def _dictated_intro(chosen: list[Statement], facts: facts_mod.Facts) -> bool:
+    """The clinician already said the intro ("Maria is a 45-year-old female who…"): keep their words."""
+    if not facts.age:
+        return False
+    said = re.compile(rf"\b{facts.age}[- ]year[- ]old\b", re.I)
+    return any(s.kind == "hpi" and said.search(s.text) for s in chosen)
+
+
 def _assemble(template: Template, chosen: list[Statement], facts: facts_mod.Facts) -> list[NoteSection]:
     sections: list[NoteSection] = []
     placed: set[int] = set()
@@ -98,7 +106,7 @@ def _assemble(template: Template, chosen: list[Statement], facts: facts_mod.Fact
         if "chief_complaint" in sec.takes and facts.chief_complaint and not sec.intro:
             lines.append(Statement(facts.chief_complaint[:1].upper() + facts.chief_complaint[1:] + ".",
                                    facts.evidence, "chief_complaint", -1.0))
-        if sec.intro and template.audience == "clinician":
+        if sec.intro and template.audience == "clinician" and not _dictated_intro(chosen, facts):
             intro = facts_mod.intro_line(facts)
             if intro:
                 lines.append(Statement(intro, facts.evidence, "chief_complaint", -1.0))

@@ -26,6 +26,11 @@ _PHASE_BONUS = {"history": {"hpi": 0.5}, "exam": {"exam": 1.5, "vitals": 0.5},
                 "plan": {"assessment": 1.0, "plan": 1.0, "follow_up": 0.5}}
 
 
+_ANSWER_WORD = re.compile(r"^(?:yes|yeah|yep|no|nope)\s*,\s*", re.I)  # the answer said; the rest stands alone
+_QUALIFIER = re.compile(r"^(?:yes|yeah|yep|I do|I have|sometimes|a little|a bit)\b[,\s]*((?:when|with|if|after|during|"
+                        r"at|only|mostly|in the|on)\b[^.?!]{0,80})[.?!]?$", re.I)
+
+
 @dataclass
 class _Question:
     segment: str
@@ -52,9 +57,13 @@ def content_words(text: str) -> list[str]:
     return [w for w in words(text) if w not in lexicon.STOP]
 
 
+_CLINICAL = (lexicon.SYMPTOM, lexicon.ASSESSMENT, lexicon.EXAM, lexicon.RESULTS, lexicon.DRUGS, lexicon.ALLERGY)
+
+
 def is_content(text: str) -> bool:
     cw = content_words(text)
-    if len(cw) < 3 and not (lexicon.NUMBER.search(text) and cw):
+    short_but_clinical = len(cw) == 2 and any(p.search(text) for p in _CLINICAL)
+    if len(cw) < 3 and not short_but_clinical and not (lexicon.NUMBER.search(text) and cw):
         return False
     return not (lexicon.SOCIAL_TALK.search(text) and len(cw) < 6)
 
@@ -130,6 +139,8 @@ class StatementBuilder:
             scores["plan"] = scores.get("plan", 0.0) + (1.0 if self.phase != "history" else 0.0)
             scores["medications"] = scores.get("medications", 0.0) + (1.0 if self.phase == "history" else 0.0)
         kind = max(scores, key=lambda k: scores[k])
+        sentence = _ANSWER_WORD.sub("", sentence)
+        sentence = sentence[:1].upper() + sentence[1:]
         if self.audience == "patient":
             if kind not in ("plan", "follow_up", "assessment", "results", "medications", "allergies"):
                 return
@@ -139,7 +150,7 @@ class StatementBuilder:
         self._emit(text, (seg.id,), kind, pos, CLINICIAN)
 
     def _patient(self, seg: Segment, sentence: str, pos: float) -> None:
-        if self.audience == "patient" or is_question(sentence) or not is_content(sentence):
+        if is_question(sentence) or not is_content(sentence):
             return
         scores: dict[str, float] = {"hpi": 1.0}
         for kind, pattern, weight in _PATIENT_CUES:
@@ -149,7 +160,12 @@ class StatementBuilder:
         if _drugs(sentence) or lexicon.DOSE.search(sentence):
             scores["medications"] = scores.get("medications", 0.0) + 2.0
         kind = max(scores, key=lambda k: scores[k])
-        text = rewrite.patient_to_third(sentence, self.subj, self.obj, self.poss)
+        if self.audience == "patient":
+            if kind not in ("medications", "allergies"):  # instructions: what to take and avoid, not history
+                return
+            text = rewrite.patient_to_second(sentence)
+        else:
+            text = rewrite.patient_to_third(sentence, self.subj, self.obj, self.poss)
         self._emit(text, (seg.id,), kind, pos, PATIENT)
 
     def _answer(self, q: _Question, seg: Segment, sentence: str, pos: float) -> bool:
@@ -161,9 +177,14 @@ class StatementBuilder:
         if not (negative or positive):
             return False
         evidence = (q.segment, seg.id)
+        qualifier = _QUALIFIER.match(sentence) if positive else None
         if q.symptoms:
-            text = f"{'Denies' if negative else 'Reports'} {_join(q.symptoms)}."
-            self._emit(text, evidence, "ros", pos, PATIENT, score_bonus=3.0)
+            text = f"{'Denies' if negative else 'Reports'} {_join(q.symptoms)}"
+            if qualifier:  # "Yes, when I climb stairs." → "Reports shortness of breath when she climbs stairs."
+                text += " " + rewrite.patient_to_third(qualifier.group(1), self.subj, self.obj, self.poss).lower()
+            self._emit(text + ".", evidence, "ros", pos, PATIENT, score_bonus=3.0)
+            if qualifier:
+                return True
         if q.drugs and positive:
             subject = self.subj[:1].upper() + self.subj[1:]
             self._emit(f"{subject} is taking {_join(q.drugs)}.", evidence, "medications", pos, PATIENT)

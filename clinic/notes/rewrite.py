@@ -109,6 +109,17 @@ def clinician_to_second(sentence: str) -> str:
     return _capitalise(out)
 
 
+def patient_to_second(sentence: str) -> str:
+    """For patient instructions: 'I take lisinopril' → 'You take lisinopril'."""
+    out = sentence
+    for pattern, sub in ((r"\bI'm\b", "you're"), (r"\bI've\b", "you've"), (r"\bI'll\b", "you'll"),
+                         (r"\bI'd\b", "you'd"), (r"\bI am\b", "you are"), (r"\bI was\b", "you were"),
+                         (r"\bmyself\b", "yourself"), (r"\bmy\b", "your"), (r"\bmine\b", "yours"),
+                         (r"\bme\b", "you"), (r"\bI\b", "you")):
+        out = re.sub(pattern, sub, out)
+    return _capitalise(out)
+
+
 def _capitalise(s: str) -> str:
     s = re.sub(r"\b(the patient)('s)? (is|has|was)\b", r"\1\2 \3", s)
     return s[:1].upper() + s[1:] if s else s
