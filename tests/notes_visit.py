@@ -37,9 +37,9 @@ def segments(visit: list[tuple[str, str]] = VISIT, labels: dict[str, str] | None
 
 def payload(templates: list[str], revision: int = 1, session_id: str = "0190aaaa-0000-7000-8000-000000000001",
             visit: list[tuple[str, str]] = VISIT, speakers: dict[str, str] | None = None,
-            device_id: str = "dev-a") -> dict[str, Any]:
+            device_id: str = "dev-a", labels: dict[str, str] | None = None) -> dict[str, Any]:
     """A scribe.transcript/1 payload of `visit`."""
     return {"schema": "scribe.transcript/1", "session_id": session_id, "revision": revision, "device_id": device_id,
             "site": "site1", "room": "exam-3", "clinician": "Dr Osei", "name": "MG", "started_at": 1.0e9,
             "ended_at": 1.0e9 + 600, "templates": templates, "consent": True, "models": [],
-            "speakers": speakers or {"S1": "Clinician", "S2": "Patient"}, "segments": segments(visit)}
+            "speakers": speakers or {"S1": "Clinician", "S2": "Patient"}, "segments": segments(visit, labels)}

@@ -1,0 +1,149 @@
+"""The built-in note generator on a short visit written here: evidence, grounding, routing, voice,
+answered questions, what is always kept, the no-speech result and guessed speaker roles."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from clinic.notes import builtin, grounding
+from clinic.notes.model import NO_SPEECH_TEXT, STATUS_NO_SPEECH, STATUS_OK, Note
+from clinic.notes.readability import flesch_kincaid_grade
+from clinic.notes.render import render
+from clinic.notes.templates import TemplateRegistry, parse
+from clinic.notes.text import clean, digits
+from clinic.notes.transcript import Transcript, from_payload
+from tests.notes_visit import VISIT, payload
+
+REGISTRY = TemplateRegistry()
+
+
+def note_for(template: str, **kw: object) -> tuple[Note, Transcript]:
+    transcript = from_payload(payload([template], **kw))  # type: ignore[arg-type]
+    tpl = REGISTRY.get(template)
+    assert tpl is not None
+    return builtin.generate(transcript, tpl), transcript
+
+
+def section(note: Note, key: str) -> str:
+    [sec] = [s for s in note.sections if s.key == key]
+    return " ".join(s.text for s in sec.statements)
+
+
+def seg_id(n: int) -> str:
+    """Id of the n-th utterance (0-based) of VISIT, as tests/notes_visit.py numbers them."""
+    return f"00000000-0000-0000-0000-{n + 1:012x}"
+
+
+@pytest.mark.parametrize("template", ["SOAP", "H&P", "Progress Note", "Patient Instructions"])
+def test_every_sentence_cites_segments_and_every_number_drug_and_dose_is_in_them(template: str) -> None:
+    note, transcript = note_for(template)
+    assert note.status == STATUS_OK and note.statements
+    ids = {s.id for s in transcript.segments}
+    for st in note.statements:
+        assert st.evidence and set(st.evidence) <= ids, st
+    g = grounding.check(note, transcript)
+    assert g.evidence_share == 1.0 and g.facts > 0 and g.supported_share == 1.0, g.unsupported
+
+
+def test_no_sentence_the_visit_did_not_say() -> None:
+    """Apart from the fact lines and Denies/Reports, each sentence's words come from its own segments
+    (pronouns and the verb endings the third person needs aside): no boiler-plate."""
+    note, transcript = note_for("SOAP")
+    spoken = {s.id: set(re.findall(r"[a-z0-9]+", clean(s.text).lower())) for s in transcript.segments}
+    voice = {"she", "her", "hers", "herself", "is", "has", "was", "does", "doesn"}
+    for st in note.statements:
+        if st.kind == "chief_complaint" or st.text.startswith(("Denies", "Reports")):
+            continue
+        source = set().union(*(spoken[i] for i in st.evidence))
+        extra = {w for w in re.findall(r"[a-z0-9]+", st.text.lower()) if w not in source and w not in voice
+                 and w.rstrip("s") not in source}
+        assert not extra, (st.text, extra)
+
+
+def test_sections_intro_and_third_person() -> None:
+    note, _ = note_for("H&P")
+    assert section(note, "chief_complaint") == "Cough."
+    hpi = section(note, "hpi")
+    assert hpi.startswith("Maria is a 45-year-old female who presents today for a cough.")
+    assert "She coughs mostly at night and it keeps her awake." in hpi  # "I, I cough … me awake"
+    assert section(note, "medications") == "She takes lisinopril 20 mg a day for her blood pressure."
+    assert section(note, "allergies") == "She is allergic to penicillin, it gives her hives."
+    assert section(note, "vitals") == "Her blood pressure is 130/85 and her temperature is 98.6."
+    assert "wheezing in her right lung" in section(note, "exam")
+    assert "acute bronchitis" in section(note, "assessment_plan")
+    assert "albuterol inhaler, 2 puffs every 4 hours" in section(note, "assessment_plan")
+    assert section(note, "instructions") == "Come back in 2 weeks if the cough is not better."
+    text = render(note, REGISTRY.get("H&P"), "text")
+    assert "HISTORY OF PRESENT ILLNESS" in text and not re.search(r"\b(I take|my blood|uh|um)\b", text)
+    assert "Good morning" not in text and "thank you" not in text.lower()  # non-content turns dropped
+
+
+def test_answered_symptom_questions_become_denies_and_reports_with_both_segments() -> None:
+    note, _ = note_for("SOAP")
+    by_text = {s.text: s.evidence for s in note.statements}
+    assert by_text["Denies fever and chills."] == (seg_id(5), seg_id(6))
+    assert by_text["Reports shortness of breath when she climbs the stairs at work."] == (seg_id(7), seg_id(8))
+
+
+def test_medications_doses_vitals_allergies_and_follow_up_survive_a_tiny_budget() -> None:
+    tiny = parse(_builtin_text("soap.j2").replace("budget_words = 430", "budget_words = 20"), "tiny")
+    note = builtin.generate(from_payload(payload(["SOAP"])), tiny)
+    text = " ".join(s.text for s in note.statements)
+    for must in ("lisinopril 20 mg", "penicillin", "130/85", "98.6", "albuterol", "2 puffs", "in 2 weeks"):
+        assert must in text, must
+    assert "keeps her awake" not in text  # optional history went to the budget
+
+
+def _builtin_text(name: str) -> str:
+    from importlib import resources
+
+    return resources.files("clinic.notes").joinpath("templates", name).read_text("utf-8")
+
+
+@pytest.mark.parametrize("visit", [[], [("Patient", "   "), ("Clinician", "...")]])
+def test_no_speech_gives_an_explicit_result_not_a_note(visit: list[tuple[str, str]]) -> None:
+    note, _ = note_for("SOAP", visit=visit)
+    assert note.status == STATUS_NO_SPEECH and note.message == NO_SPEECH_TEXT and not note.statements
+    assert render(note, REGISTRY.get("SOAP"), "text") == NO_SPEECH_TEXT + "\n"
+
+
+def test_greetings_only_is_no_clinical_content() -> None:
+    note, _ = note_for("SOAP", visit=[("Clinician", "Hi, how are you?"), ("Patient", "Good, thanks.")])
+    assert note.status == STATUS_NO_SPEECH and "No clinical content" in note.message
+
+
+def test_speaker_n_roles_are_guessed_from_cues_and_marked_as_guesses() -> None:
+    # The patient speaks first and has label S1, so neither order nor label decides.
+    visit = [("Patient", "Hi doctor."), *VISIT]
+    note, _ = note_for("SOAP", visit=visit, labels={"Patient": "S1", "Clinician": "S2"},
+                       speakers={"S1": "Speaker 1", "S2": "Speaker 2"})
+    roles = {r.label: (r.name, r.role, r.guessed) for r in note.roles}
+    assert roles == {"S2": ("Speaker 2", "clinician", True), "S1": ("Speaker 1", "patient", True)}
+    named, _ = note_for("SOAP")
+    assert [s.text for s in note.statements] == [s.text for s in named.statements]
+    assert all(not r.guessed for r in named.roles)
+
+
+def test_patient_instructions_are_plain_second_person_and_graded() -> None:
+    note, _ = note_for("Patient Instructions")
+    text = " ".join(s.text for s in note.statements)
+    assert "You take lisinopril 20 mg a day" in text and "sudden bronchitis" in text  # "acute" made plain
+    assert not re.search(r"\b(she|her|the patient)\b", text, re.I)
+    assert note.reading_grade == flesch_kincaid_grade(text) and note.reading_grade is not None
+    assert note.reading_grade <= 8 and not note.warnings
+
+
+def test_flesch_kincaid_grade_by_hand() -> None:
+    # 2 sentences, 11 words, 15 syllables (med-i-cine, ev-er-y): 0.39*11/2 + 11.8*15/11 - 15.59 = 2.645
+    assert flesch_kincaid_grade("The cat sat on the mat. Take your medicine every day.") == 2.6
+    assert flesch_kincaid_grade("") is None
+
+
+def test_cleaning_and_number_words() -> None:
+    assert clean("uh , about , about two weeks now . i , i , i cough") == "about 2 weeks now. I cough"
+    assert clean("i do n't know , i'm gon na ex- exercise") == "I don't know, I'm going to exercise"
+    assert digits("lisinopril twenty milligrams, one twenty over eighty, ninety eight point six") == \
+        "lisinopril 20 mg, 120/80, 98.6"
+    assert digits("it's my right one") == "it's my right one"
