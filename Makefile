@@ -32,6 +32,7 @@ bench: setup models
 	$(BIN)/python -m benchmarks.vocabulary --models-dir $(MODELS_DIR)
 	$(BIN)/python -m benchmarks.diarization --models-dir $(MODELS_DIR)
 	$(BIN)/python -m benchmarks.sync
+	$(BIN)/python -m benchmarks.notes
 
 lint: setup
 	$(BIN)/ruff check appliance clinic tests benchmarks scripts
