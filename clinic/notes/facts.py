@@ -22,7 +22,10 @@ again""")
 _PRESENTS = re.compile(r"\b(?:presents?|presenting|here|coming in|come in|came in|seeing you|see you)(?: today)?"
                        r"(?: to the clinic)?(?: today)? (?:for|with|because of|about)(?: (?:a|an|his|her|your|the))?"
                        r" ([^.?!,]{3,60})", re.I)
-_INJURY = re.compile(r"\byou (?:injured|hurt|have|had|broke|sprained) (?:your )?([^.?!,]{3,40})", re.I)
+_INJURY = re.compile(r"\byou (injured|hurt|have|had|broke|sprained|twisted) (?:your )?([^.?!,]{3,40})", re.I)
+# "you injured your wrist" → "wrist injury"; "you broke your arm" → "broken arm"
+_INJURY_FORM = {"injured": "{} injury", "hurt": "{} injury", "broke": "broken {}", "sprained": "sprained {}",
+                "twisted": "twisted {}", "have": "{}", "had": "{}"}
 _CC_END = re.compile(r"\b(?:and I|so I|but|because|which|that|okay|alright|how|can you|could you)\b", re.I)
 _HE_SHE = re.compile(r"\b(he|she|his|her|him)\b", re.I)
 
@@ -56,9 +59,13 @@ def extract(segments: tuple[Segment, ...], roles: dict[str, SpeakerRole], cleane
             evidence.extend(s.id for s in clinician if _HE_SHE.search(cleaned[s.id]))
     for s in clinician[:12]:
         text = cleaned[s.id]
-        m = _PRESENTS.search(text) or _INJURY.search(text)
+        m = _PRESENTS.search(text)
+        injury = None if m else _INJURY.search(text)
         if m:
             cc = _trim(m.group(1))
+        elif injury:
+            cc = _INJURY_FORM[injury.group(1).lower()].format(_trim(injury.group(2)))
+        if cc:
             evidence.append(s.id)
             break
     if not cc:

@@ -10,7 +10,8 @@ from clinic.notes.lexicon import wordset
 
 _NO_INFLECT = wordset("""am is are was were will would can could should shall may might must did had have has do
 does been being just also really still never always usually actually kind sort even only probably definitely
-certainly totally kinda already ever not think""")
+certainly totally kinda already ever not think took went got felt saw said came made fell broke thought knew told
+gave ran ate drank slept woke left kept found began hurt put let set cut hit quit""")
 _IRREGULAR = {"have": "has", "do": "does", "go": "goes", "am": "is", "are": "is", "don't": "doesn't",
               "haven't": "hasn't", "aren't": "isn't", "'m": "'s", "were": "was", "weren't": "wasn't"}
 _ADVERB = re.compile(r"^(?:just|also|really|still|never|always|usually|actually|only|even|probably|sometimes|"
@@ -72,6 +73,12 @@ _YOU_SUBJECT_BEFORE = re.compile(r"(?:^|[,;]|\b(?:and|but|if|that|when|because|s
                                  r"unless|before|after|think|know|guess|hope|see|sure|like|seems)\b)\s*$", re.I)
 
 
+# "you" followed by one of these is the subject even where the words before do not say so.
+_VERB_AFTER = re.compile(r"\s+(?:have|had|are|were|can|could|should|will|would|need|needs|feel|felt|know|take|took|"
+                         r"get|got|go|went|do|did|don't|didn't|haven't|might|may|must|still|also|just|never|ever|"
+                         r"mentioned|noticed|tried|started|said|seem|want|wanted|use|used|continue)\b", re.I)
+
+
 def clinician_to_third(sentence: str, subj: str, obj: str, poss: str) -> str:
     """'Your lungs are clear and I want you to rest' → 'His lungs are clear and I want him to rest'."""
     refl = {"he": "himself", "she": "herself"}.get(subj, "themself")
@@ -82,7 +89,7 @@ def clinician_to_third(sentence: str, subj: str, obj: str, poss: str) -> str:
     rebuilt = pieces[0]
     for i in range(1, len(pieces), 2):
         after = pieces[i + 1]
-        if _YOU_SUBJECT_BEFORE.search(rebuilt):
+        if _YOU_SUBJECT_BEFORE.search(rebuilt) or _VERB_AFTER.match(after):
             m = re.match(r"(\s+)(\S+)", after)
             if m:
                 after = f"{m.group(1)}{_agree(m.group(2))}{after[m.end():]}"
