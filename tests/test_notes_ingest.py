@@ -155,3 +155,27 @@ def test_acks_do_not_wait_for_notes_and_a_late_old_revision_stays_superseded(tmp
     current = repo.notes(sid, current_only=True)
     assert [n.revision for n in current] == [2] and late.superseded_by == current[0].id
     assert len(repo.notes(sid)) == 3
+
+
+def test_a_template_that_fails_on_real_data_gives_an_error_note(tmp_path: Path) -> None:
+    """The body renders the one-sentence sample `templates check` uses, but not a visit with more."""
+    from clinic.notes.service import NoteService
+    from clinic.notes.templates import TemplateRegistry
+
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    (folder / "fragile.j2").write_text('+++\nname = "Fragile"\n[[sections]]\nkey = "a"\ntitle = "A"\n'
+                                       'takes = ["hpi", "ros"]\n+++\n'
+                                       "{% if sections[0].sentences | length > 1 %}{{ undefined_name }}{% endif %}\n")
+    repo = SqliteTranscriptStore(str(tmp_path / "clinic.db"))
+    sent = payload(["Fragile", "SOAP"])
+    repo.store_many([sent])
+    published: list[dict[str, Any]] = []
+    service = NoteService(repo, TemplateRegistry(str(folder)), lambda _s, _d, m: published.append(m))
+    service.on_stored(sent)
+    service.close()
+    by_template = {m["template"]: m for m in published}
+    fragile = by_template["Fragile"]
+    assert fragile["status"] == "error" and "template 'Fragile'" in fragile["text"]
+    assert "'undefined_name' is undefined" in fragile["text"]
+    assert by_template["SOAP"]["status"] == "ok"  # the visit's other notes are still written

@@ -33,8 +33,15 @@ def write_note(transcript: Transcript, template_name: str, registry: TemplateReg
                     status=STATUS_ERROR, message=f"No note: the clinic has no template named {template_name!r} "
                     f"(it has: {', '.join(registry.names())}).")
         return note, note.message + "\n"
-    note = builtin.generate(transcript, template)
-    return note, render(note, template, "text")
+    try:
+        note = builtin.generate(transcript, template)
+        return note, render(note, template, "text")
+    except Exception as exc:  # e.g. a clinic template whose body fails on this visit's data
+        log.exception("template %s failed on %s rev %d", template_name, transcript.session_id, transcript.revision)
+        note = Note(template=template_name, generator=builtin.NAME, generator_version=builtin.VERSION,
+                    status=STATUS_ERROR, message=f"No note: template {template_name!r} ({template.source}) failed "
+                    f"on this visit: {type(exc).__name__}: {exc}")
+        return note, note.message + "\n"
 
 
 def note_message(stored: StoredNote, note: Note) -> dict[str, Any]:
