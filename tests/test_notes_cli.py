@@ -122,6 +122,7 @@ def test_templates_list_includes_the_clinic_folder(tmp_path: Path, capsys: pytes
     ("+++\nname = 'x'\n+++\n", "needs at least one [[sections]] table"),
     ("+++\nname = 'x'\n[[sections]]\nkey = 'a'\ntitle = 'A'\ntakes = ['gossip']\n+++\n", "unknown kind 'gossip'"),
     ("+++\nname = 'x'\naudience = 'family'\n[[sections]]\nkey = 'a'\ntitle = 'A'\n+++\n", "audience 'family'"),
+    ("+++\nname = 'x'\nbudget_share = 2\n[[sections]]\nkey = 'a'\ntitle = 'A'\n+++\n", "budget_share must be"),
     ("+++\nname = 'x'\n[[sections]]\nkey = 'a'\ntitle = 'A'\n+++\n{% for %}", "Jinja2 body line 1"),
     ("+++\nname = 'x'\n[[sections]]\nkey = 'a'\ntitle = 'A'\n+++\n{{ patient.ssn }}", "fails to render"),
 ])

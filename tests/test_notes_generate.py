@@ -88,12 +88,20 @@ def test_answered_symptom_questions_become_denies_and_reports_with_both_segments
 
 
 def test_medications_doses_vitals_allergies_and_follow_up_survive_a_tiny_budget() -> None:
-    tiny = parse(_builtin_text("soap.j2").replace("budget_words = 430", "budget_words = 20"), "tiny")
+    text = re.sub(r"budget_(words|share|min_words) = .*\n", "", _builtin_text("soap.j2"))
+    tiny = parse(text.replace("[[sections]]", "budget_words = 20\n\n[[sections]]", 1), "tiny")
+    assert tiny.budget_for(10_000) == 20
     note = builtin.generate(from_payload(payload(["SOAP"])), tiny)
     text = " ".join(s.text for s in note.statements)
     for must in ("lisinopril 20 mg", "penicillin", "130/85", "98.6", "albuterol", "2 puffs", "in 2 weeks"):
         assert must in text, must
     assert "keeps her awake" not in text  # optional history went to the budget
+
+
+def test_budget_follows_the_length_of_the_visit_within_its_bounds() -> None:
+    soap = REGISTRY.get("SOAP")
+    assert soap is not None and (soap.budget_share, soap.budget_min_words, soap.budget_words) == (0.35, 300, 600)
+    assert [soap.budget_for(n) for n in (100, 1000, 1500, 10_000)] == [300, 350, 525, 600]
 
 
 def _builtin_text(name: str) -> str:

@@ -47,7 +47,8 @@ def generate(transcript: Transcript, template: Template) -> Note:
     candidates = [s for s in _dedupe(builder.out) if s.kind in wanted]
     if template.audience == "patient":
         candidates = [_plain(s) for s in candidates]
-    chosen = _within_budget(candidates, template.budget_words)
+    spoken = sum(len(s.text.split()) for s in segments)
+    chosen = _within_budget(candidates, template.budget_for(spoken))
     note.sections = _assemble(template, chosen, facts)
     if not note.statements:
         # Speech, but nothing a note could say (greetings only): say so instead of inventing.

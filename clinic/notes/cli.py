@@ -55,7 +55,9 @@ def run(args: argparse.Namespace, cfg: ClinicConfig) -> int:
     if args.command == "templates":
         for t in registry.templates.values():
             sections = ", ".join(s.title for s in t.sections)
-            print(f"{t.name:<24} {t.audience:<9} {t.budget_words:>5} words  {sections}  [{t.source}]")
+            budget = (f"{t.budget_words} words" if t.budget_share is None else
+                      f"{t.budget_min_words}-{t.budget_words} words ({t.budget_share:.0%} of speech)")
+            print(f"{t.name:<24} {t.audience:<9} {budget:<32} {sections}  [{t.source}]")
         return 0
     template = registry.get(args.template)
     if template is None:

@@ -47,6 +47,15 @@ class Template:
     body: str  # Jinja2 source
     source: str  # file it came from
     reading_grade_max: float | None = None
+    # With budget_share the budget follows the visit: share × spoken words, at least budget_min_words,
+    # at most budget_words (a 5-minute visit does not get a 2-hour visit's note).
+    budget_share: float | None = None
+    budget_min_words: int = 0
+
+    def budget_for(self, spoken_words: int) -> int:
+        if self.budget_share is None:
+            return self.budget_words
+        return int(min(self.budget_words, max(self.budget_min_words, self.budget_share * spoken_words)))
 
     def render(self, context: dict[str, Any]) -> str:
         return _environment().from_string(self.body).render(**context).strip() + "\n"
@@ -76,7 +85,8 @@ def parse(text: str, source: str) -> Template:
     except tomllib.TOMLDecodeError as exc:
         raise TemplateError(f"{source}: front matter is not valid TOML: {exc}") from None
     body = body.lstrip("\n") if body.strip() else _default_body()
-    known = {"name", "description", "audience", "budget_words", "reading_grade_max", "sections"}
+    known = {"name", "description", "audience", "budget_words", "budget_share", "budget_min_words",
+             "reading_grade_max", "sections"}
     for key in meta:
         if key not in known:
             raise TemplateError(f"{source}: unknown key {key!r} (known: {', '.join(sorted(known))})")
@@ -89,6 +99,12 @@ def parse(text: str, source: str) -> Template:
     budget = meta.get("budget_words", 450)
     if not isinstance(budget, int) or not 20 <= budget <= 20_000:
         raise TemplateError(f"{source}: budget_words must be an integer from 20 to 20000, got {budget!r}")
+    share = meta.get("budget_share")
+    if share is not None and (not isinstance(share, int | float) or not 0 < share <= 1):
+        raise TemplateError(f"{source}: budget_share must be a number above 0 and at most 1, got {share!r}")
+    min_words = meta.get("budget_min_words", 0)
+    if not isinstance(min_words, int) or not 0 <= min_words <= budget:
+        raise TemplateError(f"{source}: budget_min_words must be an integer from 0 to budget_words, got {min_words!r}")
     grade = meta.get("reading_grade_max")
     if grade is not None and not isinstance(grade, int | float):
         raise TemplateError(f"{source}: reading_grade_max must be a number")
@@ -105,7 +121,8 @@ def parse(text: str, source: str) -> Template:
         raise TemplateError(f"{source}: Jinja2 body line {exc.lineno}: {exc.message}") from None
     template = Template(name=name.strip(), description=str(meta.get("description", "")), audience=audience,
                         budget_words=budget, sections=sections, body=body, source=source,
-                        reading_grade_max=float(grade) if grade is not None else None)
+                        reading_grade_max=float(grade) if grade is not None else None,
+                        budget_share=float(share) if share is not None else None, budget_min_words=min_words)
     _try_render(template)
     return template
 
