@@ -75,6 +75,9 @@ class NotesConfig:
     templates_dir: str = setting("", "Folder of the clinic's own note templates (*.j2, see docs/clinic-notes.md); "
                                  "a file with a built-in template's name replaces it. Empty: built-ins only.")
     fallback_template: str = setting("SOAP", "Template used when a visit asks for none (empty: no note).")
+    catch_up_hours: float = setting(24.0, "At start, write the notes of transcripts stored this recently that have "
+                                    "none (the server stopped before writing them). 0: never.", min=0.0,
+                                    max=8760.0, unit="h")
     workers: int = setting(2, "Threads writing notes; transcripts wait in a queue (acks never wait for notes).",
                            min=1, max=64)
 

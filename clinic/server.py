@@ -32,6 +32,7 @@ class ClinicServer:
         self.cfg = cfg
         self.repo = repo or open_repository(cfg.store.backend, cfg.store.path)
         self.notes: NoteService | None = None
+        self._caught_up = False
         if cfg.notes.enabled:
             self.notes = NoteService(self.repo, TemplateRegistry(cfg.notes.templates_dir), self._publish_note,
                                      cfg.notes.workers, cfg.notes.fallback_template)
@@ -61,6 +62,9 @@ class ClinicServer:
         client.subscribe([(f"{prefix}/+/+/transcript", 0), (f"{prefix}/+/+/status", 1)])
         self.connected.set()
         log.info("connected to %s:%d", self.cfg.mqtt.host, self.cfg.mqtt.port)
+        if self.notes is not None and not self._caught_up:
+            self._caught_up = True  # once per start: later reconnects find nothing new to catch up
+            self.notes.catch_up(self.cfg.notes.catch_up_hours)
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         self.connected.clear()

@@ -365,6 +365,17 @@ class SqliteTranscriptStore:
                 raise
         return _note(row)
 
+    def revisions_without_notes(self, since: float) -> list[tuple[str, str, str, int]]:
+        """(site, device_id, session_id, revision) of each session's latest revision received since
+        `since` that has no note yet: stored, acked, but the server stopped before writing its notes."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT t.site, t.device_id, t.session_id, t.revision FROM transcripts t WHERE t.received_at >= ? "
+                "AND t.revision = (SELECT MAX(revision) FROM transcripts m WHERE m.session_id = t.session_id) "
+                "AND NOT EXISTS (SELECT 1 FROM notes n WHERE n.session_id = t.session_id AND n.revision = t.revision) "
+                "ORDER BY t.received_at", [since]).fetchall()
+        return [(r[0], r[1], r[2], int(r[3])) for r in rows]
+
     def notes(self, session_id: str, revision: int | None = None, current_only: bool = False) -> list[StoredNote]:
         """Notes of a session (one revision, or all), oldest first."""
         sql, params = "SELECT * FROM notes WHERE session_id = ?", [session_id]

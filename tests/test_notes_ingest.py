@@ -179,3 +179,25 @@ def test_a_template_that_fails_on_real_data_gives_an_error_note(tmp_path: Path) 
     assert fragile["status"] == "error" and "template 'Fragile'" in fragile["text"]
     assert "'undefined_name' is undefined" in fragile["text"]
     assert by_template["SOAP"]["status"] == "ok"  # the visit's other notes are still written
+
+
+def test_transcript_stored_before_a_stop_gets_its_note_at_the_next_start(
+        pki: Pki, broker: Broker, device: DeviceClient, tmp_path: Path) -> None:
+    """Stored and acked, then the server stopped before writing the note: the next start writes it.
+    An older stored transcript that already has its note is not written again."""
+    db = tmp_path / "clinic.db"
+    repo = SqliteTranscriptStore(str(db))
+    done = payload(["SOAP"], session_id="0190aaaa-0000-7000-8000-0000000000aa")
+    pending = payload(["SOAP"])
+    repo.store_many([done, pending])
+    repo.add_note(done["session_id"], 1, "SOAP", "builtin", "1.0", "ok", "already written", {})
+    repo.close()
+    server = ClinicServer(clinic_config(pki, broker, db, notes=True)).start()
+    try:
+        [note] = device.next_notes(1)
+        assert (note["session_id"], note["status"]) == (pending["session_id"], "ok") and note["evidence"]
+        wait_until(lambda: server.notes is not None and server.notes.idle(), 10, "note workers idle")
+        assert server.repo.revisions_without_notes(0) == []
+        assert device.notes.empty()
+    finally:
+        server.stop()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -66,8 +67,20 @@ class NoteService:
 
     def on_stored(self, payload: dict[str, Any]) -> None:
         """Ingest's hook (ingest thread): queue the work and return at once."""
-        future = self._pool.submit(self._generate, payload["site"], payload["device_id"], payload["session_id"],
-                                   payload["revision"])
+        self._submit(payload["site"], payload["device_id"], payload["session_id"], payload["revision"])
+
+    def catch_up(self, hours: float) -> int:
+        """Queue transcripts of the last `hours` that were stored (and acked) but have no note: the
+        server stopped before writing them. Returns how many were queued."""
+        missing = self.repo.revisions_without_notes(time.time() - hours * 3600) if hours > 0 else []
+        for site, device_id, session_id, revision in missing:
+            self._submit(site, device_id, session_id, revision)
+        if missing:
+            log.info("writing the notes of %d stored transcripts that have none", len(missing))
+        return len(missing)
+
+    def _submit(self, site: str, device_id: str, session_id: str, revision: int) -> None:
+        future = self._pool.submit(self._generate, site, device_id, session_id, revision)
         with self._lock:
             self._pending.add(future)
         future.add_done_callback(self._done)
