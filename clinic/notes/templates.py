@@ -58,7 +58,7 @@ class Template:
         return int(min(self.budget_words, max(self.budget_min_words, self.budget_share * spoken_words)))
 
     def render(self, context: dict[str, Any]) -> str:
-        return _environment().from_string(self.body).render(**context).strip() + "\n"
+        return _compiled(self.body).render(**context).strip() + "\n"
 
 
 @cache
@@ -66,6 +66,11 @@ def _environment() -> SandboxedEnvironment:
     # Sandboxed: a clinic's template file must not reach Python internals.
     return SandboxedEnvironment(undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                                 keep_trailing_newline=True, autoescape=False)
+
+
+@cache
+def _compiled(body: str) -> jinja2.Template:
+    return _environment().from_string(body)
 
 
 def _default_body() -> str:
