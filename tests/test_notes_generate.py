@@ -155,3 +155,20 @@ def test_cleaning_and_number_words() -> None:
     assert digits("lisinopril twenty milligrams, one twenty over eighty, ninety eight point six") == \
         "lisinopril 20 mg, 120/80, 98.6"
     assert digits("it's my right one") == "it's my right one"
+
+
+def test_grounding_flags_numbers_drugs_and_doses_the_cited_segments_lack() -> None:
+    from clinic.notes.model import NoteSection, Statement
+
+    note, transcript = note_for("SOAP")
+    meds = seg_id(10)  # "I take lisinopril twenty milligrams a day for my blood pressure."
+    note.sections = [NoteSection("x", "X", [
+        Statement("She takes lisinopril 20 mg a day.", (meds,), "medications"),  # "twenty milligrams"
+        Statement("She takes lisinopril 40 mg and metformin.", (meds,), "medications"),
+        Statement("Temperature 98.6.", (seg_id(0),), "vitals"),  # right number, wrong segment cited
+        Statement("Invented line.", (), "hpi"),
+    ])]
+    g = grounding.check(note, transcript)
+    assert (g.sentences, g.with_evidence) == (4, 3)
+    assert g.facts == 8 and g.supported == 4  # 20mg, 20, lisinopril (twice)
+    assert [u.split(" in ")[0] for u in g.unsupported] == ["'40mg'", "'40'", "'metformin'", "'98.6'"]

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from clinic.notes import builtin
+from clinic.notes import builtin, grounding
 from clinic.notes.model import STATUS_ERROR, Note, Transcript
 from clinic.notes.render import render
 from clinic.notes.templates import TemplateRegistry
@@ -36,6 +36,8 @@ def write_note(transcript: Transcript, template_name: str, registry: TemplateReg
         return note, note.message + "\n"
     try:
         note = builtin.generate(transcript, template)
+        # Kept with the note: a number, drug or dose its cited segments do not contain.
+        note.warnings += [f"not in the cited segments: {u}" for u in grounding.check(note, transcript).unsupported]
         return note, render(note, template, "text")
     except Exception as exc:  # e.g. a clinic template whose body fails on this visit's data
         log.exception("template %s failed on %s rev %d", template_name, transcript.session_id, transcript.revision)
