@@ -181,3 +181,12 @@ def test_eval_bad_csv_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.Capt
     data.write_text("a,b\n1,2\n")
     code, _, err = run(capsys, "eval", str(data))
     assert code == 2 and "needs the columns 'dialogue' and 'note'" in err and err.count("\n") == 1
+
+
+def test_notes_config_keys_are_documented_and_checked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "config", "show")
+    assert code == 0 and "[notes]" in out and 'templates_dir = ""' in out and "catch_up_hours = 24.0" in out
+    cfg = tmp_path / "clinic.toml"
+    cfg.write_text("[notes]\nworkers = 0\n")
+    code, _, err = run(capsys, "--config", str(cfg), "templates", "list")
+    assert code == 2 and "notes.workers" in err and err.count("\n") == 1
