@@ -190,3 +190,6 @@ def test_notes_config_keys_are_documented_and_checked(tmp_path: Path, capsys: py
     cfg.write_text("[notes]\nworkers = 0\n")
     code, _, err = run(capsys, "--config", str(cfg), "templates", "list")
     assert code == 2 and "notes.workers" in err and err.count("\n") == 1
+    cfg.write_text(f'[notes]\ntemplates_dir = "{tmp_path / "nowhere"}"\n')
+    code, out, err = run(capsys, "--config", str(cfg), "templates", "list")
+    assert code == 0 and "nowhere: notes.templates_dir is not a folder" in err and "SOAP" in out

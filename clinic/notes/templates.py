@@ -189,7 +189,10 @@ class TemplateRegistry:
         for entry in sorted(builtin.iterdir(), key=lambda e: e.name):
             if entry.name.endswith(".j2") and not entry.name.startswith("_"):
                 self._add(parse(entry.read_text("utf-8"), f"built-in {entry.name}"))
-        if folder:
+        if folder and not Path(folder).is_dir():
+            self.errors.append(f"{folder}: notes.templates_dir is not a folder; only the built-in templates are used")
+            log.error("%s", self.errors[-1])
+        elif folder:
             for path in sorted(Path(folder).glob("*.j2")):
                 try:
                     self._add(load_file(path))
