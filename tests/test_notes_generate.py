@@ -12,7 +12,7 @@ from clinic.notes.model import NO_SPEECH_TEXT, STATUS_NO_SPEECH, STATUS_OK, Note
 from clinic.notes.readability import flesch_kincaid_grade
 from clinic.notes.render import render
 from clinic.notes.templates import TemplateRegistry, parse
-from clinic.notes.text import clean, digits
+from clinic.notes.text import clean, digits, sentences
 from clinic.notes.transcript import Transcript, from_payload
 from tests.notes_visit import VISIT, payload
 
@@ -155,6 +155,19 @@ def test_cleaning_and_number_words() -> None:
     assert digits("lisinopril twenty milligrams, one twenty over eighty, ninety eight point six") == \
         "lisinopril 20 mg, 120/80, 98.6"
     assert digits("it's my right one") == "it's my right one"
+
+
+def test_long_unpunctuated_turns_are_cut_into_clauses() -> None:
+    """ASR without punctuation: cut at discourse markers, then before a conjunction opening a clause."""
+    turn = ("so your lungs are clear to auscultation bilaterally and your heart has a regular rate and rhythm "
+            "without murmurs but your right wrist is swollen and tender to palpation over the distal radius "
+            "okay and I want you to keep it elevated")
+    assert sentences(clean(turn)) == [
+        "Your lungs are clear to auscultation bilaterally.",
+        "Your heart has a regular rate and rhythm without murmurs.",
+        "Your right wrist is swollen and tender to palpation over the distal radius.",
+        "I want you to keep it elevated.",
+    ]
 
 
 def test_grounding_flags_numbers_drugs_and_doses_the_cited_segments_lack() -> None:

@@ -30,6 +30,8 @@ _SPACES = re.compile(r"\s{2,}")
 _SENTENCE_END = re.compile(r"(?<=[.?!])\s+")
 # Unpunctuated turns (ACI's "aci" dialogues are ASR-like) are cut at discourse markers instead.
 _MARKERS = re.compile(r"\s+(?=(?:okay|alright|all right|so|now|and then|um)\b)", re.I)
+# Still too long: cut before a conjunction that starts a new clause.
+_CLAUSES = re.compile(r"\s+(?=(?:but|because|and (?:I|you|we|it|she|he|they|then|that|your|my))\b)", re.I)
 
 _UNITS = {"zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
           "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15,
@@ -119,7 +121,11 @@ def sentences(text: str, long_unpunctuated: int = 30) -> list[str]:
     out: list[str] = []
     for p in parts:
         if len(p.split()) > long_unpunctuated and not re.search(r"[.?!]\s*\S", p):
-            out.extend(q for q in _MARKERS.split(p) if q.strip())
+            for q in _MARKERS.split(p):
+                if len(q.split()) > long_unpunctuated:
+                    out.extend(r for r in _CLAUSES.split(q) if r.strip())
+                elif q.strip():
+                    out.append(q)
         else:
             out.append(p)
     return [finish(s) for s in out if re.search(r"\w", s)]
