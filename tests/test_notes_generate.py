@@ -157,6 +157,22 @@ def test_cleaning_and_number_words() -> None:
     assert digits("it's my right one") == "it's my right one"
 
 
+def test_unpunctuated_speech_statement_kept_question_dropped_answer_word_dropped() -> None:
+    visit = [("Clinician", "on your knee exam there is no effusion and no pain to palpation is there any swelling "
+                           "when you walk"),
+             ("Patient", "yes it swells up after I walk a mile"),
+             ("Clinician", "how is your blood pressure at home"),
+             ("Patient", "yes I take my amlodipine every morning and I think it runs around one twenty over seventy")]
+    note, _ = note_for("SOAP", visit=visit)
+    texts = [s.text for s in note.statements]
+    assert "On the patient's knee exam there is no effusion and no pain to palpation." in texts
+    assert "Reports swelling when the patient walk." not in texts and not any("is there" in t for t in texts)
+    assert "It swells up after the patient walks a mile." in texts  # "yes" is the answer, not the statement
+    assert not any("blood pressure at home" in t for t in texts)
+    assert "The patient takes the patient's amlodipine every morning and the patient thinks it runs around " \
+           "120/70." in texts
+
+
 def test_long_unpunctuated_turns_are_cut_into_clauses() -> None:
     """ASR without punctuation: cut at discourse markers, then before a conjunction opening a clause."""
     turn = ("so your lungs are clear to auscultation bilaterally and your heart has a regular rate and rhythm "

@@ -26,7 +26,8 @@ _PHASE_BONUS = {"history": {"hpi": 0.5}, "exam": {"exam": 1.5, "vitals": 0.5},
                 "plan": {"assessment": 1.0, "plan": 1.0, "follow_up": 0.5}}
 
 
-_ANSWER_WORD = re.compile(r"^(?:yes|yeah|yep|no|nope)\s*,\s*", re.I)  # the answer said; the rest stands alone
+# The answer word of a reply; what follows stands alone. "No," only with its comma: not the "no" of "no pain".
+_ANSWER_WORD = re.compile(r"^(?:(?:yes|yeah|yep)\b[,\s]*|(?:no|nope)\s*,\s*)", re.I)
 _QUALIFIER = re.compile(r"^(?:yes|yeah|yep|I do|I have|sometimes|a little|a bit)\b[,\s]*((?:when|with|if|after|during|"
                         r"at|only|mostly|in the|on)\b[^.?!]{0,80})[.?!]?$", re.I)
 
@@ -49,8 +50,24 @@ def _drugs(text: str) -> list[str]:
     return list(dict.fromkeys(d.lower() for d in found))
 
 
+# Unpunctuated speech runs a question into a statement: "so how about your blood pressure have you been…"
+_QUESTION_INSIDE = re.compile(r"\b(?:how about|what about|how is|how are|how's|have you|do you|did you|are you|"
+                              r"were you|is there|can you|could you|would you|any questions)\b", re.I)
+
+
 def is_question(text: str) -> bool:
     return text.rstrip().endswith("?") or bool(lexicon.QUESTION_START.match(text))
+
+
+def split_question(text: str) -> tuple[str, str]:
+    """(statement, question) of an unpunctuated sentence that runs into a question; ("", text) or
+    (text, "") when it is one or the other."""
+    m = _QUESTION_INSIDE.search(text)
+    if is_question(text) or (m is not None and m.start() == 0):
+        return "", text
+    if m is None or re.search(r"[.!?]\s+\S", text):
+        return text, ""
+    return text[:m.start()].rstrip(" ,") + ".", text[m.start():]
 
 
 def content_words(text: str) -> list[str]:
@@ -118,12 +135,12 @@ class StatementBuilder:
             self.phase = "exam"
         elif _PLAN_START.search(sentence) or (self.phase == "exam" and lexicon.ASSESSMENT.search(sentence)):
             self.phase = "plan"
-        if is_question(sentence):
-            symptoms, drugs = _symptoms(sentence), _drugs(sentence)
+        sentence, question = split_question(sentence)
+        if question:
+            symptoms, drugs = _symptoms(question), _drugs(question)
             if symptoms or drugs:
-                self._question = _Question(seg.id, sentence, symptoms, drugs)
-            return
-        if not is_content(sentence):
+                self._question = _Question(seg.id, question, symptoms, drugs)
+        if not sentence or not is_content(sentence):
             return
         scores: dict[str, float] = {"hpi": 0.4}
         for kind, pattern, weight in _CLINICIAN_CUES:
@@ -139,8 +156,6 @@ class StatementBuilder:
             scores["plan"] = scores.get("plan", 0.0) + (1.0 if self.phase != "history" else 0.0)
             scores["medications"] = scores.get("medications", 0.0) + (1.0 if self.phase == "history" else 0.0)
         kind = max(scores, key=lambda k: scores[k])
-        sentence = _ANSWER_WORD.sub("", sentence)
-        sentence = sentence[:1].upper() + sentence[1:]
         if self.audience == "patient":
             if kind not in ("plan", "follow_up", "assessment", "results", "medications", "allergies"):
                 return
@@ -150,6 +165,8 @@ class StatementBuilder:
         self._emit(text, (seg.id,), kind, pos, CLINICIAN)
 
     def _patient(self, seg: Segment, sentence: str, pos: float) -> None:
+        sentence = _ANSWER_WORD.sub("", sentence)
+        sentence = sentence[:1].upper() + sentence[1:]
         if is_question(sentence) or not is_content(sentence):
             return
         scores: dict[str, float] = {"hpi": 1.0}

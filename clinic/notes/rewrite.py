@@ -10,7 +10,7 @@ from clinic.notes.lexicon import wordset
 
 _NO_INFLECT = wordset("""am is are was were will would can could should shall may might must did had have has do
 does been being just also really still never always usually actually kind sort even only probably definitely
-certainly totally kinda already ever not think took went got felt saw said came made fell broke thought knew told
+certainly totally kinda already ever not took went got felt saw said came made fell broke thought knew told
 gave ran ate drank slept woke left kept found began hurt put let set cut hit quit""")
 _IRREGULAR = {"have": "has", "do": "does", "go": "goes", "am": "is", "are": "is", "don't": "doesn't",
               "haven't": "hasn't", "aren't": "isn't", "'m": "'s", "were": "was", "weren't": "wasn't"}
