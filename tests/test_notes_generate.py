@@ -201,3 +201,14 @@ def test_grounding_flags_numbers_drugs_and_doses_the_cited_segments_lack() -> No
     assert (g.sentences, g.with_evidence) == (4, 3)
     assert g.facts == 8 and g.supported == 4  # 20mg, 20, lisinopril (twice)
     assert [u.split(" in ")[0] for u in g.unsupported] == ["'40mg'", "'40'", "'metformin'", "'98.6'"]
+
+
+def test_third_person_rewrite_agrees_every_subject() -> None:
+    from clinic.notes.rewrite import clinician_to_third, patient_to_third
+
+    assert patient_to_third("I don't know, I don't really worry about it.", "he", "him", "his") == \
+        "He doesn't know, he doesn't really worry about it."
+    assert patient_to_third("I took ibuprofen and I think it helps my knee.", "she", "her", "her") == \
+        "She took ibuprofen and she thinks it helps her knee."
+    assert clinician_to_third("I think you have arthritis, so I want you to rest your knee.", "she", "her", "her") == \
+        "I think she has arthritis, so I want her to rest her knee."

@@ -31,20 +31,19 @@ def _third_person(verb: str) -> str:
     return verb + "s"
 
 
-def _subject(sentence: str, pattern: str, subject: str, plural: bool) -> str:
-    """Replace a subject pronoun and make the verb after it (past any adverbs) agree."""
-    def repl(m: re.Match[str]) -> str:
-        rest = m.group(2)
-        if plural:
-            return f"{subject}{m.group(1) or ''} {rest}"
-        tokens = rest.split(" ")
-        i = 0
+def _subject(sentence: str, subject: str) -> str:
+    """Replace each subject "I" and make the verb after it (past any adverbs) agree."""
+    out = sentence
+    for m in reversed(list(re.finditer(r"\bI\b(?!')", out))):
+        tokens = out[m.end():].split(" ")  # tokens[0] is "" (the space after "I")
+        i = 1
         while i < len(tokens) - 1 and _ADVERB.match(tokens[i]):
             i += 1
-        tokens[i] = _third_person(tokens[i])
-        return f"{subject} {' '.join(tokens)}"
-
-    return re.sub(pattern, repl, sentence)
+        if i < len(tokens):
+            word = tokens[i].rstrip(",;:.!?")
+            tokens[i] = _third_person(word) + tokens[i][len(word):]
+        out = out[:m.start()] + subject + " ".join(tokens)
+    return out
 
 
 _PATIENT_CONTRACTIONS = [
@@ -61,7 +60,7 @@ def patient_to_third(sentence: str, subj: str, obj: str, poss: str) -> str:
     out = sentence
     for pattern, sub in _PATIENT_CONTRACTIONS:
         out = re.sub(pattern, sub.format(s=subj, r=refl, p=poss, o=obj), out)
-    out = _subject(out, r"\bI()\s+(\S+(?: \S+)?(?: \S+)?)", subj, plural=False)
+    out = _subject(out, subj)
     return _capitalise(out)
 
 
