@@ -212,3 +212,28 @@ def test_third_person_rewrite_agrees_every_subject() -> None:
         "She took ibuprofen and she thinks it helps her knee."
     assert clinician_to_third("I think you have arthritis, so I want you to rest your knee.", "she", "her", "her") == \
         "I think she has arthritis, so I want her to rest her knee."
+
+
+def test_patient_instructions_shed_long_optional_sentences_to_meet_their_reading_level() -> None:
+    long_one = ("I think this represents an exacerbation of your underlying inflammatory arthritis, "
+                "presumably precipitated by considerable occupational overexertion and inadequate "
+                "anti-inflammatory medication adherence over the preceding several weeks.")
+    visit = [("Clinician", long_one), ("Clinician", "I think your knee is swollen from the arthritis."),
+             ("Clinician", "Take ibuprofen 400 mg three times a day with food."),
+             ("Clinician", "Show me the knee x-ray."), ("Clinician", "Come back in two weeks.")]
+    note, _ = note_for("Patient Instructions", visit=visit)
+    texts = [s.text for s in note.statements]
+    assert texts == ["We think your knee is swollen from the arthritis.",
+                     "Take ibuprofen 400 mg 3 times a day with food.", "Come back in 2 weeks."]
+    assert note.reading_grade is not None and note.reading_grade <= 8 and not note.warnings
+    # Without a reading level to meet, the long sentence stays (it is within the budget).
+    free = parse(re.sub(r"reading_grade_max = .*\n", "", _builtin_text("patient_instructions.j2")), "free")
+    unchecked = builtin.generate(from_payload(payload(["x"], visit=visit)), free)
+    assert any("exacerbation" in s.text for s in unchecked.statements)
+
+
+def test_plain_language_keeps_the_article_right() -> None:
+    from clinic.notes.readability import plain_language
+
+    assert plain_language("Order an echocardiogram for the hypertension.") == \
+        "Order a heart ultrasound for the high blood pressure."

@@ -49,6 +49,8 @@ def generate(transcript: Transcript, template: Template) -> Note:
         candidates = [_plain(s) for s in candidates]
     spoken = sum(len(s.text.split()) for s in segments)
     chosen = _within_budget(candidates, template.budget_for(spoken))
+    if template.audience == "patient" and template.reading_grade_max is not None:
+        chosen = _readable(chosen, template.reading_grade_max)
     note.sections = _assemble(template, chosen, facts)
     if not note.statements:
         # Speech, but nothing a note could say (greetings only): say so instead of inventing.
@@ -97,6 +99,17 @@ def _dictated_intro(chosen: list[Statement], facts: facts_mod.Facts) -> bool:
         return False
     said = re.compile(rf"\b{facts.age}[- ]year[- ]old\b", re.I)
     return any(s.kind == "hpi" and said.search(s.text) for s in chosen)
+
+
+def _readable(chosen: list[Statement], grade_max: float) -> list[Statement]:
+    """Drop the longest optional sentences while the text reads above `grade_max` (required ones stay)."""
+    kept = list(chosen)
+    while (flesch_kincaid_grade(" ".join(s.text for s in kept)) or 0.0) > grade_max:
+        optional = [s for s in kept if not s.required and len(s.text.split()) > 12]
+        if not optional:
+            break
+        kept.remove(max(optional, key=lambda s: len(s.text.split())))
+    return kept
 
 
 def _assemble(template: Template, chosen: list[Statement], facts: facts_mod.Facts) -> list[NoteSection]:

@@ -78,6 +78,8 @@ _CLINICAL = (lexicon.SYMPTOM, lexicon.ASSESSMENT, lexicon.EXAM, lexicon.RESULTS,
 
 
 def is_content(text: str) -> bool:
+    if lexicon.META_TALK.match(text):
+        return False
     cw = content_words(text)
     short_but_clinical = len(cw) == 2 and any(p.search(text) for p in _CLINICAL)
     if len(cw) < 3 and not short_but_clinical and not (lexicon.NUMBER.search(text) and cw):

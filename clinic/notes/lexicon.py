@@ -95,6 +95,10 @@ SOCIAL_TALK = _any("hello", "hi", "hey", "good morning", "good afternoon", "nice
                    "take care", "have a good", "dax", "weather", "vacation plans", "sounds good", "no problem",
                    "you're welcome", "that's great", "awesome", "cool", "perfect", "got it", "i see",
                    "any questions", "do you have any questions", "that's it", "nurse will")
+# Talk about the visit itself, or commands to a dictation assistant: not content for a note.
+META_TALK = re.compile(r"^(?:show me|pull up|let me (?:just )?(?:go over|talk about|take a look|look at|pull|see|"
+                       r"get|review)|let's (?:go ahead and )?(?:talk about|go over|review|take a look|look at)|"
+                       r"I'd like to tell|I'm going to tell)\b", re.I)
 NEGATIVE_ANSWER = re.compile(r"^(?:no|nope|nah|not really|not at all|never|none|negative|I don't|I do not|"
                              r"I haven't|I have not|I didn't|I did not|I'm not|I am not|not that I know)\b", re.I)
 POSITIVE_ANSWER = re.compile(r"^(?:yes|yeah|yep|yup|I do|I have|I did|sometimes|a little|a bit|some|definitely|"

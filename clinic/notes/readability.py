@@ -14,13 +14,25 @@ PLAIN = {
     "renal": "kidney", "cardiac": "heart", "pulmonary": "lung", "gastrointestinal": "stomach and bowel",
     "physical therapy": "exercise therapy", "subsequently": "then", "approximately": "about",
     "utilize": "use", "discontinue": "stop", "administer": "give", "initiate": "start",
+    "echocardiogram": "heart ultrasound", "regurgitation": "leak", "auscultation": "listening",
+    "palpation": "pressing", "ecchymosis": "bruising", "erythema": "redness", "lesion": "spot",
+    "benign": "not harmful", "malignant": "cancer", "hypertensive": "high blood pressure",
+    "hyperglycemia": "high blood sugar", "hypoglycemia": "low blood sugar", "diabetes mellitus": "diabetes",
+    "osteoarthritis": "wear-and-tear arthritis", "nonsteroidal": "anti-swelling",
 }
-_PLAIN = re.compile(r"\b(" + "|".join(sorted(map(re.escape, PLAIN), key=len, reverse=True)) + r")\b", re.I)
+_PLAIN = re.compile(r"\b(?:(an?) )?(" + "|".join(sorted(map(re.escape, PLAIN), key=len, reverse=True)) + r")\b", re.I)
 _VOWELS = re.compile(r"[aeiouy]+")
 
 
 def plain_language(text: str) -> str:
-    return _PLAIN.sub(lambda m: PLAIN[m.group(0).lower()], text)
+    def repl(m: re.Match[str]) -> str:
+        plain = PLAIN[m.group(2).lower()]
+        if not m.group(1):
+            return plain
+        article = "an" if plain[0] in "aeiou" else "a"  # "an echocardiogram" → "a heart ultrasound"
+        return f"{article.capitalize() if m.group(1)[0].isupper() else article} {plain}"
+
+    return _PLAIN.sub(repl, text)
 
 
 def syllables(word: str) -> int:
