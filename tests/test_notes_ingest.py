@@ -100,6 +100,9 @@ def test_stored_transcript_yields_notes_with_evidence_on_the_device_note_topic(
     stored = {n.template: n for n in repo.notes(sent["session_id"])}
     assert stored["SOAP"].text == soap["text"] and stored["SOAP"].generator_version == "1.0"
     assert stored["SOAP"].body["sections"][1]["sentences"][0]["evidence"]
+    # The note workers' read of the transcript is audited like any other.
+    reads = [(e.actor, e.action, e.revision, e.detail) for e in repo.audit_log(sent["session_id"])]
+    assert reads == [("clinic-notes", "read", 1, "write notes")]
 
 
 def test_new_revision_regenerates_and_supersedes(clinic: ClinicServer, device: DeviceClient) -> None:

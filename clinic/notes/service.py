@@ -99,7 +99,7 @@ class NoteService:
             return not self._pending
 
     def _generate(self, site: str, device_id: str, session_id: str, revision: int) -> None:
-        payload = self.repo.get(session_id, revision)
+        payload = self.repo.get(session_id, revision, actor="clinic-notes", reason="write notes")  # audited
         if payload is None:
             log.warning("no transcript %s rev %d to write notes from", session_id, revision)
             return
