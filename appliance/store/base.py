@@ -27,32 +27,44 @@ PRIVATE_MODE = 0o600
 _FORBIDDEN_DETAIL = frozenset({"text", "name", "clinician", "speaker_name"})
 
 
-def _make_private(path: str, *, create: bool) -> None:
-    """Create `path` (if asked) readable by its owner only, and tighten it if it was looser."""
-    flags = os.O_RDWR | (os.O_CREAT if create else 0)
+_UMASK_LOCK = threading.Lock()  # umask is per process: two openings must not restore each other's
+
+
+def _tighten(path: str) -> None:
+    """Give an existing file mode 0600 if it is looser (an old copy). By path, never by opening it:
+    closing any descriptor of a database file drops every POSIX lock this process holds on it,
+    SQLite's included (then another process may reset the -shm under our mapping: SIGBUS)."""
     try:
-        fd = os.open(path, flags, PRIVATE_MODE)
+        info = os.stat(path)
     except FileNotFoundError:
-        if create:
-            raise
         return
-    try:
-        info = os.fstat(fd)
-        # umask may have narrowed the mode, an old copy may be wider; only the owner can fix it.
-        if stat.S_IMODE(info.st_mode) != PRIVATE_MODE and info.st_uid == os.geteuid():
-            os.fchmod(fd, PRIVATE_MODE)
-    finally:
-        os.close(fd)
+    if stat.S_IMODE(info.st_mode) != PRIVATE_MODE and info.st_uid == os.geteuid():
+        os.chmod(path, PRIVATE_MODE)
+
+
+@contextmanager
+def _private_umask() -> Iterator[None]:
+    """Files created inside are readable by their owner only, whatever the process umask."""
+    with _UMASK_LOCK:
+        old = os.umask(0o077)
+        os.umask(old | 0o077)
+        try:
+            yield
+        finally:
+            os.umask(old)
 
 
 def connect(path: str, *, busy_timeout: float = 5.0) -> Database:
-    """Open (creating if needed) the database with the durability and privacy settings."""
+    """Open (creating if needed) the database with the durability and privacy settings.
+
+    File modes: SQLite creates the database file itself, under a private umask; it gives the -wal
+    and -shm files the mode of the database file (chmodding them when it creates them), so 0600
+    there makes them 0600 too. Python never opens SQLite's files (see _tighten)."""
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, mode=0o700, exist_ok=True)
-    # The file must exist with mode 0600 before SQLite opens it: SQLite would create it with the
-    # process umask, and it gives the -wal and -shm files the same mode as the database file.
-    _make_private(path, create=True)
-    conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
+    _tighten(path)
+    with _private_umask():
+        conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
     # Plugins could hook the connection; a medical store should not pick them up implicitly.
     db = Database(conn, execute_plugins=False)
     try:
@@ -67,7 +79,7 @@ def connect(path: str, *, busy_timeout: float = 5.0) -> Database:
         # Zero deleted content, so purged transcripts do not linger in free pages or slack space.
         db.execute("PRAGMA secure_delete = ON")
         for suffix in ("-wal", "-shm"):
-            _make_private(path + suffix, create=False)
+            _tighten(path + suffix)  # left loose by older software; new ones follow the database file
     except BaseException:
         conn.close()
         raise
