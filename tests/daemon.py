@@ -69,8 +69,10 @@ def write_config(tmp: Path, audio: Path, *, realtime: bool = True, extra: str = 
 
 
 class DaemonProcess:
-    def __init__(self, config: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, config: Path, env: dict[str, str] | None = None, *, cwd: Path | None = None,
+                 preexec_fn: Any = None) -> None:
         self.config = config
+        self.cwd, self.preexec_fn = cwd, preexec_fn
         self.socket = str(config.parent / "ctl.sock")
         self.log = config.parent / "daemon.log"
         self.env = {**os.environ, **(env or {})}
@@ -82,7 +84,7 @@ class DaemonProcess:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "appliance", "--config", str(self.config), "run"],
-                stdout=log, stderr=subprocess.STDOUT, env=self.env,
+                stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.cwd, preexec_fn=self.preexec_fn,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

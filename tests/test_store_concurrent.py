@@ -123,7 +123,8 @@ def test_daemon_survives_readers_and_writers_in_other_processes(tmp_path: Path) 
             assert reply["ok"], reply
             sid = reply["session"]["id"]
             duration = len(pcm) / RATE
-            daemon.wait_for(lambda s: s["capture"]["state"] == "stopped", timeout=duration + 60, what="end of the visit")
+            daemon.wait_for(lambda s: s["capture"]["state"] == "stopped", timeout=duration + 60,
+                            what="end of the visit")
             wait_until(lambda: daemon.status()["segments"] >= len(expected), 20, "last utterance stored")
             assert daemon.ctl("stop")["ok"]
             wait_until(lambda: clinic.repo.count() >= len(queued), 120, "flush finished")

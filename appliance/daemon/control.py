@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.daemon.controller import ControlError, SessionController
+from appliance.daemon.hardening import core_dumps_disabled
 from appliance.store import IllegalTransition
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ def handle_request(controller: SessionController, req: Any) -> dict[str, Any]:
         if cmd == "status":
             status = controller.snapshot().as_dict()
             status["alerts"] = controller.alerts.active()
+            status["core_dumps_disabled"] = core_dumps_disabled()  # read back from the kernel
             sync = getattr(controller, "sync", None)  # set by appliance.sync.add_sync
             if sync is not None:
                 status["sync"] = sync.status()

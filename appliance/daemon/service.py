@@ -20,6 +20,7 @@ from appliance.capture import Capture
 from appliance.config.schema import ApplianceConfig
 from appliance.daemon.control import ControlServer
 from appliance.daemon.controller import SessionController
+from appliance.daemon.hardening import disable_core_dumps
 from appliance.daemon.supervisor import Supervisor
 from appliance.daemon.systemd_notify import SystemdNotifier
 from appliance.diarize.visit import VisitDiarization
@@ -71,6 +72,8 @@ def heartbeat(controller: SessionController, notifier: SystemdNotifier, led: Any
 
 
 def run_daemon(cfg: ApplianceConfig, *, stop_event: threading.Event | None = None) -> int:
+    # First, before any audio is in RAM: a core dump would put the visit on disk.
+    disable_core_dumps()
     os.umask(0o077)  # nothing the daemon writes is for other users
     stop = stop_event or threading.Event()
     notifier = SystemdNotifier()
