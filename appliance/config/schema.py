@@ -191,6 +191,15 @@ class DaemonConfig:
     status_interval_s: float = setting(
         1.0, "Interval of status updates (systemd STATUS, panel, LED).", min=0.1, max=10.0, unit="s"
     )
+    min_free_mb: float = setting(
+        50.0, "Free space the state directory needs for Start; below it Start is refused and a visit in "
+        "progress shows a warning.", min=0.0, max=1_000_000.0, unit="MB",
+    )
+    held_segments_max: int = setting(
+        20_000, "Transcribed utterances kept in RAM while the store cannot be written (full disk); at this "
+        "many the microphone pauses, so none is lost (20,000 is well over 10 hours of visit).",
+        min=10, max=1_000_000,
+    )
 
 
 @dataclass(frozen=True)

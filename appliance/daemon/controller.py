@@ -5,25 +5,30 @@ can never disagree about the state. Order matters for the promises:
 - pause closes the input stream *before* the utterance in flight is flushed, so
   nothing said during a pause reaches any buffer;
 - stop drains recognition before the session is marked stopped, so a stopped session
-  holds every utterance.
+  holds every utterance;
+- nothing transcribed is dropped when the store cannot be written (full disk): utterances and
+  state changes wait in RAM (storage.py) and are written, in order, when a retry succeeds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from appliance.capture import Capture, CapturedBlock, CaptureStatus
 from appliance.config.schema import ApplianceConfig
 from appliance.daemon.alerts import Alerts
+from appliance.daemon.storage import STORAGE_FULL, StorageGuard, is_disk_full
 from appliance.diarize.direction import Direction, DirectionTracker
 from appliance.diarize.visit import VisitDiarization
 from appliance.hardware.arrays import array_for_capture
 from appliance.speech.pipeline import FinalSegment, PartialText, SpeechPipeline
-from appliance.store import Session, SessionStore
+from appliance.store import Session, SessionStore, State
 from appliance.store.voiceprints import VoicePrint
 
 log = logging.getLogger(__name__)
@@ -39,12 +44,13 @@ class ControlError(RuntimeError):
 class Snapshot:
     """What the panel, LED and systemd STATUS show."""
 
-    state: str  # idle | recording | paused
+    state: str  # idle | recording | paused | stopping (stopped, waiting for storage)
     session: Session | None
     elapsed_s: float
     capture: CaptureStatus | None
     segments: int
     pending_s: float
+    storage: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         cap = self.capture
@@ -61,6 +67,7 @@ class Snapshot:
                 "levels_dbfs": [round(x, 1) for x in cap.levels_dbfs],
                 "clipping": cap.clipping, "muted_suspected": cap.muted_suspected,
             },
+            "storage": self.storage,
         }
 
 
@@ -86,6 +93,11 @@ class SessionController:
         self.diarization: VisitDiarization | None = None  # speaker labels, when the model is installed
         self.alerts = Alerts()  # for IT: ctl status, systemd STATUS, the clinic's status topic
         self._turn_segments: dict[int, str] = {}  # diarizer turn → stored segment, for relabelling at Stop
+        dc = cfg.daemon
+        self.storage = StorageGuard(cfg.paths.state_dir, dc.min_free_mb, dc.held_segments_max, self.alerts)
+        self._unsaved: deque[tuple[str, str]] = deque()  # (actor, state) commands not yet in the store
+        self._stopping: str | None = None  # actor of a Stop whose writes wait for storage
+        self._mic_held = False  # microphone paused because the RAM queue is at its limit
         pipeline.on_segment = self._store_segment
         pipeline.on_partial = self._partial
 
@@ -101,6 +113,20 @@ class SessionController:
                 log.exception("listener failed on %s", kind)
 
     def _store_segment(self, seg: FinalSegment) -> None:
+        """From the recognition worker: never raises, never drops (see storage.py)."""
+        self.storage.hold(seg)
+        if not self.storage.flush(self._write_segment) and self.storage.at_limit:
+            self._hold_microphone()
+
+    def _hold_microphone(self) -> None:
+        """The RAM queue is full: stop hearing more than can be kept (resumed once it is saved)."""
+        cap = self._capture
+        if cap is not None and not self._mic_held and self._session and self._session.state == "recording":
+            cap.pause()
+            self._mic_held = True
+            log.error("%d utterances wait for storage: microphone paused", self.storage.held)
+
+    def _write_segment(self, seg: FinalSegment) -> None:
         seg_id = self.store.add_segment(seg.session_id, seg.start, seg.end, seg.speaker, seg.text,
                                         confidence=seg.confidence, word_confidence=seg.word_confidence)
         self._turn_segments.update(dict.fromkeys(seg.turns, seg_id))
@@ -147,17 +173,54 @@ class SessionController:
     def snapshot(self) -> Snapshot:
         with self._lock:
             s, cap = self._session, self._capture
-            state = s.state if s else "idle"
+            state = "stopping" if self._stopping else s.state if s else "idle"
             elapsed = self._offset + (cap.status_time() if cap else 0.0)
             return Snapshot(state, s, elapsed, cap.status() if cap else None, self._segments,
-                            self.pipeline.pending_seconds())
+                            self.pipeline.pending_seconds(), self.storage.status())
 
     def _refresh(self, actor: str, new_state: str) -> Session:
+        """The command takes effect in the room at once; the store gets it now, or in order once
+        it can be written again (the session in RAM shows the new state meanwhile)."""
         assert self._session is not None
-        self.store.transition(self._session.id, new_state, actor)
-        self._session = self.store.get_session(self._session.id)
+        self._unsaved.append((actor, new_state))
+        self._session = replace(self._session, state=State(new_state))
+        self._save_states()
         self._emit("state", self.snapshot().as_dict())
         return self._session
+
+    def _save_states(self) -> bool:
+        """Write the state commands the store has not seen; True when none is left."""
+        while self._unsaved and self._session is not None:
+            actor, new_state = self._unsaved[0]
+            try:
+                self.store.transition(self._session.id, new_state, actor)
+            except Exception as exc:
+                if not is_disk_full(exc):
+                    self._unsaved.clear()
+                    self._session = self.store.get_session(self._session.id)
+                    raise
+                self.storage.note_failure(exc)
+                return False
+            self._unsaved.popleft()
+            self.storage.note_success()
+            if not self._unsaved:
+                self._session = self.store.get_session(self._session.id)
+        return True
+
+    def retry_storage(self) -> None:
+        """Heartbeat: write what waits in RAM; finish a Stop that waited for storage."""
+        with self._lock:
+            self.storage.publish()  # free space may have run low (or been freed) since the last beat
+            if not self.storage.flush(self._write_segment) or not self._save_states():
+                return
+            if self._mic_held and self._capture is not None:
+                self._mic_held = False
+                if self._session and self._session.state == "recording":
+                    self._capture.resume()
+                    log.warning("utterances saved: microphone listening again")
+            if self._stopping:
+                with contextlib.suppress(ControlError):  # still waiting; said in the status
+                    self._finish_stop()
 
     # -- commands --------------------------------------------------------------------
     def start(self, name: str = "", templates: tuple[str, ...] = (), consent: bool = False,
@@ -167,6 +230,9 @@ class SessionController:
                 raise ControlError(f"a visit is already {self._session.state}; stop it first")
             if self.unavailable:
                 raise ControlError(f"cannot start: {self.unavailable}")
+            refusal = self.storage.start_refusal()
+            if refusal:
+                raise ControlError(f"cannot start: {refusal}")
             dev = self.cfg.device
             session = self.store.create_session(
                 name=name.strip(), room=dev.room, clinician=clinician or dev.clinician,
@@ -198,23 +264,52 @@ class SessionController:
             return self._refresh(actor, "recording")
 
     def stop(self, actor: str = "panel") -> Session:
+        """Ends the recording at once. If the store cannot be written, the visit waits in RAM as
+        'stopping' and ControlError says so; the heartbeat finishes the Stop when space is freed."""
         with self._lock:
-            self._require("stop", "recording", "paused")
-            self._close_capture()
-            if not self.pipeline.drain(self.cfg.daemon.stop_timeout_s):
-                log.error("recognition did not finish within %.0f s at stop", self.cfg.daemon.stop_timeout_s)
+            if self._stopping is None:
+                self._require("stop", "recording", "paused")
+                self._close_capture()
+                if not self.pipeline.drain(self.cfg.daemon.stop_timeout_s):
+                    log.error("recognition did not finish within %.0f s at stop", self.cfg.daemon.stop_timeout_s)
+                self._stopping = actor
+                self._emit("state", self.snapshot().as_dict())
+            return self._finish_stop()
+
+    def _finish_stop(self) -> Session:
+        assert self._session is not None and self._stopping is not None
+        actor, sid = self._stopping, self._session.id
+
+        def waiting() -> ControlError:
+            return ControlError(f"{STORAGE_FULL}. Recording has ended; the visit is saved as stopped as soon "
+                                f"as space is freed ({self.storage.held} utterances wait).")
+        if not self.storage.flush(self._write_segment) or not self._save_states():
+            raise waiting()
+        try:
+            self.store.set_recorded_seconds(sid, self._offset)
             self._relabel()
-            self.store.delete_voiceprints(self._session.id)  # the labeller's memory ends with the visit
-            self._refresh(actor, "stopped")
-            done, self._session = self._session, None
-            assert done is not None
+            self.store.delete_voiceprints(sid)  # the labeller's memory ends with the visit
+            self._unsaved.append((actor, "stopped"))
+            if not self._save_states():
+                self._unsaved.pop()
+                raise waiting()
+        except Exception as exc:
+            if not is_disk_full(exc):
+                raise
+            self.storage.note_failure(exc)
+            raise waiting() from None
+        self._stopping = None
+        done, self._session = self._session, None
+        try:
             if self.store.segment_count(done.id) == 0:
                 # Said explicitly, so nobody mistakes an empty visit for a lost one.
                 self.store.audit(actor, "no-speech", done.id)
                 log.warning("visit stopped with no speech detected", extra={"session_id": done.id})
                 self._emit("no_speech", {"session_id": done.id})
-            self._emit("state", self.snapshot().as_dict())
-            return done
+        except Exception:  # the visit is stopped and complete; only the no-speech note is missing
+            log.exception("could not record the no-speech event")
+        self._emit("state", self.snapshot().as_dict())
+        return done
 
     def _relabel(self) -> None:
         """Stop: re-cluster with hindsight, correct stored labels, name the speakers."""
@@ -249,6 +344,8 @@ class SessionController:
         s = self._session
         if s is None:
             raise ControlError(f"cannot {verb}: no visit is in progress")
+        if self._stopping:
+            raise ControlError(f"cannot {verb}: the visit has stopped and waits for storage to be saved")
         if s.state not in states:
             raise ControlError(f"cannot {verb}: the visit is {s.state}")
         return s
@@ -278,7 +375,11 @@ class SessionController:
             cap.stop()
             self._offset += cap.status_time()
             assert self._session is not None
-            self.store.set_recorded_seconds(self._session.id, self._offset)
+            try:
+                self.store.set_recorded_seconds(self._session.id, self._offset)
+            except Exception as exc:  # written again at Stop or by the heartbeat
+                self.storage.note_failure(exc)
+        self._mic_held = False
         self.pipeline.end_utterance()
 
     def wait_source_finished(self, timeout: float | None = None) -> bool:
@@ -307,4 +408,7 @@ class SessionController:
                 self._close_capture()
                 self.pipeline.drain(self.cfg.daemon.stop_timeout_s)
                 self._refresh("shutdown", "paused")
+            if not self.storage.flush(self._write_segment) or not self._save_states():
+                log.error("exiting with %d utterances that could not be stored (storage full)",
+                          self.storage.held, extra={"session_id": s.id})
             # recover() marks it interrupted at the next start, as after a crash.

@@ -21,6 +21,7 @@ from appliance.config.schema import ApplianceConfig
 from appliance.daemon.control import ControlServer
 from appliance.daemon.controller import SessionController
 from appliance.daemon.hardening import disable_core_dumps
+from appliance.daemon.storage import is_disk_full
 from appliance.daemon.supervisor import Supervisor
 from appliance.daemon.systemd_notify import SystemdNotifier
 from appliance.diarize.visit import VisitDiarization
@@ -62,13 +63,20 @@ def status_line(controller: SessionController) -> str:
 
 
 def heartbeat(controller: SessionController, notifier: SystemdNotifier, led: Any) -> None:
-    """One beat: STATUS for systemd, the LED, and the visit's recorded time kept in the store."""
+    """One beat: what waits for storage is retried; STATUS for systemd, the LED, and the visit's
+    recorded time kept in the store."""
+    controller.retry_storage()
     snap = controller.snapshot()
     notifier.status(status_line(controller))
     if led is not None:
         led.set_led(snap.state)
-    if snap.session is not None and snap.state == "recording":
-        controller.store.set_recorded_seconds(snap.session.id, snap.elapsed_s)
+    if snap.session is not None and snap.state == "recording" and not controller.storage.full:
+        try:
+            controller.store.set_recorded_seconds(snap.session.id, snap.elapsed_s)
+        except Exception as exc:
+            if not is_disk_full(exc):
+                raise
+            controller.storage.note_failure(exc)  # said in the status; written again once there is room
 
 
 def run_daemon(cfg: ApplianceConfig, *, stop_event: threading.Event | None = None) -> int:

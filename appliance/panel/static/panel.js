@@ -112,6 +112,12 @@
       badge.className = "live-badge state-" + st.state;
       $("live-badge-text").textContent = st.state === "recording" ? "Recording" : st.state === "paused" ? "Paused" : "Not recording";
     }
+    var storageMsg = $("storage-msg");  // full disk: said on every screen until space is freed
+    if (storageMsg) {
+      var sm = (st.storage && st.storage.message) || "";
+      storageMsg.textContent = sm;
+      storageMsg.classList.toggle("hidden", !sm);
+    }
     // The physical button (or another screen) changed the visit: follow it.
     var ended = pageSession && (!st.session_id || (st.session_id === pageSession && st.state === "stopped"));
     if (ended) {
