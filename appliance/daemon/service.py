@@ -28,7 +28,7 @@ from appliance.diarize.visit import VisitDiarization
 from appliance.hardware.gpio import open_gpio
 from appliance.speech.engines import build_engine, build_segmenter
 from appliance.speech.pipeline import SpeechPipeline
-from appliance.store import open_store
+from appliance.store.recovery import open_store_checked
 from appliance.sync import add_sync
 
 log = logging.getLogger(__name__)
@@ -42,10 +42,13 @@ def build_controller(cfg: ApplianceConfig, engine: Engine | None = None) -> Sess
     if engine is None:
         engine, unavailable = build_engine(cfg)
     segmenter = build_segmenter(cfg)
-    store = open_store(cfg.store_path)
+    store, recovery = open_store_checked(cfg.store_path)  # a damaged file is set aside, said loudly
     pipeline = SpeechPipeline(segmenter, engine, lambda _s: None, partial_interval_s=cfg.asr.partial_interval_s)
     controller = SessionController(cfg, store, pipeline, lambda sink: Capture(cfg.capture, sink))
     controller.unavailable = unavailable
+    if recovery is not None:
+        controller.storage.notice = recovery.message()  # the panel and ctl status, until restart
+        controller.alerts.raise_alert("database", recovery.alert())
     controller.diarization = VisitDiarization(cfg)
     return controller
 

@@ -46,6 +46,7 @@ class StorageGuard:
         self._held: deque[FinalSegment] = deque()
         self._lock = threading.Lock()
         self._failure: BaseException | None = None  # of the last write; None once one succeeds
+        self.notice = ""  # e.g. a damaged database set aside at start-up: shown until restart
 
     # -- free space ----------------------------------------------------------------------------
     def free_bytes(self) -> int:
@@ -132,4 +133,5 @@ class StorageGuard:
             state, message = "low", f"Storage almost full — {free / MB:.1f} MB left"
         else:
             state, message = "ok", ""
-        return {"state": state, "message": message, "held": len(self._held), "free_mb": round(free / MB, 1)}
+        return {"state": state, "message": message, "held": len(self._held), "free_mb": round(free / MB, 1),
+                "notice": self.notice}

@@ -114,7 +114,7 @@
     }
     var storageMsg = $("storage-msg");  // full disk: said on every screen until space is freed
     if (storageMsg) {
-      var sm = (st.storage && st.storage.message) || "";
+      var sm = (st.storage && (st.storage.message || st.storage.notice)) || "";
       storageMsg.textContent = sm;
       storageMsg.classList.toggle("hidden", !sm);
     }
