@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 from appliance.config.schema import RetentionConfig
 from appliance.store import SessionStore, State
 from appliance.sync.retention import DAY, RetentionPurger
-from tests.broker import make_finished_sessions
+from tests.broker import make_finished_sessions, wait_until
 from tests.conftest import Clock
 
 
@@ -102,3 +105,59 @@ def test_zero_keep_days_purges_at_the_next_check(store: SessionStore, clock: Clo
     [sid] = make_finished_sessions(store, 1, segments=2)
     store.mark_acked(store.outbox_items(sid)[0].id)
     assert purger.run_once() == [sid]
+
+
+_READER = """import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN")
+conn.execute("SELECT count(*) FROM segments").fetchone()
+print("reading", flush=True)
+sys.stdin.readline()
+conn.execute("COMMIT")
+conn.close()
+"""
+# In another process: this one has the store open, and closing a descriptor of the database file
+# would drop this process's SQLite locks.
+_SCAN = """import sys
+from pathlib import Path
+data = b"".join(p.read_bytes() for p in (Path(sys.argv[1]), Path(sys.argv[1] + "-wal")) if p.exists())
+print(sum(data.count(m.encode()) for m in sys.argv[2:]))
+"""
+
+
+def text_left_in_files(path: str, *markers: str) -> int:
+    out = subprocess.run([sys.executable, "-c", _SCAN, path, *markers], capture_output=True, text=True, check=True)
+    return int(out.stdout)
+
+
+def test_purge_held_back_by_a_reader_in_another_process_is_finished_when_it_leaves(
+    store: SessionStore, clock: Clock
+) -> None:
+    [sid] = make_finished_sessions(store, 1, segments=6, name="Zebulon")
+    store.mark_acked(store.outbox_items(sid)[0].id)
+    store.checkpoint()  # the transcript is in the database file itself now
+    markers = ("Zebulon 0000", "(Zebulon 0.3)", "(Zebulon 0.5)")
+    assert text_left_in_files(store.path, *markers) > 0
+    reader = subprocess.Popen([sys.executable, "-c", _READER, store.path], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    stop = threading.Event()
+    purger = RetentionPurger(store, RetentionConfig(keep_days=7.0), clock=clock)
+    worker = threading.Thread(target=purger.run, args=(stop,), daemon=True)
+    try:
+        assert reader.stdout is not None and reader.stdout.readline().strip() == "reading"
+        clock.tick(8 * DAY)
+        worker.start()
+        wait_until(lambda: store.get_session(sid).state is State.PURGED, 20, "purged")
+        # The reader's snapshot holds the checkpoint back: the old pages are still on disk.
+        assert store.scrub_pending and text_left_in_files(store.path, *markers) > 0
+        assert reader.stdin is not None
+        reader.stdin.write("done\n")
+        reader.stdin.flush()
+        assert reader.wait(10) == 0
+        wait_until(lambda: not store.scrub_pending, 20, "checkpoint retried after the reader left")
+        assert text_left_in_files(store.path, *markers) == 0
+        assert Path(f"{store.path}-wal").stat().st_size == 0  # TRUNCATE: nothing old left in the WAL
+    finally:
+        stop.set()
+        reader.kill()
+        worker.join(10)

@@ -94,6 +94,7 @@ class StoreBase:
         self.path = path
         self._clock = clock
         self._lock = threading.RLock()
+        self.scrub_pending = False  # a purge's checkpoint was held back by a reader (store.scrub())
 
     @contextmanager
     def _tx(self) -> Iterator[Database]:

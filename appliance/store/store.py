@@ -196,10 +196,13 @@ class SessionStore(ReviseMixin, SearchMixin, OutboxMixin, NotesMixin, VoicePrint
         """Erase the transcript (every revision), speaker names, notes, outbox rows and the patient name
         and clinician; the session row stays as a 'purged' tombstone (with `reason`) and the audit
         trail keeps the event. secure_delete zeroes the freed bytes; a TRUNCATE checkpoint then
-        empties the WAL, which would otherwise still hold the old pages."""
+        empties the WAL, which would otherwise still hold the old pages, and writes the zeroed
+        pages over the old ones in the database file. A reader in another process can hold that
+        back: then `scrub_pending` stays True and scrub() must be called again (retention does,
+        until done)."""
         with self._tx():
             session = self._purge_locked(session_id, actor, reason)
-        self.checkpoint()  # best effort: a reader in another process may hold old frames a while
+        self._scrub_after_purge()
         return session
 
     def _purge_locked(self, session_id: str, actor: str, reason: str) -> Session:
@@ -226,8 +229,26 @@ class SessionStore(ReviseMixin, SearchMixin, OutboxMixin, NotesMixin, VoicePrint
             check_transition(session_id, row["state"], State.PURGED)
             self._audit(actor, "discard", session_id, {"why": why, "from": row["state"]})
             session = self._purge_locked(session_id, actor, "discarded")
-        self.checkpoint()
+        self._scrub_after_purge()
         return session
+
+    def _scrub_after_purge(self) -> None:
+        self.scrub_pending = True
+        self.scrub()
+
+    def scrub(self, wait_s: float = 0.2) -> bool:
+        """TRUNCATE checkpoint after a purge; True once it completed (the purged text is then in
+        neither file). A reader holding an old snapshot blocks it: waits at most `wait_s` (not the
+        store's busy timeout, so a visit's writes are not held up), then leaves it for a retry."""
+        with self._lock:
+            timeout = self._db.execute("PRAGMA busy_timeout").fetchone()[0]
+            self._db.execute(f"PRAGMA busy_timeout = {int(wait_s * 1000):d}")
+            try:
+                busy, frames, _done = self.checkpoint("TRUNCATE")
+            finally:
+                self._db.execute(f"PRAGMA busy_timeout = {int(timeout):d}")
+            self.scrub_pending = bool(busy or frames)
+        return not self.scrub_pending
 
     @contextmanager
     def batch(self) -> Iterator[None]:

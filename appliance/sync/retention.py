@@ -1,6 +1,8 @@
 """Retention: a transcript the clinic has acknowledged stays on the device `keep_days`, then is
 purged (rows and every revision deleted with secure_delete on; the audit entry stays, without
-content). Runs as its own supervised component, with an injectable clock for tests."""
+content). Runs as its own supervised component, with an injectable clock for tests. It also
+finishes any purge (its own, or one the clinic commanded) whose checkpoint a reader in another
+process held back: retried every SCRUB_RETRY_S until the purged text is gone from the files."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from appliance.store import IllegalTransition, SessionNotFound, SessionStore
 
 log = logging.getLogger(__name__)
 DAY = 86_400.0
+SCRUB_RETRY_S = 2.0
 
 
 class RetentionPurger:
@@ -37,6 +40,12 @@ class RetentionPurger:
         return done
 
     def run(self, stop: threading.Event) -> None:
+        next_check = 0.0
         while not stop.is_set():
-            self.run_once()
-            stop.wait(self.cfg.check_interval_s)
+            if time.monotonic() >= next_check:
+                self.run_once()
+                next_check = time.monotonic() + self.cfg.check_interval_s
+            if self.store.scrub_pending and self.store.scrub():
+                log.info("purged text checkpointed out of the database files")
+            wait = SCRUB_RETRY_S if self.store.scrub_pending else next_check - time.monotonic()
+            stop.wait(max(0.0, min(wait, self.cfg.check_interval_s)))
