@@ -11,6 +11,7 @@ import errno
 import json
 import os
 import subprocess
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -136,3 +137,41 @@ def test_full_disk_during_a_visit_keeps_every_utterance(tmp_path: Path, small_fs
         with contextlib.suppress(Exception):
             clinic.stop()
         broker.stop()
+
+
+def test_at_the_ram_limit_the_microphone_pauses_instead_of_dropping_text(tmp_path: Path, small_fs: Path) -> None:
+    from appliance.config import parse_config
+    from appliance.daemon.service import build_controller
+    from appliance.speech.pipeline import FinalSegment
+
+    wav = tmp_path / "visit.wav"
+    write_visit_wav(wav)
+    cfg = parse_config({
+        "paths": {"state_dir": str(small_fs / "state")},
+        "capture": {"source": "file", "file": str(wav), "realtime": True},
+        "daemon": {"control_socket": str(tmp_path / "ctl.sock"), "min_free_mb": 0.5, "held_segments_max": 10},
+        "asr": {"engine": "none"}, "vad": {"engine": "energy"},
+    })
+    c = build_controller(cfg)
+    try:
+        sid = c.start(name="JD", actor="test").id
+        filler = fill(small_fs)
+        # What recognition hands over (the pipeline's on_segment), 12 utterances on a full disk.
+        said = [FinalSegment(sid, i * 2.0, i * 2.0 + 1.5, f"utterance number {i}") for i in range(12)]
+        for seg in said:
+            c.pipeline.on_segment(seg)
+        st = c.snapshot().storage
+        assert st is not None and st["held"] == 12 and "microphone is paused" in st["message"]
+        heard = c.snapshot().elapsed_s
+        time.sleep(1.0)
+        assert c.snapshot().elapsed_s == heard  # nothing more is heard while the text waits
+        filler.unlink()
+        c.retry_storage()
+        assert c.snapshot().storage["held"] == 0
+        time.sleep(1.0)
+        assert c.snapshot().elapsed_s > heard  # listening again
+        got = c.store.read_transcript(sid, actor="test", reason="ram limit check")
+        assert [g.text for g in got] == [s.text for s in said]  # all of them, in order
+        c.stop(actor="test")
+    finally:
+        c.store.close()
