@@ -18,8 +18,12 @@ from pathlib import Path
 
 import pytest
 
+from appliance.config import parse_config
 from appliance.config.schema import VadConfig
+from appliance.daemon.controller import ControlError, SessionController
+from appliance.daemon.service import build_controller
 from appliance.daemon.storage import STORAGE_FULL
+from appliance.speech.pipeline import FinalSegment
 from appliance.store import State, open_store
 from appliance.vad import EnergySegmenter
 from clinic.server import ClinicServer
@@ -139,20 +143,20 @@ def test_full_disk_during_a_visit_keeps_every_utterance(tmp_path: Path, small_fs
         broker.stop()
 
 
-def test_at_the_ram_limit_the_microphone_pauses_instead_of_dropping_text(tmp_path: Path, small_fs: Path) -> None:
-    from appliance.config import parse_config
-    from appliance.daemon.service import build_controller
-    from appliance.speech.pipeline import FinalSegment
-
+def small_controller(tmp_path: Path, small_fs: Path, **daemon: object) -> SessionController:
+    """The daemon's controller (real store on the small filesystem, file capture), no daemon."""
     wav = tmp_path / "visit.wav"
     write_visit_wav(wav)
-    cfg = parse_config({
+    return build_controller(parse_config({
         "paths": {"state_dir": str(small_fs / "state")},
         "capture": {"source": "file", "file": str(wav), "realtime": True},
-        "daemon": {"control_socket": str(tmp_path / "ctl.sock"), "min_free_mb": 0.5, "held_segments_max": 10},
+        "daemon": {"control_socket": str(tmp_path / "ctl.sock"), "min_free_mb": 0.5, **daemon},
         "asr": {"engine": "none"}, "vad": {"engine": "energy"},
-    })
-    c = build_controller(cfg)
+    }))
+
+
+def test_at_the_ram_limit_the_microphone_pauses_instead_of_dropping_text(tmp_path: Path, small_fs: Path) -> None:
+    c = small_controller(tmp_path, small_fs, held_segments_max=10)
     try:
         sid = c.start(name="JD", actor="test").id
         filler = fill(small_fs)
@@ -173,5 +177,33 @@ def test_at_the_ram_limit_the_microphone_pauses_instead_of_dropping_text(tmp_pat
         got = c.store.read_transcript(sid, actor="test", reason="ram limit check")
         assert [g.text for g in got] == [s.text for s in said]  # all of them, in order
         c.stop(actor="test")
+    finally:
+        c.store.close()
+
+
+def test_pause_resume_and_stop_on_a_full_disk_reach_the_store_in_order(tmp_path: Path, small_fs: Path) -> None:
+    c = small_controller(tmp_path, small_fs)
+    try:
+        sid = c.start(name="JD", actor="test").id
+        filler = fill(small_fs)
+        assert c.pause(actor="test").state == "paused"  # the room sees the pause at once …
+        assert c.snapshot().state == "paused" and c.snapshot().storage["state"] == "full"
+        assert c.resume(actor="test").state == "recording"
+        c.pipeline.on_segment(FinalSegment(sid, 1.0, 2.0, "said after the resume"))
+        with pytest.raises(ControlError, match=r"Storage full .* Recording has ended"):
+            c.stop(actor="test")
+        assert c.snapshot().state == "stopping" and c.snapshot().capture is None
+        with pytest.raises(ControlError, match="Storage full"):
+            c.stop(actor="test")  # asked again: same answer, nothing lost
+        assert c.store.get_session(sid).state is State.RECORDING  # … the store once there is room
+        filler.unlink()
+        c.retry_storage()
+        assert c.snapshot().state == "idle" and c.session is None
+        assert c.store.get_session(sid).state is State.STOPPED
+        moves = [e.action for e in c.store.audit_events(sid) if e.action.startswith("state:")]
+        assert moves == ["state:idle->recording", "state:recording->paused", "state:paused->recording",
+                         "state:recording->stopped"]
+        got = c.store.read_transcript(sid, actor="test", reason="full disk check")
+        assert [g.text for g in got] == ["said after the resume"]
     finally:
         c.store.close()
