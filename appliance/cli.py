@@ -11,6 +11,7 @@ from typing import Any
 
 from appliance import __version__
 from appliance.config import ApplianceConfig, ConfigError, load_config
+from appliance.config.option import config_option_parser
 
 EXIT_USAGE = 2
 
@@ -153,13 +154,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    parser_class = config_option_parser(
+        "config file (default $APPLIANCE_CONFIG or /etc/appliance/appliance.toml); before or after the command"
+    )
+    p = parser_class(
         prog="appliance",
         description="Exam-room scribe appliance: records a visit, transcribes it on the device, "
         "and sends only the transcript to the clinic.",
     )
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    p.add_argument("--config", help="config file (default $APPLIANCE_CONFIG or /etc/appliance/appliance.toml)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, fn: Callable[[argparse.Namespace], int], help_: str) -> argparse.ArgumentParser:

@@ -26,6 +26,7 @@ import time
 from typing import TYPE_CHECKING
 
 from appliance.config.loader import ConfigError
+from appliance.config.option import config_option_parser
 from clinic import __version__
 from clinic.config import ClinicConfig, describe, load_clinic_config
 from clinic.notes import cli as notes_cli
@@ -35,13 +36,14 @@ if TYPE_CHECKING:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    parser_class = config_option_parser("clinic TOML config file (default: built-in defaults); before or after "
+                                        "the command")
+    p = parser_class(
         prog="clinic",
         description="Clinic server for the exam-room scribe: receives transcripts from room devices over "
         "MQTT, stores and acknowledges them, and returns notes.",
     )
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    p.add_argument("--config", help="clinic TOML config file (default: built-in defaults)")
     sub = p.add_subparsers(dest="command")
     run = sub.add_parser("run", help="serve: subscribe, validate, store, acknowledge")
     run.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
@@ -178,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        cfg = load_clinic_config(args.config)
+        cfg = load_clinic_config(getattr(args, "config", None))
     except ConfigError as exc:
         print(f"clinic: {exc}", file=sys.stderr)
         return 2

@@ -70,9 +70,11 @@ def write_config(tmp: Path, audio: Path, *, realtime: bool = True, extra: str = 
 
 class DaemonProcess:
     def __init__(self, config: Path, env: dict[str, str] | None = None, *, cwd: Path | None = None,
-                 preexec_fn: Any = None) -> None:
+                 preexec_fn: Any = None, argv: list[str] | None = None) -> None:
+        """``argv``: the command that starts the daemon (default: ``python -m appliance --config F run``)."""
         self.config = config
         self.cwd, self.preexec_fn = cwd, preexec_fn
+        self.argv = argv or [sys.executable, "-m", "appliance", "--config", str(config), "run"]
         self.socket = str(config.parent / "ctl.sock")
         self.log = config.parent / "daemon.log"
         self.env = {**os.environ, **(env or {})}
@@ -83,8 +85,8 @@ class DaemonProcess:
             os.unlink(self.socket)
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "appliance", "--config", str(self.config), "run"],
-                stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.cwd, preexec_fn=self.preexec_fn,
+                self.argv, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.cwd,
+                preexec_fn=self.preexec_fn,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
