@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from appliance.cli import main
 from appliance.config import ApplianceConfig, ConfigError, load_config, parse_config
 from appliance.config.docs import render_markdown, render_toml
+from clinic.config import ClinicConfig, load_clinic_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -65,6 +67,28 @@ def test_bad_values_name_key_value_and_file(tmp_path, toml, key, words):
     msg = str(err.value)
     assert err.value.key == key
     assert str(f) in msg and key in msg and words in msg
+
+
+def _float_keys(root: type) -> list[tuple[str, str]]:
+    keys = []
+    for top in dataclasses.fields(root):
+        cls = typing.get_type_hints(root)[top.name]
+        keys += [(top.name, f.name) for f in dataclasses.fields(cls) if typing.get_type_hints(cls)[f.name] is float]
+    return keys
+
+
+@pytest.mark.parametrize("literal", ["nan", "inf", "-inf", "+nan"])
+def test_non_finite_numbers_refused_in_every_float_key(tmp_path, literal):
+    """nan compares false with every bound, so `pin_lockout_s = nan` used to remove the PIN lockout."""
+    for root, load in ((ApplianceConfig, load_config), (ClinicConfig, load_clinic_config)):
+        keys = _float_keys(root)
+        assert keys
+        for table, name in keys:
+            f = tmp_path / f"{table}.{name}.toml"
+            f.write_text(f"[{table}]\n{name} = {literal}\n")
+            with pytest.raises(ConfigError, match="finite number") as err:
+                load(str(f))
+            assert err.value.key == f"{table}.{name}" and str(f) in str(err.value)
 
 
 def test_broken_toml_names_file(tmp_path):

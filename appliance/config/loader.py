@@ -7,6 +7,7 @@ reading them is clinic IT with twenty rooms to install, not the author of the co
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 import types
@@ -116,6 +117,9 @@ def _check_scalar(tp: Any, meta: Any, value: Any, file: str, key: str) -> Any:
         raise ConfigError(file, key, f"expected {_type_name(tp)}", value)
     if tp is float:
         value = float(value)
+        # TOML has nan and ±inf; every comparison with nan is false, so it would pass any bound.
+        if not math.isfinite(value):
+            raise ConfigError(file, key, "must be a finite number (nan and inf are not allowed)", value)
     choices = meta.get("choices")
     if choices and value not in choices:
         raise ConfigError(file, key, f"must be one of {', '.join(map(repr, choices))}", value)
