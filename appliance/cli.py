@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from appliance import __version__
-from appliance.config import ApplianceConfig, ConfigError, load_config
+from appliance.config import ApplianceConfig, ConfigError, load_config, rules
+from appliance.config.loader import resolve_path
 from appliance.config.option import config_option_parser
 
 EXIT_USAGE = 2
@@ -20,17 +21,36 @@ def _load(args: argparse.Namespace) -> ApplianceConfig:
     return load_config(getattr(args, "config", None))
 
 
+def _file(args: argparse.Namespace) -> str:
+    """The config file named in messages: --config, $APPLIANCE_CONFIG or the default path."""
+    return resolve_path(getattr(args, "config", None))[0]
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from appliance.daemon.logging_setup import setup_logging
     from appliance.daemon.service import run_daemon
 
     cfg = _load(args)
+    # The same rules as `config check`; the panel and sync parts are enforced where those start.
+    if refused := rules.errors(rules.check(cfg, "daemon")):
+        for problem in refused:
+            print(f"config error: {problem.as_error(_file(args))}", file=sys.stderr)
+        return EXIT_USAGE
     setup_logging(cfg.daemon.log_level)
     return run_daemon(cfg)
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
-    cfg = load_config(args.file or getattr(args, "config", None))
+    path = args.file or getattr(args, "config", None)
+    cfg = load_config(path)
+    file = resolve_path(path)[0]
+    problems = rules.check(cfg)  # what start-up enforces, part by part
+    for problem in problems:
+        outcome = "" if problem.warning else f" ({rules.EFFECT[problem.part]})"
+        print(f"config {'warning' if problem.warning else 'error'}: {problem.as_error(file)}{outcome}",
+              file=sys.stderr)
+    if rules.errors(problems):
+        return EXIT_USAGE
     print(f"config OK: device {cfg.device.id!r}, room {cfg.device.room!r}, capture {cfg.capture.source}")
     return 0
 

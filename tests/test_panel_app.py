@@ -240,6 +240,7 @@ def test_lan_mode_needs_tls_and_a_login(tmp_path):
     (tmp_path / "c.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     (tmp_path / "k.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                                        serialization.NoEncryption()))
+    (tmp_path / "k.pem").chmod(0o600)  # a key every user can read is refused (appliance.config.rules)
     lan = {"host": "0.0.0.0", "lan": True, "tls_cert": str(tmp_path / "c.pem"), "tls_key": str(tmp_path / "k.pem")}
     assert check_exposure(parse_config({"panel": lan})) is not None
     p = Panel(tmp_path, panel=lan)

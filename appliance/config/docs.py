@@ -15,8 +15,41 @@ HEADER = f"""# Configuration reference
 
 The device reads one TOML file once at start: `{DEFAULT_PATH}`, or the file named by
 `--config` or `${ENV_VAR}`. Every key is optional; an absent file means all defaults.
-Check a file with `appliance config check FILE` (exit status 2 names the bad key).
+Check a file with `appliance config check FILE` (exit status 2 names the bad key and the file).
+Numbers must be finite (`nan` and `inf` are refused).
+
+Besides each key's own type and bounds, `config check` runs the cross-field rules of
+`appliance/config/rules.py`, the same functions the daemon runs at start-up. Each error says
+what the daemon does about it:
+
+| rule | key named | at start-up |
+|---|---|---|
+{{RULES_TABLE}}
+
+Private keys (`panel.tls_key` in LAN mode, `sync.key_file` with sync over TLS) must not be
+readable by every user of the device: such a key is refused (panel not served, sync not
+started), because any local process could impersonate the panel or the device. A key readable
+by its group is a warning. A key of a mode that is off is not checked. When sync is refused,
+`appliance ctl status` shows why in `sync.last_error`.
 """
+
+# (rule, key named, what the daemon does): the rules of appliance/config/rules.py in words.
+_RULES = [
+    ("`panel.host` empty, not a host name or address, or not loopback without `panel.lan = true`",
+     "`panel.host`", "touch panel not served"),
+    ("`panel.lan = true` without `tls_cert` / `tls_key`, or a file that does not exist",
+     "`panel.tls_cert`, `panel.tls_key`", "touch panel not served"),
+    ("`panel.templates` and `panel.custom_templates` both empty", "`panel.templates`", "daemon refuses to start"),
+    ("sync enabled: `device.id` / `device.site` not 1–64 of `A–Z a–z 0–9 . _ -` (no `/ + #` or spaces); "
+     "`sync.topic_prefix` not one topic level", "`device.id`, `device.site`, `sync.topic_prefix`",
+     "sync not started"),
+    ("sync enabled: `sync.broker_host` empty, a URL (`mqtts://…`) or not a host name / address",
+     "`sync.broker_host`", "sync not started"),
+    ("sync enabled: a `chunk_bytes` message with its MQTT header above `sync.broker_max_packet_bytes`",
+     "`sync.chunk_bytes`", "sync not started"),
+    ("sync over TLS: a CA, certificate or key file missing", "`sync.ca_file` …",
+     "warning; sync retries until provisioned"),
+]
 
 
 def _toml(value: Any) -> str:
@@ -47,7 +80,7 @@ def _constraints(meta: Any) -> str:
 
 
 def render_markdown() -> str:
-    out = [HEADER]
+    out = [HEADER.replace("{RULES_TABLE}", "\n".join(f"| {r} | {k} | {e} |" for r, k, e in _RULES))]
     defaults = ApplianceConfig()
     for top in dataclasses.fields(ApplianceConfig):
         cls = typing.get_type_hints(ApplianceConfig)[top.name]

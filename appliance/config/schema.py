@@ -288,8 +288,13 @@ class SyncConfig:
                                      "is refused (and logged), never truncated.", min=10_000, max=100_000_000,
                                      unit="bytes")
     chunk_bytes: int = setting(131_072, "Largest MQTT message the device publishes; bigger transcripts are split "
-                               "into chunks. Keep below the broker's max_packet_size.", min=1024,
-                               max=10_000_000, unit="bytes")
+                               "into chunks. With the MQTT header it must fit broker_max_packet_bytes (checked).",
+                               min=1024, max=10_000_000, unit="bytes")
+    broker_max_packet_bytes: int = setting(
+        262_144, "The broker's max_packet_size (whole MQTT packet, header included); the default is the "
+        "shipped image/mosquitto/mosquitto.conf's. A larger message makes the broker drop the connection, so "
+        "a chunk_bytes that does not fit is refused.", min=1024, max=268_435_455, unit="bytes",
+    )
     ack_timeout_s: float = setting(10.0, "Resend a transcript not acknowledged within this time (first retry); "
                                    "doubles on each retry.", min=0.5, max=3600.0, unit="s")
     backoff_max_s: float = setting(300.0, "Longest wait between two sends of the same transcript.", min=1.0,

@@ -9,14 +9,14 @@ from __future__ import annotations
 import logging
 import ssl
 import threading
-from pathlib import Path
 
 from werkzeug.serving import make_server
 
+from appliance.config import rules
 from appliance.config.schema import ApplianceConfig
 from appliance.daemon.controller import SessionController
 from appliance.daemon.supervisor import Supervisor
-from appliance.panel.app import create_app, is_loopback
+from appliance.panel.app import create_app
 
 log = logging.getLogger(__name__)
 
@@ -26,19 +26,17 @@ class PanelConfigError(ValueError):
 
 
 def check_exposure(cfg: ApplianceConfig) -> ssl.SSLContext | None:
-    """The TLS context LAN mode needs, or None on loopback; refuse an unsafe combination."""
+    """The TLS context LAN mode needs, or None on loopback; refuse an unsafe combination.
+    The rules are the config's own (appliance.config.rules), the ones `config check` runs."""
+    problems = rules.check(cfg, "panel")
+    for warning in problems:
+        if warning.warning:
+            log.warning("panel config: %s", warning)
+    if errors := rules.errors(problems):
+        raise PanelConfigError("; ".join(map(str, errors)))
     p = cfg.panel
     if not p.lan:
-        if not is_loopback(p.host) and p.host != "localhost":
-            raise PanelConfigError(f"panel.host = {p.host!r} is not loopback: set panel.lan = true (with "
-                                   "panel.tls_cert and panel.tls_key) to serve other machines")
         return None
-    if not p.tls_cert or not p.tls_key:
-        raise PanelConfigError("panel.lan = true needs panel.tls_cert and panel.tls_key (the panel is never "
-                               "served to the network without TLS)")
-    for key, path in (("tls_cert", p.tls_cert), ("tls_key", p.tls_key)):
-        if not Path(path).is_file():
-            raise PanelConfigError(f"panel.{key}: file not found: {path}")
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(p.tls_cert, p.tls_key)

@@ -5,21 +5,33 @@ The daemon calls add_sync() once; everything else stays inside this package.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from appliance.config.schema import ApplianceConfig
+
+log = logging.getLogger(__name__)
 
 
 def add_sync(sup: Any, cfg: ApplianceConfig, controller: Any) -> Any:
     """Register the sync and retention components with the daemon's supervisor, and expose the
     sync status to the panel as `controller.sync.status()`."""
+    from appliance.config import rules  # here: the rules import appliance.sync.protocol
     from appliance.sync.retention import RetentionPurger
     from appliance.sync.service import DisabledSync, SyncService
 
-    service = (SyncService(cfg, controller.store, alerts=controller.alerts) if cfg.sync.enabled
-               else DisabledSync(controller.store))
+    problems = rules.check(cfg, "sync")  # the rules `appliance config check` runs
+    for warning in problems:
+        if warning.warning:
+            log.warning("sync config: %s", warning)
+    refused = "; ".join(map(str, rules.errors(problems)))
+    if refused:  # recording goes on; visits wait in the outbox until the config is fixed
+        log.error("transcript sync NOT started: %s", refused)
+    start = cfg.sync.enabled and not refused
+    service = (SyncService(cfg, controller.store, alerts=controller.alerts) if start
+               else DisabledSync(controller.store, refused))
     controller.sync = service
-    if cfg.sync.enabled:
+    if start:
         sup.add("sync", service.run)
     sup.add("retention", RetentionPurger(controller.store, cfg.retention).run)
     return service

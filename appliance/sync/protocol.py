@@ -57,6 +57,23 @@ class PayloadRefused(ProtocolError):
     """The sender will not send this payload (too big, or carries binary data)."""
 
 
+def topic_level_error(value: str) -> str | None:
+    """Why ``value`` cannot be one level of a topic name, or None (also a config rule)."""
+    if not value or any(c in value for c in "/+#\x00"):
+        return "must be non-empty and contain none of / + #"
+    return None
+
+
+def ident_error(value: str) -> str | None:
+    """Why ``value`` cannot be a device id or site (the transcript schema's `ident`), or None.
+    The config rules use this, so a device never starts with an id its own transcripts would fail."""
+    spec = _schema("transcript")["$defs"]["ident"]
+    if not spec["minLength"] <= len(value) <= spec["maxLength"] or not re.fullmatch(spec["pattern"], value):
+        return (f"must be 1 to {spec['maxLength']} letters, digits, '.', '_' or '-', starting with a letter or "
+                "digit (it is a level of every MQTT topic, and none of / + # or spaces)")
+    return None
+
+
 @dataclass(frozen=True)
 class Topics:
     """Topic names of one device: <prefix>/<site>/<device_id>/<leaf>."""
@@ -67,8 +84,8 @@ class Topics:
 
     def __post_init__(self) -> None:
         for part in (self.prefix, self.site, self.device_id):
-            if not part or any(c in part for c in "/+#\x00"):
-                raise ValueError(f"topic level {part!r} must be non-empty and contain none of / + #")
+            if why := topic_level_error(part):
+                raise ValueError(f"topic level {part!r} {why}")
 
     def topic(self, leaf: str) -> str:
         return f"{self.prefix}/{self.site}/{self.device_id}/{leaf}"

@@ -326,14 +326,15 @@ class SyncService:
 
 
 class DisabledSync:
-    """What the panel sees when sync is off in the config."""
+    """What the panel sees when sync is off in the config, or refused by its rules."""
 
-    def __init__(self, store: SessionStore) -> None:
+    def __init__(self, store: SessionStore, config_error: str = "") -> None:
         self.store = store
+        self.config_error = config_error  # why sync is off although the config enables it
 
     def status(self) -> dict[str, Any]:
         return {"enabled": False, "connected": False, "broker": "", "pending": self.store.pending_count(),
-                "last_ack_at": None, "last_error": ""}
+                "last_ack_at": None, "last_error": f"config: {self.config_error}" if self.config_error else ""}
 
     def _alerts_changed(self) -> None:
         self._status_sent_at = 0.0  # the clinic hears of a new (or cleared) alert now, not in 30 s
