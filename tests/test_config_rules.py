@@ -160,3 +160,35 @@ def test_key_file_mode_is_read_from_the_file(tmp_path):
         os.chmod(key, mode)
         problem = rules.key_file_problem("sync", "sync.key_file", str(key), "sync over TLS")
         assert (problem.warning if problem else None) is expected
+
+
+def test_packet_size_rule_matches_a_real_mosquitto(tmp_path, pki):
+    """The largest chunk the rule lets through is accepted by Mosquitto with that max_packet_size, and
+    3 bytes more are refused: the rule's arithmetic is checked on the real broker, not guessed."""
+    from appliance.sync.mqtt import make_client
+    from appliance.sync.protocol import Topics
+    from tests.broker import Broker
+
+    limit = 4096
+    pki.issue("device", "dev-a")
+    topic = Topics("scribe", "site1", "dev-a").transcript
+    largest = max(c for c in range(limit) if rules.mqtt_publish_size(topic, c) <= limit)
+
+    def published(size: int) -> bool:
+        client = make_client("dev-a", tls=True, ca_file=str(pki.ca), cert_file=str(pki.cert("dev-a")),
+                             key_file=str(pki.key("dev-a")))
+        client.connect("localhost", broker.port)
+        client.loop_start()
+        try:
+            info = client.publish(topic, b"x" * size, qos=1)
+            info.wait_for_publish(5)
+            return info.is_published()
+        finally:
+            client.disconnect()
+            client.loop_stop()
+
+    with Broker(pki, tmp_path / "broker", max_packet=limit) as broker:
+        assert published(largest)
+        # Mosquitto counts the fixed header's first byte but not its 1-4 length bytes (2 here), which
+        # the MQTT definition of packet size includes: the rule keeps to the definition.
+        assert not published(largest + 3)
