@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from appliance import __version__
+from appliance import __version__, jsontext
 from appliance.config import ApplianceConfig, ConfigError, load_config, rules
 from appliance.config.loader import resolve_path
 from appliance.config.option import config_option_parser
@@ -93,7 +92,7 @@ def cmd_ctl(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ConnectionRefusedError):
         print(f"error: the daemon is not running (no socket at {cfg.daemon.control_socket})", file=sys.stderr)
         return 1
-    print(json.dumps(reply, indent=2))
+    print(jsontext.dumps(reply, indent=2))
     return 0 if reply.get("ok") else 1
 
 
@@ -116,7 +115,7 @@ def cmd_sessions(args: argparse.Namespace) -> int:
             return 1
         out = [{"id": g.id, "start": g.start, "end": g.end, "speaker": g.speaker, "text": g.text}
                for g in segments]
-        print(json.dumps({"id": session.id, "state": session.state, "name": session.name,
+        print(jsontext.dumps({"id": session.id, "state": session.state, "name": session.name,
                           "interrupted": session.interrupted, "no_speech": not out, "segments": out}, indent=2))
         return 0
     finally:
@@ -158,7 +157,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     segments = [{"start": g.start, "end": g.end, "speaker": names.get(g.speaker, g.speaker) or "unknown",
                  "text": g.text} for g in result.segments if g.text]
     if args.json:
-        print(json.dumps(segments, indent=2, ensure_ascii=False))
+        print(jsontext.dumps(segments, indent=2, ensure_ascii=False))
     else:
         for g in segments:
             print(f"[{g['start']:7.2f} – {g['end']:7.2f}] {g['speaker']}: {g['text']}")

@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import pwd
@@ -25,6 +24,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+from appliance import jsontext
 from appliance.config.loader import ConfigError
 from appliance.config.option import config_option_parser
 from clinic import __version__
@@ -150,7 +150,7 @@ def _devices(repo: SqliteTranscriptStore, as_json: bool, check: bool, silent_aft
         if check and not bad:
             continue
         if as_json:
-            print(json.dumps({"device_id": device, "state": state, "seen_s_ago": round(age, 1), "status": status}))
+            print(jsontext.dumps({"device_id": device, "state": state, "seen_s_ago": round(age, 1), "status": status}))
         else:
             print(f"{device:<16} {status.get('site', ''):<10} {status.get('room', '')[:16]:<16} {state:<8} "
                   f"pending {status.get('pending', 0):<5} seen {age:.0f} s ago"
@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "audit":
             for e in repo.audit_log(args.session):
                 if args.json:
-                    print(json.dumps(e.__dict__))
+                    print(jsontext.dumps(e.__dict__))
                 else:
                     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.at))
                     what = f"{e.session_id} rev {e.revision}" if e.session_id else ""
@@ -226,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.action == "list":
             for s in repo.list(args.device):
                 if args.json:
-                    print(json.dumps(s.__dict__))
+                    print(jsontext.dumps(s.__dict__))
                 else:
                     print(f"{s.session_id}  rev {s.revision:<3d} {s.device_id:<16} {s.room:<12} "
                           f"{s.segments:>5d} segments  {s.deliveries} deliveries")
@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         if payload is None:
             print(f"clinic: no transcript {args.session_id} revision {args.revision or '(any)'}", file=sys.stderr)
             return 1
-        print(json.dumps(payload, indent=2, ensure_ascii=False))
+        print(jsontext.dumps(payload, indent=2, ensure_ascii=False))
         return 0
     finally:
         repo.close()

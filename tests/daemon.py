@@ -47,6 +47,12 @@ def write_visit_wav(path: Path, gap_s: float = 1.0) -> tuple[np.ndarray, list[tu
     return pcm, truth
 
 
+def write_silent_wav(path: Path, seconds: float = 1.0) -> Path:
+    """A replay source for tests about the daemon itself, not about speech."""
+    sf.write(path, np.zeros(int(RATE * seconds), dtype=np.float32), RATE, subtype="PCM_16")
+    return path
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

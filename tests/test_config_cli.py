@@ -8,14 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile as sf
 
 from appliance.cli import build_parser
 from clinic.cli import build_parser as build_clinic_parser
 from clinic.cli import main as clinic_main
-from tests.daemon import DaemonProcess, write_config
+from tests.daemon import DaemonProcess, write_config, write_silent_wav
 
 ROOT = Path(__file__).resolve().parents[1]
 UNIT = ROOT / "image" / "systemd" / "appliance.service"
@@ -62,9 +60,7 @@ def test_unit_exec_start_line_starts_the_daemon(tmp_path):
     machine's: the program (the venv's `appliance` script) and the config file."""
     argv = _exec_start()
     assert argv[0].endswith("/bin/appliance") and UNIT_CONFIG in argv
-    audio = tmp_path / "silence.wav"
-    sf.write(audio, np.zeros(16000, dtype=np.float32), 16000)
-    config = write_config(tmp_path, audio)
+    config = write_config(tmp_path, write_silent_wav(tmp_path / "silence.wav"))
     program = Path(sys.executable).parent / "appliance"
     argv = [str(program), *(str(config) if a == UNIT_CONFIG else a for a in argv[1:])]
     with DaemonProcess(config, argv=argv) as daemon:  # start() waits until the control socket answers

@@ -16,6 +16,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from appliance import jsontext
 from appliance.daemon.controller import ControlError, SessionController
 from appliance.daemon.hardening import core_dumps_disabled
 from appliance.store import IllegalTransition
@@ -87,13 +88,13 @@ class ControlServer:
             try:
                 for line in _lines(conn):
                     try:
-                        req = json.loads(line)
-                    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                        req = jsontext.loads(line)  # NaN would pass as true ("consent": NaN)
+                    except (UnicodeDecodeError, ValueError) as exc:
                         log.warning("dropped malformed control request: %s", exc)
                         reply: dict[str, Any] = {"ok": False, "error": f"malformed JSON: {exc}"}
                     else:
                         reply = handle_request(self.controller, req)
-                    conn.sendall(json.dumps(reply).encode() + b"\n")
+                    conn.sendall(jsontext.dumps(reply).encode() + b"\n")
             except (OSError, ValueError) as exc:
                 log.warning("control connection closed: %s", exc)
 

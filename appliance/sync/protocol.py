@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +17,8 @@ from importlib import resources
 from typing import Any
 
 import fastjsonschema
+
+from appliance import jsontext
 
 KINDS = ("transcript", "chunk", "ack", "note", "command", "status")
 # Topic leaf per direction; a chunk travels on the transcript topic.
@@ -251,10 +252,12 @@ def decode(data: bytes, max_bytes: int) -> dict[str, Any]:
     if _nesting_exceeds(text, MAX_DEPTH):
         raise ProtocolError(f"message nests deeper than {MAX_DEPTH} levels")
     try:
-        obj = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float, parse_int=_safe_int)
+        # NaN / Infinity are not JSON: never stored, never printed (appliance.jsontext).
+        obj = json.loads(text, parse_constant=jsontext.refuse_constant, parse_float=jsontext.finite_float,
+                         parse_int=_safe_int)
     except ProtocolError:
         raise
-    except ValueError as exc:  # JSONDecodeError, and int() refusing a 5,000-digit number
+    except ValueError as exc:  # JSONDecodeError, non-finite numbers, and int() refusing a 5,000-digit number
         raise ProtocolError(f"message is not UTF-8 JSON: {str(exc)[:200]}") from None
     if not isinstance(obj, dict) or not isinstance(obj.get("schema"), str):
         raise ProtocolError("message is not a JSON object with a 'schema' field")
@@ -273,17 +276,6 @@ def _nesting_exceeds(text: str, limit: int) -> bool:
         depth += 1 if c in "[{" else -1
         deepest = max(deepest, depth)
     return deepest > limit
-
-
-def _refuse_constant(name: str) -> float:
-    raise ProtocolError(f"{name} is not a JSON number")
-
-
-def _finite_float(literal: str) -> float:
-    value = float(literal)
-    if not math.isfinite(value):
-        raise ProtocolError(f"number {literal[:40]} is out of range")
-    return value
 
 
 def _safe_int(literal: str) -> int:
