@@ -193,7 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     cfg = add("config", lambda a: (cfg.print_help(), EXIT_USAGE)[1], "check, show or document the config file")
     csub = cfg.add_subparsers(dest="config_command", metavar="ACTION")
-    c = csub.add_parser("check", help="validate a config file; exit 2 naming the bad key, value and file")
+    check_help = ("validate a config file, cross-field rules of start-up included (docs/config.md); "
+                  "exit 2 naming the bad key, value and file")
+    c = csub.add_parser("check", help=check_help, description=check_help)
     c.add_argument("file", nargs="?", help="file to check (default: the file the daemon would read)")
     c.set_defaults(func=cmd_config_check)
     csub.add_parser("show", help="print the effective config as TOML").set_defaults(func=cmd_config_show)
