@@ -15,6 +15,7 @@ import pytest
 from appliance.cli import main
 from appliance.config import load_config, parse_config, rules
 from appliance.config.schema import SyncConfig
+from appliance.daemon.alerts import Alerts
 from appliance.daemon.supervisor import Supervisor
 from appliance.panel.server import PanelConfigError, check_exposure
 from appliance.store import open_store
@@ -71,6 +72,11 @@ def _config(tmp_path: Path, pki, toml: str, key_mode: int = 0o644) -> Path:
     return f
 
 
+def _add_sync(cfg, store):
+    """What the daemon does at start-up: add_sync with its supervisor (not started) and the store."""
+    return add_sync(Supervisor(1.0, 60.0), cfg, SimpleNamespace(store=store, alerts=Alerts()))
+
+
 @pytest.mark.parametrize(("toml", "key", "part"), [c[1:] for c in REFUSED], ids=[c[0] for c in REFUSED])
 def test_config_check_refuses_naming_key_and_file(tmp_path, capsys, pki, toml, key, part):
     f = _config(tmp_path, pki, toml)
@@ -90,7 +96,7 @@ def test_start_up_enforces_the_same_rules(tmp_path, pki, toml, key, part):
     elif part == "sync":
         store = open_store(str(tmp_path / "sessions.db"))
         try:
-            service = add_sync(Supervisor(1.0, 60.0), cfg, SimpleNamespace(store=store))
+            service = _add_sync(cfg, store)
             assert isinstance(service, DisabledSync)
             assert key in service.status()["last_error"]
         finally:
@@ -108,7 +114,7 @@ def test_valid_lan_and_sync_configs_pass(tmp_path, capsys, pki):
     assert check_exposure(cfg) is not None  # the TLS context LAN mode serves with
     store = open_store(str(tmp_path / "sessions.db"))
     try:
-        assert isinstance(add_sync(Supervisor(1.0, 60.0), cfg, SimpleNamespace(store=store)), SyncService)
+        assert isinstance(_add_sync(cfg, store), SyncService)
     finally:
         store.close()
 
