@@ -32,7 +32,7 @@ from clinic.config import ClinicConfig, describe, load_clinic_config
 from clinic.notes import cli as notes_cli
 
 if TYPE_CHECKING:
-    from clinic.storage import SqliteTranscriptStore
+    from clinic.store import TranscriptStore
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--session", help="only this session id")
     audit.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     backup = sub.add_parser("backup", help="copy the clinic store to a new FILE while the server runs "
-                            "(SQLite online backup, checked, audited)")
+                            "(SQLite online backup, checked, audited; a PostgreSQL store is backed up with pg_dump)")
     backup.add_argument("file", help="the copy; must not exist yet (it is created with mode 0600)")
     notes_cli.add_parsers(sub)
     cfg = sub.add_parser("config", help="config file keys")
@@ -95,7 +95,14 @@ def _serve(cfg: ClinicConfig, level: str) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    ClinicServer(cfg).run(stop)
+    from clinic.store import StoreUnavailable
+
+    try:
+        server = ClinicServer(cfg)
+    except StoreUnavailable as exc:
+        print(f"clinic: {exc}", file=sys.stderr)
+        return 2
+    server.run(stop)
     return 0
 
 
@@ -137,7 +144,7 @@ def reader() -> str:
     return f"{name} (sudo by {via})" if via and via != name else name
 
 
-def _devices(repo: SqliteTranscriptStore, as_json: bool, check: bool, silent_after: float) -> int:
+def _devices(repo: TranscriptStore, as_json: bool, check: bool, silent_after: float) -> int:
     problems = 0
     for device, status, seen in repo.devices():
         age = time.time() - seen
@@ -158,8 +165,10 @@ def _devices(repo: SqliteTranscriptStore, as_json: bool, check: bool, silent_aft
     return 1 if check and problems else 0
 
 
-def _backup(repo: SqliteTranscriptStore, dest: str) -> int:
+def _backup(repo: TranscriptStore, dest: str) -> int:
     import sqlite3
+
+    from clinic.store import NotSupported
 
     try:
         count = repo.backup(dest, actor=reader())
@@ -169,6 +178,9 @@ def _backup(repo: SqliteTranscriptStore, dest: str) -> int:
     except (OSError, sqlite3.Error) as exc:
         print(f"clinic: backup to {dest} failed: {exc}", file=sys.stderr)
         return 1
+    except NotSupported as exc:
+        print(f"clinic: {exc}", file=sys.stderr)
+        return 2
     print(f"backed up {count} transcripts to {dest} ({os.path.getsize(dest) / 1e6:.1f} MB, integrity ok)")
     return 0
 
@@ -206,9 +218,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"clinic: {exc}", file=sys.stderr)
             return 2
         return _publish_once(cfg, topic, data)
-    from clinic.storage import open_repository
+    from clinic.store import StoreUnavailable, open_repository
 
-    repo = open_repository(cfg.store.backend, cfg.store.path)
+    try:
+        repo = open_repository(cfg.store)
+    except StoreUnavailable as exc:
+        print(f"clinic: {exc}", file=sys.stderr)
+        return 2
     try:
         if args.command == "backup":
             return _backup(repo, args.file)

@@ -41,8 +41,14 @@ class MqttConfig:
 
 @dataclass(frozen=True)
 class StoreConfig:
-    backend: str = setting("sqlite", "Where transcripts are stored (PostgreSQL will be added).", choices=("sqlite",))
-    path: str = setting("/var/lib/clinic/transcripts.db", "SQLite database file of received transcripts.")
+    backend: str = setting("sqlite", "Where transcripts, notes and the audit trail are kept: \"sqlite\" (one file "
+                           "on this server, the default) or \"postgresql\" (a PostgreSQL server, see url).",
+                           choices=("sqlite", "postgresql"))
+    path: str = setting("/var/lib/clinic/transcripts.db", "SQLite database file (backend = \"sqlite\"); made "
+                        "readable by the server's account only.")
+    url: str = setting("", "PostgreSQL connection URL (backend = \"postgresql\"), e.g. "
+                       "\"postgresql://clinic@db.example/clinic?sslmode=verify-full\". Keep the password out of "
+                       "this file: libpq reads ~/.pgpass or PGPASSWORD.")
 
 
 @dataclass(frozen=True)
@@ -102,7 +108,10 @@ def load_clinic_config(path: str | None) -> ClinicConfig:
         raise ConfigError(path, None, f"not valid TOML: {exc}") from None
     except OSError as exc:
         raise ConfigError(path, None, f"cannot read: {exc.strerror}") from None
-    return _build(ClinicConfig, data, path, prefix="")
+    cfg = _build(ClinicConfig, data, path, prefix="")
+    if cfg.store.backend == "postgresql" and not cfg.store.url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(path, "store.url", "backend \"postgresql\" needs a postgresql:// URL", cfg.store.url)
+    return cfg
 
 
 def describe() -> str:

@@ -21,7 +21,7 @@ from appliance.sync import protocol
 from appliance.sync.protocol import ProtocolError, Topics
 from clinic.config import IngestConfig
 from clinic.ratelog import DeviceLogLimiter
-from clinic.storage import StoreResult, TranscriptRepository
+from clinic.store import StoreResult, TranscriptRepository
 
 log = logging.getLogger(__name__)
 

@@ -22,15 +22,15 @@ from clinic.config import ClinicConfig
 from clinic.ingest import Ingest
 from clinic.notes.service import NoteService
 from clinic.notes.templates import TemplateRegistry
-from clinic.storage import SqliteTranscriptStore, open_repository
+from clinic.store import TranscriptStore, open_repository
 
 log = logging.getLogger(__name__)
 
 
 class ClinicServer:
-    def __init__(self, cfg: ClinicConfig, repo: SqliteTranscriptStore | None = None) -> None:
+    def __init__(self, cfg: ClinicConfig, repo: TranscriptStore | None = None) -> None:
         self.cfg = cfg
-        self.repo = repo or open_repository(cfg.store.backend, cfg.store.path)
+        self.repo = repo or open_repository(cfg.store)
         self.notes: NoteService | None = None
         self._caught_up = False
         if cfg.notes.enabled:

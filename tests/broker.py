@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     from appliance.store import SessionStore
     from appliance.sync.service import SyncService
     from clinic.config import ClinicConfig
-    from clinic.storage import SqliteTranscriptStore
+    from clinic.store import TranscriptStore
+    from tests.postgres import ClinicStoreTarget
 
 REPO = Path(__file__).resolve().parents[1]
 PKI = REPO / "scripts" / "pki"
@@ -155,15 +156,17 @@ class Broker:
         self.stop()
 
 
-def clinic_config(pki: Pki, broker: Broker, db: Path, notes: bool = False, **ingest: object) -> ClinicConfig:
-    """`notes`: write and send notes after ingest (off by default: the sync tests send their own)."""
+def clinic_config(pki: Pki, broker: Broker, db: Path | ClinicStoreTarget, notes: bool = False,
+                  **ingest: object) -> ClinicConfig:
+    """`db`: a SQLite file, or the test's clinic store (either backend). `notes`: write and send
+    notes after ingest (off by default: the sync tests send their own)."""
     from clinic.config import ClinicConfig, IngestConfig, MqttConfig, NotesConfig, StoreConfig
 
     return ClinicConfig(
         mqtt=MqttConfig(host="localhost", port=broker.port, ca_file=str(pki.ca), cert_file=str(pki.cert(CLINIC_ID)),
                         key_file=str(pki.key(CLINIC_ID)), client_id=f"{CLINIC_ID}-{broker.port}",
                         tool_cert_file=str(pki.cert(TOOLS_ID)), tool_key_file=str(pki.key(TOOLS_ID))),
-        store=StoreConfig(path=str(db)),
+        store=StoreConfig(path=str(db)) if isinstance(db, Path) else db.config(),
         ingest=IngestConfig(**ingest),  # type: ignore[arg-type]
         notes=NotesConfig(enabled=notes),
     )
@@ -360,7 +363,7 @@ def _insert_segments(store: SessionStore, session_id: str, rows: list[tuple[floa
                      [(session_id, label, default_speaker_name(label)) for label in sorted({r[2] for r in rows})])
 
 
-def assert_same_at_clinic(store: SessionStore, repo: SqliteTranscriptStore, session_id: str, revision: int,
+def assert_same_at_clinic(store: SessionStore, repo: TranscriptStore, session_id: str, revision: int,
                           models: list[dict[str, str]] | None = None) -> None:
     """What the device holds for (session, revision) equals what the clinic stored, field by field."""
     session = store.get_session(session_id)

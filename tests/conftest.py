@@ -1,4 +1,5 @@
-"""Fixtures shared by the store tests: a settable clock and a store that uses it."""
+"""Fixtures shared by the store tests: a settable clock, a device store that uses it, and the
+clinic store on each backend (SQLite file, throwaway PostgreSQL server)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from appliance.store import SessionStore, open_store
+from tests.postgres import ClinicStoreTarget, PostgresServer
 
 
 class Clock:
@@ -33,3 +35,21 @@ def clock() -> Clock:
 def store(tmp_path: Path, clock: Clock) -> Iterator[SessionStore]:
     with open_store(str(tmp_path / "sessions.db"), clock=clock) as s:
         yield s
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    server = PostgresServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def clinic_store(request: pytest.FixtureRequest, tmp_path: Path) -> ClinicStoreTarget:
+    """The clinic store a test runs against: every clinic storage test runs on both backends."""
+    if request.param == "postgresql":
+        server: PostgresServer = request.getfixturevalue("postgres_server")
+        return ClinicStoreTarget("postgresql", server.create_database())
+    return ClinicStoreTarget("sqlite", str(tmp_path / "clinic" / "transcripts.db"))

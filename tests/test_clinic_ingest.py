@@ -1,5 +1,5 @@
 """The clinic's ingest and storage without a broker: dedupe, identity, per-message validation,
-text only, chunk limits, CLI."""
+text only, chunk limits, CLI; each on the SQLite and the PostgreSQL store."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import wave
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,17 +20,21 @@ from appliance.sync.payload import build_payload
 from clinic import cli
 from clinic.config import IngestConfig
 from clinic.ingest import Ingest
-from clinic.storage import SqliteTranscriptStore
+from clinic.store import TranscriptStore
 from tests.broker import make_finished_sessions
 from tests.conftest import Clock
+from tests.postgres import ClinicStoreTarget
 from tests.speech import RATE, espeak
 
 TOPIC = "scribe/site1/dev-a/transcript"
 
 
 @pytest.fixture
-def repo(tmp_path: Path) -> SqliteTranscriptStore:
-    return SqliteTranscriptStore(str(tmp_path / "clinic.db"))
+def repo(clinic_store: ClinicStoreTarget) -> Iterator[TranscriptStore]:
+    """Every test here runs on SQLite and on PostgreSQL."""
+    repo = clinic_store.open()
+    yield repo
+    repo.close()
 
 
 def payload(store: SessionStore, segments: int = 3) -> dict:
@@ -37,7 +42,7 @@ def payload(store: SessionStore, segments: int = 3) -> dict:
     return build_payload(store, sid, 1, [])
 
 
-def test_same_revision_twice_is_stored_once_and_acked_twice(store: SessionStore, repo: SqliteTranscriptStore) -> None:
+def test_same_revision_twice_is_stored_once_and_acked_twice(store: SessionStore, repo: TranscriptStore) -> None:
     ingest = Ingest("scribe", repo, IngestConfig())
     p = payload(store)
     data = protocol.encode(p)
@@ -48,7 +53,7 @@ def test_same_revision_twice_is_stored_once_and_acked_twice(store: SessionStore,
     assert repo.get(p["session_id"], 1) == p  # rebuilt exactly as sent
 
 
-def test_another_device_cannot_write_into_a_session(store: SessionStore, repo: SqliteTranscriptStore) -> None:
+def test_another_device_cannot_write_into_a_session(store: SessionStore, repo: TranscriptStore) -> None:
     ingest = Ingest("scribe", repo, IngestConfig())
     p = payload(store)
     ingest.handle_batch([(TOPIC, protocol.encode(p))])
@@ -58,7 +63,7 @@ def test_another_device_cannot_write_into_a_session(store: SessionStore, repo: S
     assert repo.count() == 1
 
 
-def test_chunk_limits_and_expiry(store: SessionStore, repo: SqliteTranscriptStore, clock: Clock) -> None:
+def test_chunk_limits_and_expiry(store: SessionStore, repo: TranscriptStore, clock: Clock) -> None:
     now = [0.0]
     ingest = Ingest("scribe", repo, IngestConfig(max_partial_bytes=100_000, chunk_timeout_s=60),
                     clock=lambda: now[0])
@@ -78,14 +83,14 @@ def test_chunk_limits_and_expiry(store: SessionStore, repo: SqliteTranscriptStor
     assert small.stats.dropped >= 1 and small._partial_bytes <= 100_000
 
 
-def test_clinic_cli_lists_and_shows(store: SessionStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    db = tmp_path / "clinic.db"
-    repo = SqliteTranscriptStore(str(db))
+def test_clinic_cli_lists_and_shows(store: SessionStore, clinic_store: ClinicStoreTarget, tmp_path: Path,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    repo = clinic_store.open()
     p = payload(store)
     Ingest("scribe", repo, IngestConfig()).handle_batch([(TOPIC, protocol.encode(p))])
     repo.close()
     cfg = tmp_path / "clinic.toml"
-    cfg.write_text(f'[store]\npath = "{db}"\n')
+    cfg.write_text(clinic_store.toml())
     assert cli.main(["--config", str(cfg), "sessions", "list", "--json"]) == 0
     row = json.loads(capsys.readouterr().out)
     assert (row["session_id"], row["revision"], row["segments"], row["deliveries"]) == (p["session_id"], 1, 3, 1)
@@ -126,7 +131,7 @@ def _bad_messages(store: SessionStore) -> dict[str, bytes]:
 @pytest.mark.parametrize("bad", ["deeply nested", "NaN time", "Infinity time", "huge revision", "huge number",
                                  "1e999 time", "5,000-digit number"])
 def test_a_bad_message_is_dropped_and_the_rest_of_the_batch_is_stored(
-    store: SessionStore, repo: SqliteTranscriptStore, bad: str
+    store: SessionStore, repo: TranscriptStore, bad: str
 ) -> None:
     ingest = Ingest("scribe", repo, IngestConfig())
     first, second = payload(store), payload(store)
@@ -150,7 +155,7 @@ def test_revision_bound_is_the_schemas() -> None:
 
 
 def test_warnings_are_rate_limited_per_device_with_a_summary(
-    store: SessionStore, repo: SqliteTranscriptStore, caplog: pytest.LogCaptureFixture
+    store: SessionStore, repo: TranscriptStore, caplog: pytest.LogCaptureFixture
 ) -> None:
     now = [0.0]
     ingest = Ingest("scribe", repo, IngestConfig(log_interval_s=60), clock=lambda: now[0])
@@ -186,7 +191,7 @@ def _wav_bytes(seconds: float) -> bytes:
 
 @pytest.mark.parametrize("encoding", ["base64", "base64 in 76-character lines"])
 def test_clinic_refuses_base64_audio_in_segment_text(
-    store: SessionStore, repo: SqliteTranscriptStore, encoding: str
+    store: SessionStore, repo: TranscriptStore, encoding: str
 ) -> None:
     wav = _wav_bytes(3.6)
     blob = (base64.b64encode(wav) if encoding == "base64" else base64.encodebytes(wav)).decode("ascii")
@@ -210,7 +215,7 @@ def test_clinic_refuses_base64_audio_in_segment_text(
 # -- chunk reassembly: one device cannot evict another's partial transcript ----------------------
 
 def test_a_flooding_device_cannot_evict_another_devices_partial_transcript(
-    store: SessionStore, repo: SqliteTranscriptStore
+    store: SessionStore, repo: TranscriptStore
 ) -> None:
     now = [0.0]
     cfg = IngestConfig(max_partial_bytes=200_000, max_partial_bytes_per_device=60_000, max_partials_per_device=3)
@@ -231,7 +236,7 @@ def test_a_flooding_device_cannot_evict_another_devices_partial_transcript(
     assert ack["status"] == "stored" and repo.get(mine["session_id"], 1) == mine
 
 
-def test_over_the_global_bound_the_biggest_holder_pays(store: SessionStore, repo: SqliteTranscriptStore) -> None:
+def test_over_the_global_bound_the_biggest_holder_pays(store: SessionStore, repo: TranscriptStore) -> None:
     now = [0.0]
     cfg = IngestConfig(max_partial_bytes=100_000, max_partial_bytes_per_device=80_000, max_partials_per_device=16)
     ingest = Ingest("scribe", repo, cfg, clock=lambda: now[0])

@@ -17,9 +17,10 @@ from appliance.sync import protocol
 from appliance.sync.mqtt import make_client
 from appliance.sync.protocol import Topics
 from clinic.server import ClinicServer
-from clinic.storage import SqliteTranscriptStore
+from clinic.store import SqliteTranscriptStore, TranscriptStore
 from tests.broker import Broker, Pki, clinic_config, make_pki, wait_until
 from tests.notes_visit import VISIT, payload
+from tests.postgres import ClinicStoreTarget
 
 TOPICS = Topics("scribe", "site1", "dev-a")
 
@@ -96,7 +97,7 @@ def test_stored_transcript_yields_notes_with_evidence_on_the_device_note_topic(
     assert letter["status"] == "error" and "no template named 'Discharge Letter'" in letter["text"]
     assert letter["evidence"] == []
     # Stored with generator and version.
-    repo: SqliteTranscriptStore = clinic.repo
+    repo: TranscriptStore = clinic.repo
     stored = {n.template: n for n in repo.notes(sent["session_id"])}
     assert stored["SOAP"].text == soap["text"] and stored["SOAP"].generator_version == "1.0"
     assert stored["SOAP"].body["sections"][1]["sentences"][0]["evidence"]
@@ -113,7 +114,7 @@ def test_new_revision_regenerates_and_supersedes(clinic: ClinicServer, device: D
     [second] = device.next_notes(1)
     assert (first["revision"], second["revision"]) == (1, 2)
     assert "in 3 weeks" in second["text"] and "in 3 weeks" not in first["text"]
-    repo: SqliteTranscriptStore = clinic.repo
+    repo: TranscriptStore = clinic.repo
     old, new = repo.notes(first["session_id"])
     assert (old.revision, old.superseded_by, new.revision, new.superseded_by) == (1, new.id, 2, None)
     assert [n.revision for n in repo.notes(first["session_id"], current_only=True)] == [2]
@@ -126,7 +127,8 @@ def test_speech_free_transcript_gives_a_no_speech_note(clinic: ClinicServer, dev
     wait_until(clinic.notes.idle if clinic.notes else (lambda: True), 10, "note workers idle")
 
 
-def test_acks_do_not_wait_for_notes_and_a_late_old_revision_stays_superseded(tmp_path: Path) -> None:
+def test_acks_do_not_wait_for_notes_and_a_late_old_revision_stays_superseded(
+        clinic_store: ClinicStoreTarget) -> None:
     """No broker: Ingest with the note service, whose publishing is held back (as a slow generator
     would be). The acks come back at once; the notes follow when the worker is released."""
     import threading
@@ -136,7 +138,7 @@ def test_acks_do_not_wait_for_notes_and_a_late_old_revision_stays_superseded(tmp
     from clinic.notes.service import NoteService
     from clinic.notes.templates import TemplateRegistry
 
-    repo = SqliteTranscriptStore(str(tmp_path / "clinic.db"))
+    repo = clinic_store.open()
     release = threading.Event()
     published: list[dict[str, Any]] = []
 
@@ -185,17 +187,16 @@ def test_a_template_that_fails_on_real_data_gives_an_error_note(tmp_path: Path) 
 
 
 def test_transcript_stored_before_a_stop_gets_its_note_at_the_next_start(
-        pki: Pki, broker: Broker, device: DeviceClient, tmp_path: Path) -> None:
+        pki: Pki, broker: Broker, device: DeviceClient, clinic_store: ClinicStoreTarget) -> None:
     """Stored and acked, then the server stopped before writing the note: the next start writes it.
     An older stored transcript that already has its note is not written again."""
-    db = tmp_path / "clinic.db"
-    repo = SqliteTranscriptStore(str(db))
+    repo = clinic_store.open()
     done = payload(["SOAP"], session_id="0190aaaa-0000-7000-8000-0000000000aa")
     pending = payload(["SOAP"])
     repo.store_many([done, pending])
     repo.add_note(done["session_id"], 1, "SOAP", "builtin", "1.0", "ok", "already written", {})
     repo.close()
-    server = ClinicServer(clinic_config(pki, broker, db, notes=True)).start()
+    server = ClinicServer(clinic_config(pki, broker, clinic_store, notes=True)).start()
     try:
         [note] = device.next_notes(1)
         assert (note["session_id"], note["status"]) == (pending["session_id"], "ok") and note["evidence"]

@@ -18,7 +18,7 @@ from clinic.notes.model import STATUS_ERROR, Note, Transcript
 from clinic.notes.render import render
 from clinic.notes.templates import TemplateRegistry
 from clinic.notes.transcript import from_payload
-from clinic.storage import SqliteTranscriptStore, StoredNote
+from clinic.store import StoredNote, TranscriptStore
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def note_message(stored: StoredNote, note: Note) -> dict[str, Any]:
 
 
 class NoteService:
-    def __init__(self, repo: SqliteTranscriptStore, registry: TemplateRegistry, publish: Publish,
+    def __init__(self, repo: TranscriptStore, registry: TemplateRegistry, publish: Publish,
                  workers: int = 2, fallback_template: str = "SOAP") -> None:
         self.repo = repo
         self.registry = registry

@@ -1,5 +1,7 @@
-"""Where the clinic keeps received transcripts. One small interface (TranscriptRepository) so a
-PostgreSQL implementation can follow; SQLite (WAL, synchronous=FULL) is the first.
+"""Where the clinic keeps received transcripts: the records, the interface (TranscriptRepository)
+and every query, written once in the SQL that SQLite and PostgreSQL share. A backend (sqlite.py,
+postgres.py) only supplies the connection, how a write transaction begins, and which of its errors
+mean "this one payload cannot be stored".
 
 Dedupe is the primary key (session_id, revision): at-least-once delivery over MQTT becomes an
 exactly-once effect here. `deliveries` counts how often a revision arrived (evidence of resends).
@@ -9,11 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import sqlite3
 import threading
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -66,7 +66,9 @@ class TranscriptRepository(Protocol):
     def close(self) -> None: ...
 
 
-_SCHEMA = [
+# Portable DDL: DOUBLE PRECISION (PostgreSQL's REAL is 4 bytes, too coarse for times); {serial} is each
+# backend's auto-numbered primary key.
+SCHEMA = [
     """CREATE TABLE IF NOT EXISTS transcripts (
         session_id TEXT NOT NULL,
         revision INTEGER NOT NULL,
@@ -75,14 +77,14 @@ _SCHEMA = [
         room TEXT NOT NULL,
         clinician TEXT NOT NULL,
         name TEXT NOT NULL,
-        started_at REAL,
-        ended_at REAL,
+        started_at DOUBLE PRECISION,
+        ended_at DOUBLE PRECISION,
         templates TEXT NOT NULL,
         consent INTEGER NOT NULL,
         models TEXT NOT NULL,
         speakers TEXT NOT NULL,
         sha256 TEXT NOT NULL,
-        received_at REAL NOT NULL,
+        received_at DOUBLE PRECISION NOT NULL,
         deliveries INTEGER NOT NULL DEFAULT 1,
         PRIMARY KEY (session_id, revision)
     )""",
@@ -91,8 +93,8 @@ _SCHEMA = [
         revision INTEGER NOT NULL,
         seq INTEGER NOT NULL,
         id TEXT NOT NULL,
-        start REAL NOT NULL,
-        "end" REAL NOT NULL,
+        start DOUBLE PRECISION NOT NULL,
+        "end" DOUBLE PRECISION NOT NULL,
         speaker TEXT NOT NULL,
         text TEXT NOT NULL,
         PRIMARY KEY (session_id, revision, seq),
@@ -102,12 +104,12 @@ _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS devices (
         device_id TEXT PRIMARY KEY,
         status TEXT NOT NULL,
-        updated_at REAL NOT NULL
+        updated_at DOUBLE PRECISION NOT NULL
     )""",
     # Who read which transcript, when, and why; and who copied the whole store (backups).
     """CREATE TABLE IF NOT EXISTS audit (
-        id INTEGER PRIMARY KEY,
-        at REAL NOT NULL,
+        id {serial},
+        at DOUBLE PRECISION NOT NULL,
         actor TEXT NOT NULL,
         action TEXT NOT NULL,
         session_id TEXT,
@@ -119,7 +121,7 @@ _SCHEMA = [
     # supersedes the older ones of the same session and template. `body` holds the sentences with
     # their evidence (segment ids) as JSON.
     """CREATE TABLE IF NOT EXISTS notes (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        id {serial},
         session_id TEXT NOT NULL,
         revision INTEGER NOT NULL,
         template TEXT NOT NULL,
@@ -128,7 +130,7 @@ _SCHEMA = [
         status TEXT NOT NULL,
         text TEXT NOT NULL,
         body TEXT NOT NULL,
-        created_at REAL NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL,
         superseded_by INTEGER REFERENCES notes (id),
         FOREIGN KEY (session_id, revision) REFERENCES transcripts (session_id, revision)
     )""",
@@ -146,25 +148,70 @@ class AuditEntry:
     detail: str
 
 
-class SqliteTranscriptStore:
-    """Thread-safe: the MQTT worker writes, the CLI and tests read (from any thread)."""
+class StoreUnavailable(Exception):
+    """The configured store cannot be opened (server unreachable, refused login); names the store."""
 
-    def __init__(self, path: str, clock: Callable[[], float] = time.time) -> None:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)  # transcripts are patient data
-        os.close(fd)
-        self.path = path
+
+class NotSupported(Exception):
+    """An operation this backend leaves to the database's own tools (backups of PostgreSQL)."""
+
+
+class Row(Protocol):
+    """A result row: by column name and by position (sqlite3.Row and the PostgreSQL backend's rows)."""
+
+    def __getitem__(self, key: str | int) -> Any: ...
+    def keys(self) -> Sequence[str]: ...
+
+
+class Connection(Protocol):
+    """What the queries need of a connection: execute with `?` placeholders, rows as Row."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ...) -> Any: ...
+    def executemany(self, sql: str, params: Iterable[Sequence[Any]]) -> Any: ...
+    def close(self) -> None: ...
+
+
+class TranscriptStore:
+    """Every query of the clinic store, shared by the backends. Thread-safe: the MQTT worker
+    writes, note workers, the CLI and tests read (from any thread), serialised on one lock."""
+
+    serial_key = "INTEGER PRIMARY KEY AUTOINCREMENT"  # the DDL of an auto-numbered id
+    begin = "BEGIN"  # how a write transaction starts
+    # Errors that mean "this payload cannot be stored" (validation should have caught it): the
+    # payload is rejected on its own. Anything else aborts the batch.
+    payload_errors: tuple[type[BaseException], ...] = (OverflowError, TypeError, KeyError)
+
+    def __init__(self, db: Connection, clock: Callable[[], float]) -> None:
+        self._db = db
         self._clock = clock
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode = WAL")
-        # An ack promises the transcript is on disk: commit must mean fsynced.
-        self._db.execute("PRAGMA synchronous = FULL")
-        self._db.execute("PRAGMA foreign_keys = ON")
+        self._in_tx = False
+        with self._tx():
+            self._before_schema()
+            for sql in SCHEMA:
+                self._db.execute(sql.replace("{serial}", self.serial_key))
+
+    def _before_schema(self) -> None:
+        """Hook inside the schema transaction (PostgreSQL serialises concurrent creators there)."""
+
+    @contextmanager
+    def _tx(self) -> Iterator[None]:
+        """One write transaction; a nested call joins the caller's."""
         with self._lock:
-            for sql in _SCHEMA:
-                self._db.execute(sql)
+            if self._in_tx:
+                yield
+                return
+            self._db.execute(self.begin)
+            self._in_tx = True
+            try:
+                yield
+                self._db.execute("COMMIT")
+            except BaseException:
+                with suppress(Exception):  # a failed COMMIT may have ended the transaction already
+                    self._db.execute("ROLLBACK")
+                raise
+            finally:
+                self._in_tx = False
 
     def store_many(self, payloads: Iterable[dict[str, Any]], digests: Iterable[str] | None = None,
                    ) -> list[StoreResult]:
@@ -175,25 +222,19 @@ class SqliteTranscriptStore:
         now = self._clock()
         items = list(payloads)
         hashes = list(digests) if digests is not None else [hashlib.sha256(encode(p)).hexdigest() for p in items]
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                for p, digest in zip(items, hashes, strict=True):
-                    results.append(self._store_isolated(p, digest, now))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._tx():
+            for p, digest in zip(items, hashes, strict=True):
+                results.append(self._store_isolated(p, digest, now))
         return results
 
     def _store_isolated(self, p: dict[str, Any], digest: str, now: float) -> StoreResult:
-        """_store_one inside a savepoint: a payload SQLite cannot hold (validation should have caught
+        """_store_one inside a savepoint: a payload the database cannot hold (validation should have caught
         it) is rejected on its own instead of rolling back the whole batch. Errors of the database
         itself (disk full, locked) still abort the batch: nothing is acked and the devices resend."""
         self._db.execute("SAVEPOINT one")
         try:
             result = self._store_one(p, digest, now)
-        except (sqlite3.IntegrityError, sqlite3.InterfaceError, OverflowError, TypeError, KeyError) as exc:
+        except self.payload_errors as exc:
             self._db.execute("ROLLBACK TO one")
             result = StoreResult(str(p.get("session_id")), int(p.get("revision") or 0), "rejected",
                                  f"cannot store: {type(exc).__name__}: {str(exc)[:200]}")
@@ -237,22 +278,16 @@ class SqliteTranscriptStore:
         """A stored transcript rebuilt as the scribe.transcript/1 payload it arrived as. Every read
         that returns one writes an audit row (actor, time, session, revision, reason) in the same
         transaction: no audit row, no transcript."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                row = self._db.execute(
-                    "SELECT * FROM transcripts WHERE session_id = ? AND revision = ?", [session_id, revision]
-                ).fetchone()
-                segs = [] if row is None else self._db.execute(
-                    'SELECT id, start, "end", speaker, text FROM segments WHERE session_id = ? AND revision = ? '
-                    "ORDER BY seq", [session_id, revision],
-                ).fetchall()
-                if row is not None:
-                    self._audit(actor, "read", session_id, revision, reason)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._tx():
+            row = self._db.execute(
+                "SELECT * FROM transcripts WHERE session_id = ? AND revision = ?", [session_id, revision]
+            ).fetchone()
+            segs = [] if row is None else self._db.execute(
+                'SELECT id, start, "end", speaker, text FROM segments WHERE session_id = ? AND revision = ? '
+                "ORDER BY seq", [session_id, revision],
+            ).fetchall()
+            if row is not None:
+                self._audit(actor, "read", session_id, revision, reason)
         if row is None:
             return None
         return {
@@ -261,7 +296,7 @@ class SqliteTranscriptStore:
             "clinician": row["clinician"], "name": row["name"], "started_at": row["started_at"],
             "ended_at": row["ended_at"], "templates": json.loads(row["templates"]), "consent": bool(row["consent"]),
             "models": json.loads(row["models"]), "speakers": json.loads(row["speakers"]),
-            "segments": [dict(s) for s in segs],
+            "segments": [{k: s[k] for k in s.keys()} for s in segs],  # noqa: SIM118 (Row is not a dict)
         }
 
     def deliveries(self, session_id: str, revision: int) -> int:
@@ -320,49 +355,25 @@ class SqliteTranscriptStore:
         return [AuditEntry(*r) for r in rows]
 
     def backup(self, dest: str, *, actor: str) -> int:
-        """Copy the store to a new file `dest` (mode 0600) with SQLite's online backup API, while the
-        server keeps writing (a separate read connection, 1,024 pages a step, so the writer is never
-        held for long), then check the copy. The backup is audited (it holds every transcript) and
-        the copy includes that row. Returns the number of transcripts in the copy."""
-        fd = os.open(dest, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)  # never overwrite an older backup
-        os.close(fd)
-        with self._lock:
-            self._audit(actor, "backup", None, None, f"to {os.path.abspath(dest)}")
-        src = sqlite3.connect(self.path, timeout=10)  # its own connection: reads do not block the writer
-        dst = sqlite3.connect(dest)
-        try:
-            src.backup(dst, pages=1024)
-            check = dst.execute("PRAGMA integrity_check").fetchone()[0]
-            if check != "ok":
-                raise sqlite3.DatabaseError(f"backup {dest} failed its integrity check: {check}")
-            return int(dst.execute("SELECT COUNT(*) FROM transcripts").fetchone()[0])
-        finally:
-            dst.close()
-            src.close()
+        """Copy the whole store to the new file `dest`; see the backend."""
+        raise NotSupported(f"{type(self).__name__} has no file backup")
 
     def add_note(self, session_id: str, revision: int, template: str, generator: str, generator_version: str,
                  status: str, text: str, body: dict[str, Any]) -> StoredNote:
         """Store a generated note; it supersedes the current note of the same session and template
         unless that one is for a newer revision (a late note for an old revision is kept, superseded)."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                newer = self._db.execute(
-                    "SELECT id FROM notes WHERE session_id = ? AND template = ? AND superseded_by IS NULL "
-                    "AND revision > ? ORDER BY revision DESC LIMIT 1", [session_id, template, revision]).fetchone()
-                row = self._db.execute(
-                    "INSERT INTO notes (session_id, revision, template, generator, generator_version, status, text, "
-                    "body, created_at, superseded_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
-                    [session_id, revision, template, generator, generator_version, status, text, json.dumps(body),
-                     self._clock(), newer[0] if newer else None]).fetchall()[0]
-                if newer is None:
-                    self._db.execute("UPDATE notes SET superseded_by = ? WHERE session_id = ? AND template = ? "
-                                     "AND superseded_by IS NULL AND id != ?", [row["id"], session_id, template,
-                                                                                row["id"]])
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._tx():
+            newer = self._db.execute(
+                "SELECT id FROM notes WHERE session_id = ? AND template = ? AND superseded_by IS NULL "
+                "AND revision > ? ORDER BY revision DESC LIMIT 1", [session_id, template, revision]).fetchone()
+            row = self._db.execute(
+                "INSERT INTO notes (session_id, revision, template, generator, generator_version, status, text, "
+                "body, created_at, superseded_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+                [session_id, revision, template, generator, generator_version, status, text, json.dumps(body),
+                 self._clock(), newer[0] if newer else None]).fetchall()[0]
+            if newer is None:
+                self._db.execute("UPDATE notes SET superseded_by = ? WHERE session_id = ? AND template = ? "
+                                 "AND superseded_by IS NULL AND id != ?", [row["id"], session_id, template, row["id"]])
         return _note(row)
 
     def revisions_without_notes(self, since: float) -> list[tuple[str, str, str, int]]:
@@ -392,13 +403,8 @@ class SqliteTranscriptStore:
             self._db.close()
 
 
-def _note(row: sqlite3.Row) -> StoredNote:
+def _note(row: Row) -> StoredNote:
     return StoredNote(row["id"], row["session_id"], row["revision"], row["template"], row["generator"],
                       row["generator_version"], row["status"], row["text"], json.loads(row["body"]),
                       row["created_at"], row["superseded_by"])
 
-
-def open_repository(backend: str, path: str) -> SqliteTranscriptStore:
-    if backend != "sqlite":
-        raise ValueError(f"unknown clinic store backend {backend!r} (supported: sqlite)")
-    return SqliteTranscriptStore(path)
