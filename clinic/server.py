@@ -1,4 +1,5 @@
-"""`clinic run`: subscribe to every device's transcripts and status, store, acknowledge.
+"""`clinic run`: subscribe to every device's transcripts and status, store, acknowledge; announce
+the note templates this clinic writes (retained, for every device).
 
 Messages are handed from paho's network thread to one worker thread, which stores a batch in one
 transaction and only then publishes the acks: an ack always means "on disk at the clinic". The
@@ -11,6 +12,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -33,8 +35,10 @@ class ClinicServer:
         self.repo = repo or open_repository(cfg.store)
         self.notes: NoteService | None = None
         self._caught_up = False
+        self.templates: TemplateRegistry | None = None
         if cfg.notes.enabled:
-            self.notes = NoteService(self.repo, TemplateRegistry(cfg.notes.templates_dir), self._publish_note,
+            self.templates = TemplateRegistry(cfg.notes.templates_dir)
+            self.notes = NoteService(self.repo, self.templates, self._publish_note,
                                      cfg.notes.workers, cfg.notes.fallback_template)
         self.ingest = Ingest(cfg.mqtt.topic_prefix, self.repo, cfg.ingest,
                              on_stored=self.notes.on_stored if self.notes else None)
@@ -60,6 +64,10 @@ class ClinicServer:
         # written to its persistence file (mosquitto.db) in clear. Nothing is lost: the device's
         # outbox is the durable copy and resends every transcript not acked (sync.ack_timeout_s).
         client.subscribe([(f"{prefix}/+/+/transcript", 0), (f"{prefix}/+/+/status", 1)])
+        if self.templates is not None:
+            # Retained: a device that connects later (or restarts) gets the list at once.
+            topic, data = templates_message(prefix, self.templates.names(), time.time())
+            client.publish(topic, data, qos=1, retain=True)
         self.connected.set()
         log.info("connected to %s:%d", self.cfg.mqtt.host, self.cfg.mqtt.port)
         if self.notes is not None and not self._caught_up:
@@ -152,6 +160,12 @@ def note_message(prefix: str, site: str, device_id: str, session_id: str, revisi
     note = protocol.validate("note", {"schema": "scribe.note/1", "session_id": session_id,
                                       "revision": revision, "template": template, "text": text, **extra})
     return Topics(prefix, site, device_id).note, protocol.encode(note)
+
+
+def templates_message(prefix: str, names: list[str], ts: float) -> tuple[str, bytes]:
+    """(topic, validated scribe.templates/1 bytes): the note templates this clinic writes."""
+    msg = protocol.validate("templates", {"schema": "scribe.templates/1", "templates": names, "ts": ts})
+    return protocol.templates_topic(prefix), protocol.encode(msg)
 
 
 def command_message(prefix: str, site: str, device_id: str, command: str, session_id: str) -> tuple[str, bytes]:

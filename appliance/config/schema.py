@@ -243,9 +243,11 @@ class PanelConfig:
                                       "the clinic's status topic) until the right PIN is entered.", min=1, max=100)
     templates: tuple[str, ...] = setting(
         ["SOAP", "H&P", "Progress Note", "Patient Instructions"], "Note templates offered on the Start and "
-        "Review screens (the clinic server must know each name).",
+        "Review screens until the clinic server announces the ones it writes (then its list is offered instead; "
+        "see docs/sync-protocol.md, templates).",
     )
-    custom_templates: tuple[str, ...] = setting([], "Clinic-defined note templates offered after the standard ones.")
+    custom_templates: tuple[str, ...] = setting([], "Clinic-defined note templates offered after the standard ones "
+                                                "(also only until the clinic announces its list).")
     default_templates: tuple[str, ...] = setting(["SOAP"], "Templates ticked in advance on the Start screen.")
     require_consent: bool = setting(
         True, "\"Send to clinic\" is refused until the patient's verbal consent is confirmed on the panel."

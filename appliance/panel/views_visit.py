@@ -7,13 +7,18 @@ from flask import Blueprint, Response, flash, redirect, render_template, request
 from appliance.daemon.controller import ControlError
 from appliance.panel.context import ctx, plain_error
 from appliance.store import IllegalTransition
+from appliance.sync.announced import announced_path, load_announced
 
 bp = Blueprint("visit", __name__)
 
 
 def offered_templates() -> list[str]:
-    p = ctx().cfg.panel
-    return list(dict.fromkeys([*p.templates, *p.custom_templates]))
+    """What the clinic announced it can write; the config's lists until it has announced anything."""
+    cfg = ctx().cfg
+    announced = load_announced(announced_path(cfg))
+    if announced is not None:
+        return announced
+    return list(dict.fromkeys([*cfg.panel.templates, *cfg.panel.custom_templates]))
 
 
 @bp.get("/")

@@ -20,7 +20,7 @@ import fastjsonschema
 
 from appliance import jsontext
 
-KINDS = ("transcript", "chunk", "ack", "note", "command", "status")
+KINDS = ("transcript", "chunk", "ack", "note", "command", "status", "templates")
 # Topic leaf per direction; a chunk travels on the transcript topic.
 DEVICE_PUBLISHES = ("transcript", "status")
 CLINIC_PUBLISHES = ("ack", "note", "command")
@@ -110,6 +110,12 @@ class Topics:
     @property
     def command(self) -> str:
         return self.topic("command")
+
+
+def templates_topic(prefix: str) -> str:
+    """The clinic's one retained list of note templates, for every device: <prefix>/templates
+    (two levels, so it can never be a device's topic)."""
+    return f"{prefix}/templates"
 
 
 def parse_topic(prefix: str, topic: str) -> tuple[str, str, str]:

@@ -21,6 +21,7 @@ from appliance.config.schema import ApplianceConfig
 from appliance.daemon.alerts import Alerts
 from appliance.store import IllegalTransition, OutboxItem, SessionClosed, SessionNotFound, SessionStore
 from appliance.sync import protocol
+from appliance.sync.announced import announced_path, save_announced
 from appliance.sync.identity import mismatch, refusal_text
 from appliance.sync.mqtt import PUBLISH_OVERHEAD, connect, make_client, max_packet_size
 from appliance.sync.payload import build_payloads, model_info
@@ -40,6 +41,7 @@ class SyncService:
         self.store = store
         self.clock = clock
         self.topics = Topics(self.sc.topic_prefix, cfg.device.site, cfg.device.id)
+        self._templates_topic = protocol.templates_topic(self.sc.topic_prefix)
         self.models = model_info(cfg)
         self.client: mqtt.Client | None = None
         self._inbox: queue.SimpleQueue[tuple[str, bytes]] = queue.SimpleQueue()
@@ -85,7 +87,8 @@ class SyncService:
             log.error("%s", self._last_error)
             return
         self._learn_packet_limit(max_packet_size(props))
-        client.subscribe([(self.topics.ack, 1), (self.topics.note, 1), (self.topics.command, 1)])
+        client.subscribe([(self.topics.ack, 1), (self.topics.note, 1), (self.topics.command, 1),
+                          (self._templates_topic, 1)])
         self._in_flight.clear()  # unacked sends are due again at their scheduled time anyway
         self._connected.set()
         self._status_sent_at = 0.0
@@ -287,10 +290,12 @@ class SyncService:
             self._command(msg)
 
     def _handle(self, topic: str, data: bytes) -> dict[str, Any] | None:
-        """Apply a note; return an accepted ack or a command for the caller to apply after the batch."""
+        """Apply a note or the clinic's template list; return an accepted ack or a command for the
+        caller to apply after the batch."""
         msg = protocol.decode(data, _INBOX_MAX_BYTES)
         kind = protocol.kind_of(msg)
-        expected = {self.topics.ack: "ack", self.topics.note: "note", self.topics.command: "command"}.get(topic)
+        expected = {self.topics.ack: "ack", self.topics.note: "note", self.topics.command: "command",
+                    self._templates_topic: "templates"}.get(topic)
         if kind != expected:
             raise ProtocolError(f"a {kind} message on {topic}")
         protocol.validate(kind, msg)
@@ -306,6 +311,13 @@ class SyncService:
                 self.store.save_note(msg["session_id"], msg["revision"], msg["template"], msg["text"], actor="sync")
             except (SessionNotFound, SessionClosed, ValueError) as exc:
                 log.warning("note for %s rev %d dropped: %s", msg["session_id"], msg["revision"], exc)
+            return None
+        if kind == "templates":
+            try:
+                save_announced(announced_path(self.cfg), msg)
+                log.info("the clinic writes notes from templates: %s", ", ".join(msg["templates"]))
+            except OSError as exc:
+                log.warning("could not keep the clinic's template list: %s", exc)
             return None
         return msg
 

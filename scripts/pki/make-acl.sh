@@ -19,4 +19,5 @@ tac "$ca/devices.txt" | awk '!seen[$1]++' | sort | while read -r name site seria
     printf 'topic write %s/%s/%s/%s\n' "$prefix" "$site" "$name" transcript "$prefix" "$site" "$name" status
     printf 'topic read %s/%s/%s/%s\n' "$prefix" "$site" "$name" ack "$prefix" "$site" "$name" note \
         "$prefix" "$site" "$name" command
+    printf 'topic read %s/templates\n' "$prefix"  # the clinic's note templates, retained, same for all
 done
