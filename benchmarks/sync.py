@@ -5,7 +5,10 @@ shipped Mosquitto config and ACL on loopback, and the clinic server (in this pro
 to all-acked, sessions/s, the daemon's RSS before / peak / after, and checks zero loss by
 comparing every session field by field with what the clinic stored.
 
-    .venv/bin/python -m benchmarks.sync [--sessions 1000] [--segments 150]
+    .venv/bin/python -m benchmarks.sync [--sessions 1000] [--segments 150] [--clinic-store postgresql]
+
+--clinic-store postgresql stores at the clinic in a throwaway PostgreSQL server (tests/postgres.py)
+instead of the SQLite file.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import argparse
 import tempfile
 import threading
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 from appliance.store import State, open_store
@@ -28,6 +32,7 @@ from tests.broker import (
     wait_until,
 )
 from tests.daemon import DaemonProcess, write_config
+from tests.postgres import ClinicStoreTarget, PostgresServer
 
 
 def rss_mb(pid: int) -> float:
@@ -41,9 +46,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sessions", type=int, default=1000)
     ap.add_argument("--segments", type=int, default=150, help="utterances per visit (150 ≈ 15 minutes)")
+    ap.add_argument("--clinic-store", choices=("sqlite", "postgresql"), default="sqlite")
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmpdir:
+    with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmpdir, ExitStack() as cleanup:
         tmp = Path(tmpdir)
+        if args.clinic_store == "postgresql":
+            server = PostgresServer().start()
+            cleanup.callback(server.stop)
+            target = ClinicStoreTarget("postgresql", server.create_database())
+        else:
+            target = ClinicStoreTarget("sqlite", str(tmp / "clinic.db"))
         pki = make_pki(tmp / "pki", devices=("dev-a",))
         broker = Broker(pki, tmp / "broker")
         (tmp / "state").mkdir()
@@ -72,7 +84,7 @@ def main() -> None:
             sampler = threading.Thread(target=sample, daemon=True)
             sampler.start()
             broker.start()
-            clinic = ClinicServer(clinic_config(pki, broker, tmp / "clinic.db")).start()
+            clinic = ClinicServer(clinic_config(pki, broker, target)).start()
             t0 = time.perf_counter()
             wait_until(lambda: store.pending_count() < len(ids), 60, "first ack", interval=0.005)
             first_ack = time.perf_counter() - t0
@@ -93,13 +105,14 @@ def main() -> None:
             clinic.stop()
             broker.stop()
             store.close()
-        size = Path(tmp / "clinic.db").stat().st_size
+        db = (f"clinic db {Path(target.location).stat().st_size / 1e6:.1f} MB" if target.backend == "sqlite"
+              else "clinic store in PostgreSQL, fsync off")
         print(f"sync: {len(ids)} sessions acked {elapsed:.2f} s after the broker start = "
               f"{len(ids) / elapsed:.0f} sessions/s (includes the daemon's reconnect: first ack after "
               f"{first_ack:.2f} s; from then on {(len(ids) - 1) / (elapsed - first_ack):.0f} sessions/s)")
         print(f"zero loss: {len(rows)} stored at the clinic, equal field by field; {resent} duplicate deliveries")
         print(f"daemon RSS: before {before:.1f} MB, peak {peak:.1f} MB, after {after:.1f} MB "
-              f"(clinic db {size / 1e6:.1f} MB)")
+              f"({db})")
 
 
 if __name__ == "__main__":
