@@ -42,7 +42,8 @@ docs: setup
 
 setup: $(STAMP_PIP)
 
-$(STAMP_APT):
+# Re-checked when this file changes (a package added to APT_PACKAGES reaches existing checkouts).
+$(STAMP_APT): Makefile
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "Installing system packages: $$missing"; \

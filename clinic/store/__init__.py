@@ -3,6 +3,12 @@
     base.py      records, the interface, every query (SQL shared by both backends)
     sqlite.py    embedded default: one private SQLite file
     postgres.py  PostgreSQL by URL, for a health system
+
+Adding a table or query: put it in base.py (SCHEMA, a TranscriptStore method), in SQL both
+databases accept: `?` placeholders, TEXT / INTEGER / DOUBLE PRECISION (not REAL: 4 bytes in
+PostgreSQL), `id {serial}` for an auto-numbered key, RETURNING and ON CONFLICT as written there,
+no PRAGMA or SQLite-only functions; writes inside `with self._tx():`. The tests that take the
+`clinic_store` fixture (tests/conftest.py) run it on both.
 """
 
 from __future__ import annotations
