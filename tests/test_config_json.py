@@ -14,7 +14,7 @@ from appliance.sync.payload import build_payload
 from clinic import cli
 from clinic.config import IngestConfig
 from clinic.ingest import Ingest
-from clinic.storage import SqliteTranscriptStore
+from clinic.store import SqliteTranscriptStore
 from tests.broker import make_finished_sessions
 from tests.daemon import DaemonProcess, write_config, write_silent_wav
 
