@@ -47,9 +47,12 @@ def postgres_server() -> Iterator[PostgresServer]:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def clinic_store(request: pytest.FixtureRequest, tmp_path: Path) -> ClinicStoreTarget:
+def clinic_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ClinicStoreTarget]:
     """The clinic store a test runs against: every clinic storage test runs on both backends."""
     if request.param == "postgresql":
         server: PostgresServer = request.getfixturevalue("postgres_server")
-        return ClinicStoreTarget("postgresql", server.create_database())
-    return ClinicStoreTarget("sqlite", str(tmp_path / "clinic" / "transcripts.db"))
+        target = ClinicStoreTarget("postgresql", server.create_database())
+    else:
+        target = ClinicStoreTarget("sqlite", str(tmp_path / "clinic" / "transcripts.db"))
+    yield target
+    target.close_all()

@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
@@ -89,11 +89,21 @@ class ClinicStoreTarget:
 
     backend: str  # "sqlite" | "postgresql"
     location: str  # file path or URL
+    opened: list[TranscriptStore] = field(default_factory=list)
 
     def open(self, clock: Callable[[], float] = time.time) -> TranscriptStore:
+        repo: TranscriptStore
         if self.backend == "postgresql":
-            return PostgresTranscriptStore(self.location, clock=clock)
-        return SqliteTranscriptStore(self.location, clock=clock)
+            repo = PostgresTranscriptStore(self.location, clock=clock)
+        else:
+            repo = SqliteTranscriptStore(self.location, clock=clock)
+        self.opened.append(repo)
+        return repo
+
+    def close_all(self) -> None:
+        """Close what the test left open (a PostgreSQL server has a connection limit)."""
+        for repo in self.opened:
+            repo.close()
 
     def config(self) -> StoreConfig:
         if self.backend == "postgresql":

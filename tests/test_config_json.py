@@ -14,7 +14,6 @@ from appliance.sync.payload import build_payload
 from clinic import cli
 from clinic.config import IngestConfig
 from clinic.ingest import Ingest
-from clinic.store import SqliteTranscriptStore
 from tests.broker import make_finished_sessions
 from tests.daemon import DaemonProcess, write_config, write_silent_wav
 
@@ -28,8 +27,8 @@ def _transcript(store: SessionStore) -> dict:
 
 
 @pytest.mark.parametrize("literal", NON_FINITE)
-def test_clinic_drops_a_transcript_with_a_non_finite_number(store, tmp_path, literal):
-    repo = SqliteTranscriptStore(str(tmp_path / "clinic.db"))
+def test_clinic_drops_a_transcript_with_a_non_finite_number(store, clinic_store, literal):
+    repo = clinic_store.open()
     payload = _transcript(store)
     assert isinstance(payload["started_at"], float)
     data, n = re.subn(rb'"started_at":[-0-9.e+]+', b'"started_at":' + literal.encode(), protocol.encode(payload))
@@ -43,15 +42,14 @@ def test_clinic_drops_a_transcript_with_a_non_finite_number(store, tmp_path, lit
     assert repo.count() == 1
 
 
-def test_clinic_output_is_valid_json_even_for_a_row_stored_before_the_check(store, tmp_path, capsys):
+def test_clinic_output_is_valid_json_even_for_a_row_stored_before_the_check(store, clinic_store, tmp_path, capsys):
     """A row holding inf (written by an older version) is printed with null, not `Infinity`."""
-    db = tmp_path / "clinic.db"
-    repo = SqliteTranscriptStore(str(db))
+    repo = clinic_store.open()
     payload = {**_transcript(store), "started_at": float("inf")}
     repo.store_many([payload], ["0" * 64])  # as the ingest stores it: with the digest of what came in
     repo.close()
     cfg = tmp_path / "clinic.toml"
-    cfg.write_text(f'[store]\npath = "{db}"\n')
+    cfg.write_text(clinic_store.toml())
     capsys.readouterr()
     assert cli.main(["sessions", "show", payload["session_id"], "--config", str(cfg)]) == 0
     shown = jsontext.loads(capsys.readouterr().out)  # strict: raises on NaN / Infinity
