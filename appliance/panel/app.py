@@ -21,6 +21,7 @@ from appliance.panel.lock import Room, auto_lock
 from appliance.panel.pin import PinGuard
 from appliance.panel.redirects import safe_target
 from appliance.panel.tools import MicTools
+from appliance.panel.wording import plural, speaker_words
 
 log = logging.getLogger(__name__)
 
@@ -77,13 +78,27 @@ def create_app(cfg: ApplianceConfig, controller: SessionController, *,
     app.after_request(_security_headers)
     app.context_processor(_template_globals)
     app.register_error_handler(Exception, _error_page)
-    app.jinja_env.filters.update(speaker_class=speaker_class, state_words=state_words, when=when)
+    app.jinja_env.filters.update(speaker_class=speaker_class, state_words=state_words, when=when,
+                                 plural=plural, speaker_words=speaker_words)
     return app
 
 
 STATE_WORDS = {"idle": "Not started", "recording": "Recording", "paused": "Paused", "stopped": "To review",
                "reviewed": "Reviewed", "queued": "Queued for the clinic", "synced": "Sent to the clinic",
                "purged": "Deleted after retention"}
+
+
+# Werkzeug's own error pages are bare HTML in English jargon; these are the panel's words.
+HTTP_ERROR_WORDS = {
+    400: ("Please try again", "The panel could not understand what was sent. Nothing was changed."),
+    403: ("Not allowed", "This cannot be done from here. Nothing was changed."),
+    404: ("Not found", "That page does not exist on this panel."),
+    405: ("Not possible here", "That page cannot be opened this way. Nothing was changed."),
+    413: ("Too much at once", "That was too much text to save in one go. Nothing was changed; please shorten "
+                              "it and try again."),
+    500: ("Something went wrong", "The panel hit an error showing this page. The visit is safe. "
+                                  "Please go back and try again."),
+}
 
 
 def state_words(state: str) -> str:
@@ -164,10 +179,9 @@ def _template_globals() -> dict[str, object]:
 
 def _error_page(exc: Exception) -> Response | tuple[str, int]:
     if isinstance(exc, HTTPException):
-        if exc.code == 404:
-            return render_template("error.html", title="Not found",
-                                   message="That page does not exist on this panel."), 404
-        return exc  # type: ignore[return-value]
+        code = exc.code or 500
+        title, message = HTTP_ERROR_WORDS.get(code, HTTP_ERROR_WORDS[500])
+        return render_template("error.html", title=title, message=message), code
     log.exception("panel error on %s", request.path)
     if request.method == "POST":  # never lose the visit: say what happened and go back
         live = ctx().live_id() is not None
@@ -177,6 +191,4 @@ def _error_page(exc: Exception) -> Response | tuple[str, int]:
         parts = request.path.split("/")  # an edit on Review goes back to that visit's Review
         default = "/".join(parts[:3]) if len(parts) > 3 and parts[1] == "review" else url_for("visit.start_screen")
         return redirect(back_to(default))  # type: ignore[return-value]
-    return render_template("error.html", title="Something went wrong",
-                           message="The panel hit an error showing this page. The visit is safe. "
-                                   "Please go back and try again."), 500
+    return render_template("error.html", title=HTTP_ERROR_WORDS[500][0], message=HTTP_ERROR_WORDS[500][1]), 500

@@ -81,7 +81,8 @@ class MicTools:
             if self._thread is not None and self._thread.is_alive():
                 raise ToolBusy("The microphone test or enrolment is already running.")
             self._cancel.clear()
-            self._status = {"mode": mode, "message": "Starting the microphone…", "seconds": seconds}
+            # "tool" outlives the run: its card on Settings keeps showing how it ended.
+            self._status = {"mode": mode, "tool": mode, "message": "Starting the microphone…", "seconds": seconds}
             self._thread = threading.Thread(target=self._run, args=(mode, seconds, clinician),
                                             name=f"panel-{mode}", daemon=True)
             self._thread.start()

@@ -18,6 +18,7 @@ from appliance.panel.lock import UNLOCKED, mark_unlocked
 from appliance.panel.pin import PinError, duration_words
 from appliance.panel.redirects import safe_target
 from appliance.panel.tools import ToolBusy
+from appliance.panel.wording import sending_words, sync_status
 
 auth_bp = Blueprint("auth", __name__)
 bp = Blueprint("admin", __name__)
@@ -78,16 +79,17 @@ def set_pin() -> Response:
             pc.pins.check(request.form.get("current", ""))
         except PinError as exc:
             flash(f"Current PIN: {exc}", "error")
-            return redirect(url_for("admin.settings"))
+            return redirect(url_for("admin.settings") + "#change-pin")
     try:
         pc.pins.set_pin(request.form.get("pin", ""), request.form.get("confirm", ""))
     except PinError as exc:
         flash(str(exc), "error")
-        return redirect(url_for("auth.unlock_screen", next=_safe_next()) if first else url_for("admin.settings"))
+        return redirect(url_for("auth.unlock_screen", next=_safe_next()) if first
+                        else url_for("admin.settings") + "#change-pin")
     pc.store.audit("panel", "panel:pin-set" if first else "panel:pin-changed")
     mark_unlocked(pc)
     flash("PIN saved.", "ok")
-    return redirect(_safe_next() if first else url_for("admin.settings"))
+    return redirect(_safe_next() if first else url_for("admin.settings") + "#change-pin")
 
 
 @auth_bp.post("/lock")
@@ -136,14 +138,10 @@ def _enrolment(pc: Any) -> dict[str, str]:
 def settings() -> str:
     pc = ctx()
     c = pc.controller
-    sync = getattr(c, "sync", None)
-    try:
-        sync_status = sync.status() if sync is not None else None
-    except Exception as exc:  # status must never break the screen
-        sync_status = {"last_error": str(exc)}
     diar = c.diarization
     return render_template(
-        "settings.html", screen="settings", storage=_storage(pc), enrolment=_enrolment(pc), sync=sync_status,
+        "settings.html", screen="settings", storage=_storage(pc), enrolment=_enrolment(pc),
+        sending=sending_words(pc.cfg, sync_status(c)),
         diarization=(diar.unavailable or f"on ({getattr(diar.embedder, 'name', 'model')})") if diar else "off",
         tools=pc.tools.status(),
     )

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 
 from appliance.panel.context import ctx, plain_error
 from appliance.panel.views_visit import offered_templates
+from appliance.panel.wording import SENDING_OFF, sending_on, sync_status
 from appliance.store import IllegalTransition, SegmentNotFound, SessionClosed, SessionNotFound, State
 
 bp = Blueprint("review", __name__)
@@ -49,21 +49,14 @@ def review(session_id: str) -> Response | str:
     sent = [o.revision for o in pc.store.outbox_items(session_id) if not o.superseded]
     can_send = s.state in (State.STOPPED, State.REVIEWED) or (s.state in (State.QUEUED, State.SYNCED)
                                                                and (not sent or max(sent) < s.revision))
-    sync = getattr(pc.controller, "sync", None)
+    sync = sync_status(pc.controller)
     return render_template(
         "review.html", s=s, segments=segments, speakers=_in_use(pc.store.speakers(session_id), segments),
         notes=notes,
         templates=list(dict.fromkeys([*offered_templates(), *s.templates])), can_send=can_send,
         editable=s.state in EDITABLE, sent_revision=max(sent) if sent else None,
-        sync_status=_sync_status(sync), screen="review",
+        sync_status=sync, sending_on=sending_on(pc.cfg, sync), sending_off=SENDING_OFF, screen="review",
     )
-
-
-def _sync_status(sync: Any) -> dict[str, Any] | None:
-    try:
-        return sync.status() if sync is not None else None
-    except Exception:
-        return None
 
 
 def _edit(session_id: str, what: Callable[[], object], done: str) -> Response:
@@ -164,8 +157,11 @@ def send(session_id: str) -> Response:
         sync = getattr(pc.controller, "sync", None)
         if sync is not None and hasattr(sync, "wake"):
             sync.wake()  # deliver now rather than at the next outbox scan
-        flash("Queued for the clinic. It is sent as soon as the clinic server can be reached; "
-              "the note appears here when it comes back.", "ok")
+        if sending_on(pc.cfg, sync_status(pc.controller)):
+            flash("Queued for the clinic. It is sent as soon as the clinic server can be reached; "
+                  "the note appears here when it comes back.", "ok")
+        else:
+            flash("Queued on this device. " + SENDING_OFF, "warning")
     except (IllegalTransition, SessionClosed, ValueError) as exc:
         flash(plain_error(exc), "error")
     return redirect(url_for("review.review", session_id=session_id))

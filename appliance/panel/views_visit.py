@@ -6,7 +6,7 @@ from flask import Blueprint, Response, flash, redirect, render_template, request
 
 from appliance.daemon.controller import ControlError
 from appliance.panel.context import ctx, plain_error
-from appliance.store import IllegalTransition
+from appliance.store import IllegalTransition, SessionNotFound
 from appliance.sync.announced import announced_path, load_announced
 
 bp = Blueprint("visit", __name__)
@@ -66,6 +66,11 @@ def command(action: str) -> Response:
     if action not in ("pause", "resume", "stop"):
         return Response("unknown command", 404)
     live = pc.controller.session
+    page_visit = request.form.get("session", "")
+    if page_visit and (live is None or live.id != page_visit):
+        # The screen was showing a visit that ended elsewhere (the button, another screen): never act
+        # on another visit; show the one it was about.
+        return _visit_ended_elsewhere(page_visit)
     if action == "stop" and request.form.get("confirm") != "yes":
         # Stop cannot be undone: the panel's Stop asks first (the physical button does not).
         return redirect(url_for("visit.recording") + "#stop-ask")
@@ -81,6 +86,17 @@ def command(action: str) -> Response:
         return redirect(url_for("review.review", session_id=s.id))
     assert live is not None
     return redirect(url_for("visit.recording"))
+
+
+def _visit_ended_elsewhere(session_id: str) -> Response:
+    try:
+        ctx().store.get_session(session_id)
+    except SessionNotFound:
+        flash("That visit is no longer on this device.", "error")
+        return redirect(url_for("visit.start_screen"))
+    flash("This visit was already stopped (with the button or on another screen). Here is its transcript.",
+          "warning")
+    return redirect(url_for("review.review", session_id=session_id))
 
 
 @bp.post("/activity")

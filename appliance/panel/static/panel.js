@@ -26,12 +26,25 @@
   // Once the page is leaving (a form was sent, or it follows the device elsewhere), later events
   // must not start a second navigation: the first one already says where to go.
   var leaving = false;
+  // The event stream holds one of the browser's few connections to the device (Chromium: 6 per
+  // server, shared by all tabs). It is closed before leaving, so the navigation never waits for
+  // a connection held by the page it replaces (with several panel tabs open it would wait forever).
+  var es = null;
+  function closeEvents() { if (es) { es.close(); es = null; } }
   function go(url) {
     leaving = true;
+    closeEvents();
     if (location.pathname + location.search === url) { location.reload(); } else { location.href = url; }
   }
-  function reload() { leaving = true; location.reload(); }
-  document.addEventListener("submit", function () { leaving = true; });
+  function reload() { leaving = true; closeEvents(); location.reload(); }
+  document.addEventListener("submit", function (ev) {
+    if (ev.defaultPrevented) { return; }
+    leaving = true;
+    closeEvents();
+  });
+  window.addEventListener("pagehide", closeEvents);
+  // A page restored from the back/forward cache shows an old state: load it afresh.
+  window.addEventListener("pageshow", function (ev) { if (ev.persisted) { location.reload(); } });
 
   /* -- busy overlay for slow actions (Stop drains recognition) -- */
   document.querySelectorAll("form[data-busy]").forEach(function (f) {
@@ -41,17 +54,43 @@
     });
   });
 
-  /* -- after an edit, reopen the section it came from -- */
+  /* -- after an edit, reopen the section it came from, and say how it went right there -- */
   var target = location.hash && document.getElementById(location.hash.slice(1));
   if (target && target.tagName === "DETAILS") { target.open = true; }
+  var flashes = document.querySelectorAll("main > .flash");
+  if (target && flashes.length) {
+    // At the top of <main> a message would be above the part of the page the anchor scrolled to.
+    flashes.forEach(function (f) {
+      f.classList.add("flash-here");
+      if (target.tagName === "DETAILS") { target.parentNode.insertBefore(f, target); }  // <summary> stays first
+      else { target.insertBefore(f, target.firstChild); }
+    });
+    var showFlash = function () { flashes[0].scrollIntoView({ block: "start" }); };
+    showFlash();
+    window.addEventListener("load", showFlash);  // after the browser's own jump to the anchor
+  }
 
-  /* -- PIN keypad -- */
+  /* -- PIN keypad: types into the PIN field tapped last; OK goes to the next field, then submits -- */
   document.querySelectorAll(".keypad").forEach(function (pad) {
-    var input = $(pad.dataset.target);
+    var fields = pad.dataset.targets.split(" ").map($).filter(Boolean);
+    var ok = pad.querySelector('[data-key="OK"]');
+    var active = fields[0];
+    function select(f) {
+      active = f;
+      fields.forEach(function (x) { x.classList.toggle("pin-active", x === f); });
+      ok.textContent = fields.indexOf(f) < fields.length - 1 ? "Next" : "OK";
+    }
+    fields.forEach(function (f) { f.addEventListener("focus", function () { select(f); }); });
+    if (fields.length > 1) { select(active); }
     pad.addEventListener("click", function (ev) {
       var k = ev.target.dataset && ev.target.dataset.key;
-      if (!k || k === "OK") { return; }
-      input.value = k === "⌫" ? input.value.slice(0, -1) : input.value + k;
+      if (!k || !active) { return; }
+      var i = fields.indexOf(active);
+      if (k === "OK") {
+        if (i < fields.length - 1) { ev.preventDefault(); select(fields[i + 1]); }
+        return;
+      }
+      active.value = k === "⌫" ? active.value.slice(0, -1) : active.value + k;
     });
   });
 
@@ -125,7 +164,8 @@
       pageSession = ""; pageState = "idle"; return;
     }
     if (st.session_id && st.session_id !== pageSession && st.state !== "stopped") { go("/visit"); return; }
-    if (st.session_id && st.state !== pageState && screen === "visit") { reload(); return; }
+    // Paused or resumed elsewhere: the Recording screen and Start's live card show it.
+    if (st.session_id && st.state !== pageState && (screen === "visit" || screen === "start")) { reload(); return; }
     var el = $("elapsed");
     if (el && st.session_id) { el.textContent = mmss(st.elapsed_s); }
     if (screen === "visit" && st.speaker_names) { liveNames(st.speaker_names); }
@@ -137,13 +177,25 @@
       msg.classList.toggle("warn", bad || st.capture.muted_suspected || st.capture.clipping);
     }
     if (screen === "settings" && st.tools) {
-      var tm = $("tool-msg");
+      // Each tool reports in its own card (the one its button is in), not off-screen in another.
+      var enrol = st.tools.tool === "enrol";
+      var tm = $(enrol ? "enrol-msg" : "tool-msg");
       if (st.tools.message) { tm.textContent = st.tools.message + (st.tools.heard_s ? " (" + Math.floor(st.tools.heard_s) + " s)" : ""); }
-      $("meter").style.width = levelPct(st.tools.levels_dbfs) + "%";
+      if (enrol) { $("enrol-meter-box").classList.remove("hidden"); }
+      $(enrol ? "enrol-meter" : "meter").style.width = levelPct(st.tools.levels_dbfs) + "%";
     }
   }
 
   var transcript = $("transcript");
+  // The live transcript keeps its newest line and the words being spoken in view, unless the
+  // clinician scrolled up to read something (then it waits until they scroll back down).
+  var following = true;
+  function atEnd() { return transcript.scrollHeight - transcript.scrollTop - transcript.clientHeight < 24; }
+  function keepNewestInView() { if (following) { transcript.scrollTop = transcript.scrollHeight; } }
+  if (screen === "visit" && transcript) {
+    transcript.addEventListener("scroll", function () { following = atEnd(); });
+    keepNewestInView();
+  }
   var names = {}, storedNames = {}, shownNames = "";
   if (transcript && transcript.dataset.speakers) { try { storedNames = JSON.parse(transcript.dataset.speakers); } catch (e) { storedNames = {}; } }
   names = Object.assign({}, storedNames);
@@ -173,7 +225,7 @@
     var partial = $("partial");
     transcript.insertBefore(p, partial);
     partial.classList.add("hidden"); partial.textContent = "";
-    p.scrollIntoView({ block: "end" });
+    keepNewestInView();
   }
   function onPartial(pt) {
     if (screen !== "visit" || pt.text === undefined || pt.session_id !== pageSession) { return; }
@@ -181,12 +233,13 @@
     partial.textContent = pt.text;
     partial.classList.toggle("hidden", !pt.text);
     var hint = $("empty-hint"); if (hint) { hint.remove(); }
+    keepNewestInView();
   }
 
   if (window.EventSource && screen !== "unlock") {
     var pass = screen === "visit" && $("rec") ? $("rec").dataset.stream : "";  // issued by this audited page load
     var url = "/events" + (pass ? "?text=" + encodeURIComponent(pass) : "");
-    var es = new EventSource(url);
+    es = new EventSource(url);
     var parse = function (f) { return function (ev) { try { f(JSON.parse(ev.data)); } catch (e) { /* ignore */ } }; };
     es.addEventListener("status", parse(onLive));
     es.addEventListener("state", parse(onLive));
