@@ -154,3 +154,12 @@ def small_targets(page: Any, minimum: int = 48) -> list[str]:
                              `"${(e.textContent || '').trim().slice(0, 30)}"`)""",
         minimum,
     )
+
+
+def in_view(page: Any, selector: str) -> bool:
+    """The first element matching ``selector`` is shown and wholly inside the viewport as it is now scrolled."""
+    return bool(page.evaluate(
+        """(sel) => { const e = document.querySelector(sel); if (!e) return false;
+            const r = e.getBoundingClientRect();
+            return r.height > 0 && r.top >= 0 && r.left >= 0 && r.bottom <= innerHeight + 0.5
+                   && r.right <= innerWidth + 0.5; }""", selector))

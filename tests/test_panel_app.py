@@ -355,3 +355,13 @@ def test_review_offers_only_speakers_the_transcript_uses(panel):
     swap_form = swap_form[:swap_form.index("</form>")]
     offered = re.findall(r'<option value="(S\d+)"', swap_form)
     assert sorted(set(offered)) == ["S1", "S3"]
+
+
+def test_settings_counts_visits_in_plain_english(panel):
+    panel.visit()
+    panel.set_pin()
+    storage = re.search(r'id="storage">([^<]*)<', panel.get("/settings").get_data(as_text=True)).group(1)
+    assert " for 1 visit;" in storage, storage
+    panel.visit()
+    storage = re.search(r'id="storage">([^<]*)<', panel.get("/settings").get_data(as_text=True)).group(1)
+    assert " for 2 visits;" in storage, storage

@@ -22,6 +22,7 @@ from tests.browser import (
     chromium,
     enter_pin,
     free_port,
+    in_view,
     new_page,
     panel_config,
     panel_daemon,
@@ -35,9 +36,6 @@ __all__ = ["chromium"]
 PIN, OTHER_PIN = "2580", "3691"
 SCREENS = ("800x480", "720x1280")
 LONG = "Z" * 80  # an identifier pasted without spaces: the longest name the panel accepts
-IN_VIEW_JS = """(sel) => { const e = document.querySelector(sel); if (!e) return null;
-  const r = e.getBoundingClientRect();
-  return r.height > 0 && r.top >= 0 && r.left >= 0 && r.bottom <= innerHeight + 0.5 && r.right <= innerWidth + 0.5; }"""
 STICKING_OUT_JS = """() => Array.from(document.querySelectorAll('body *')).map(e => [e, e.getBoundingClientRect()])
   .filter(([e, r]) => r.width > 0 && r.height > 0 && (r.right > innerWidth + 0.5 || r.left < -0.5))
   .map(([e, r]) => `${e.tagName.toLowerCase()}#${e.id}.${e.className} right=${Math.round(r.right)}`)"""
@@ -60,10 +58,6 @@ def no_visit_left_running(panel):
     yield
     if status(panel[1])["session_id"] is not None:
         panel[0].ctl("stop")
-
-
-def in_view(page, selector: str) -> bool:
-    return bool(page.evaluate(IN_VIEW_JS, selector))
 
 
 def sizes(page, names=SCREENS):
