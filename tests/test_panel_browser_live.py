@@ -70,6 +70,7 @@ def test_the_words_being_spoken_stay_in_view_unless_the_clinician_scrolled_up(ch
         newest = page.locator("#transcript .seg").last.bounding_box()
         assert newest["y"] + newest["height"] <= page.viewport_size["height"] + 1, size
     shot(landscape, "visit-long", ("800x480",))
+    shot(portrait, "visit-long", ("720x1280",))
 
     # The clinician scrolls up to re-read a line: new lines must not yank the view back down.
     box = landscape.locator("#transcript").bounding_box()

@@ -110,7 +110,7 @@ def test_sending_switched_off_is_said_with_what_to_do(chromium, panel):
         sent = page.inner_text("#sent-text")
         assert "Sending to the clinic is off" in sent and "[sync]" in sent, sent
         assert "automatically" not in sent
-        shot(page, f"review-sending-off-{size}", (size,))
+        shot(page, "review-sending-off", (size,))
     page.context.close()
 
 
@@ -204,7 +204,7 @@ def test_feedback_appears_where_the_clinician_is_looking(chromium, panel):
         assert page.inner_text(".flash-ok") == "Text corrected."
         assert in_view(page, ".flash-ok"), size
         assert page.inner_text("article.seg:last-of-type .text") == f"Corrected at {size}."
-        shot(page, f"review-flash-at-edit-{size}", (size,))
+        shot(page, "review-flash-at-edit", (size,))
     page.context.close()
 
 
@@ -230,7 +230,7 @@ def test_long_unbroken_names_stay_on_screen(chromium, panel):
     page.click("#speakers > summary")
     for size in sizes(page):
         assert page.evaluate(STICKING_OUT_JS) == [], f"Review at {size}"
-        shot(page, f"review-long-names-{size}", (size,))
+        shot(page, "review-long-names", (size,))
     page.goto(base + "/history")
     for size in sizes(page):
         assert page.evaluate(STICKING_OUT_JS) == [], f"History at {size}"
@@ -251,6 +251,7 @@ def test_pins_are_set_and_changed_on_the_keypad_which_stays_whole_after_a_wrong_
         pin_file.unlink(missing_ok=True)
         page.goto(base + "/settings")
         assert "Set the clinician PIN" in page.inner_text("h1")
+        shot(page, "unlock-first-run", (size,))
         tap(old)
         page.click('.keypad button[data-key="OK"]')  # "Next": on to the second field
         tap(old)
@@ -270,6 +271,7 @@ def test_pins_are_set_and_changed_on_the_keypad_which_stays_whole_after_a_wrong_
         page.wait_for_timeout(300)
         assert page.inner_text(".flash-ok") == "PIN saved."
         assert in_view(page, ".flash-ok"), size
+        shot(page, "settings-pin-saved", (size,))
 
         # A wrong PIN: the message shows and the whole keypad still fits on the screen.
         page.click("#nav-lock")
@@ -279,7 +281,7 @@ def test_pins_are_set_and_changed_on_the_keypad_which_stays_whole_after_a_wrong_
         assert "Wrong PIN" in page.inner_text(".flash-error")
         for key in ("⌫", "0", "OK"):
             assert in_view(page, f'.keypad button[data-key="{key}"]'), (size, key)
-        shot(page, f"unlock-wrong-pin-{size}", (size,))
+        shot(page, "unlock-wrong-pin", (size,))
         enter_pin(page, new)
         page.wait_for_url(base + "/settings")
     assert pin_file.exists()
