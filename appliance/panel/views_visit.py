@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 
 from appliance.daemon.controller import ControlError
 from appliance.panel.context import ctx, plain_error
@@ -64,7 +64,7 @@ def recording() -> Response | str:
 def command(action: str) -> Response:
     pc = ctx()
     if action not in ("pause", "resume", "stop"):
-        return Response("unknown command", 404)
+        abort(404)
     live = pc.controller.session
     page_visit = request.form.get("session", "")
     if page_visit and (live is None or live.id != page_visit):
