@@ -14,7 +14,7 @@ from importlib import resources
 
 import pytest
 
-from tests.browser import chromium, free_port, panel_config, panel_daemon, shot, status
+from tests.browser import chromium, free_port, panel_config, panel_daemon, shot, status, stop_on_panel
 from tests.browser import wait_until as wait
 from tests.daemon import installed_models_dir
 
@@ -89,5 +89,5 @@ def test_the_words_being_spoken_stay_in_view_unless_the_clinician_scrolled_up(ch
     assert all(s["visible"] for s in landscape.evaluate("window.samples"))
 
     with landscape.expect_navigation(url=re.compile(r".*/review/[0-9a-f-]+$"), timeout=120_000):
-        landscape.click("#stop")
+        stop_on_panel(landscape)
     context.close()

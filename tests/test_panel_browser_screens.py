@@ -28,6 +28,7 @@ from tests.browser import (
     panel_daemon,
     shot,
     status,
+    stop_on_panel,
     wait_for_panel,
 )
 from tests.browser import wait_until as wait
@@ -107,9 +108,10 @@ def test_sending_switched_off_is_said_with_what_to_do(chromium, panel):
     with page.expect_navigation():
         page.click("#send")
     for size in sizes(page):
-        sent = page.inner_text("#sent-text")
-        assert "Sending to the clinic is off" in sent and "[sync]" in sent, sent
-        assert "automatically" not in sent
+        sent = page.inner_text("#sent-text")  # in the bar that stays in view
+        assert "sending to the clinic is off" in sent.lower() and "automatically" not in sent, sent
+        what_to_do = page.inner_text("#sending-off")
+        assert "Sending to the clinic is off" in what_to_do and "[sync]" in what_to_do, what_to_do
         shot(page, "review-sending-off", (size,))
     page.context.close()
 
@@ -143,7 +145,7 @@ def test_every_tab_follows_a_visit_paused_and_stopped_elsewhere(chromium, panel)
     assert b.locator("#resume").is_visible()
     for p in starts:  # Start's card of the live visit says it is paused
         p.wait_for_function("document.querySelector('#live-card h1').textContent.includes('paused')")
-    b.click("#stop")
+    stop_on_panel(b)
     for p in (a, b, *starts):
         p.wait_for_url(f"{base}/review/{sid}")
         assert p.inner_text("#live-badge-text") == "Not recording"
@@ -167,7 +169,7 @@ def test_a_button_on_a_screen_that_missed_the_stop_never_acts_on_another_visit(c
     daemon.ctl("stop")  # the button ends the visit...
     new = daemon.ctl("start", name="NEW")["session"]["id"]  # ...and starts the next patient's
     with page.expect_navigation():
-        page.click("#stop")  # the stale screen's Stop
+        stop_on_panel(page)  # the stale screen's Stop
     assert page.url == f"{base}/review/{old}"
     assert "already stopped" in page.inner_text(".flash-warning")
     st = status(base)
@@ -223,7 +225,7 @@ def test_long_unbroken_names_stay_on_screen(chromium, panel):
     for size in sizes(page):
         assert page.evaluate(STICKING_OUT_JS) == [], f"Recording at {size}"
     with page.expect_navigation():
-        page.click("#stop")
+        stop_on_panel(page)
     with open_store(str(tmp / "state" / "sessions.db")) as store:
         store.set_speaker_name(sid, "S1", "W" * 40, actor="panel")
     unlock(page, base, f"/review/{sid}")

@@ -72,13 +72,13 @@
 
   /* -- PIN keypad: types into the PIN field tapped last; OK goes to the next field, then submits -- */
   document.querySelectorAll(".keypad").forEach(function (pad) {
-    var fields = pad.dataset.targets.split(" ").map($).filter(Boolean);
+    var fields = (pad.dataset.targets || pad.dataset.target || "").split(" ").map($).filter(Boolean);
     var ok = pad.querySelector('[data-key="OK"]');
     var active = fields[0];
     function select(f) {
       active = f;
       fields.forEach(function (x) { x.classList.toggle("pin-active", x === f); });
-      ok.textContent = fields.indexOf(f) < fields.length - 1 ? "Next" : "OK";
+      if (ok) { ok.textContent = fields.indexOf(f) < fields.length - 1 ? "Next" : "OK"; }
     }
     fields.forEach(function (f) { f.addEventListener("focus", function () { select(f); }); });
     if (fields.length > 1) { select(active); }
