@@ -161,7 +161,7 @@ def send(session_id: str) -> Response:
             flash("Queued for the clinic. It is sent as soon as the clinic server can be reached; "
                   "the note appears here when it comes back.", "ok")
         else:
-            flash("Queued on this device. " + SENDING_OFF, "warning")
+            flash("Queued on this device. It stays here: sending to the clinic is off (see below).", "warning")
     except (IllegalTransition, SessionClosed, ValueError) as exc:
         flash(plain_error(exc), "error")
     return redirect(url_for("review.review", session_id=session_id))
