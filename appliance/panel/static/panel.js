@@ -157,6 +157,10 @@
       storageMsg.textContent = sm;
       storageMsg.classList.toggle("hidden", !sm);
     }
+    // A Stop has ended the recording and its visit is being saved ("stopping": a moment, or until
+    // space is freed on a full disk). Reloading now would find no visit and strand this screen on
+    // Start; the event that the visit is saved follows, and with it the way to its Review.
+    if (st.state === "stopping") { return; }
     // The physical button (or another screen) changed the visit: follow it.
     var ended = pageSession && (!st.session_id || (st.session_id === pageSession && st.state === "stopped"));
     if (ended) {
