@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 import logging
 import secrets
@@ -10,7 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from flask import Flask, Response, flash, redirect, render_template, request, session, url_for
+from flask import Flask, Response, flash, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
 
 from appliance.config.schema import ApplianceConfig
@@ -22,11 +21,10 @@ from appliance.panel.pin import PinGuard
 from appliance.panel.redirects import safe_target
 from appliance.panel.tools import MicTools
 from appliance.panel.wording import plural, speaker_words
+from appliance.websafety import csrf_ok, csrf_token, security_headers
 
 log = logging.getLogger(__name__)
 
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-       "font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 OPEN_ENDPOINTS = {"static", "auth.unlock", "auth.unlock_screen", "auth.set_pin"}  # reachable without the LAN login
 
 
@@ -122,13 +120,6 @@ def back_to(default: str) -> str:
     return safe_target(request.form.get("back"), default)
 
 
-def csrf_token() -> str:
-    tok = session.get("csrf")
-    if not tok:
-        tok = session["csrf"] = secrets.token_urlsafe(32)
-    return tok
-
-
 def _lan_login() -> Response | None:
     """LAN mode: anybody not on the device itself logs in with the PIN before seeing anything."""
     pc = ctx()
@@ -142,11 +133,7 @@ def _lan_login() -> Response | None:
 
 
 def _check_csrf() -> Response | None:
-    if request.method in ("GET", "HEAD", "OPTIONS"):
-        return None
-    sent = request.headers.get("X-CSRF-Token") or request.form.get("csrf_token", "")
-    expected = session.get("csrf", "")
-    if expected and sent and hmac.compare_digest(sent, expected):
+    if csrf_ok():
         return None
     ctx().store.audit("panel", "panel:csrf-refused", None, path=request.path)
     log.warning("panel: state-changing request without a valid CSRF token refused: %s", request.path)
@@ -156,19 +143,7 @@ def _check_csrf() -> Response | None:
 
 
 def _security_headers(resp: Response) -> Response:
-    h = resp.headers
-    h["Content-Security-Policy"] = CSP
-    h["X-Content-Type-Options"] = "nosniff"
-    h["X-Frame-Options"] = "DENY"
-    h["Referrer-Policy"] = "no-referrer"
-    h["Permissions-Policy"] = "camera=(), microphone=(), geolocation=(), payment=()"
-    h["Cross-Origin-Opener-Policy"] = "same-origin"
-    h["Cross-Origin-Resource-Policy"] = "same-origin"
-    if request.endpoint != "static":
-        h["Cache-Control"] = "no-store"  # transcripts must not linger in the browser cache
-    if ctx().cfg.panel.lan:
-        h["Strict-Transport-Security"] = "max-age=31536000"
-    return resp
+    return security_headers(resp, hsts=ctx().cfg.panel.lan)  # LAN mode is TLS only
 
 
 def _template_globals() -> dict[str, object]:
