@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 from clinic.config import ClinicConfig
 from clinic.notes.render import FORMATS
 
+EXPORT_FORMATS = ("fhir", "pdf")  # clinic/export: a FHIR R4 document Bundle, a PDF
+
 if TYPE_CHECKING:
     from clinic.notes.templates import Template
 
@@ -21,7 +23,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     gen = sub.add_parser("generate", help="write a note from a transcript file (built-in generator, no LLM)")
     gen.add_argument("file", help="segments JSON from `appliance transcribe --json`, or a scribe.transcript/1 payload")
     gen.add_argument("--template", default="SOAP", help="template name (default: SOAP; see `clinic templates list`)")
-    gen.add_argument("--format", default="text", choices=FORMATS, help="json: with every sentence's evidence")
+    gen.add_argument("--format", default="text", choices=(*FORMATS, *EXPORT_FORMATS),
+                     help="json: with every sentence's evidence; fhir: a FHIR R4 document Bundle (preliminary); "
+                     "pdf: needs --out or a redirected stdout")
     gen.add_argument("--out", help="write here instead of stdout")
     tpl = sub.add_parser("templates", help="note templates: built-in and the clinic's folder")
     tsub = tpl.add_subparsers(dest="action", required=True)
@@ -77,13 +81,33 @@ def _generate(args: argparse.Namespace, template: Template) -> int:
     from clinic.notes import builtin, transcript
     from clinic.notes.render import render
 
-    note = builtin.generate(transcript.load(args.file), template)
-    text = render(note, template, args.format)
-    if args.out:
+    visit = transcript.load(args.file)
+    note = builtin.generate(visit, template)
+    if args.format in EXPORT_FORMATS:
+        from clinic.export import ExportError, export
+        from clinic.export.document import from_generated
+
+        meta = {"session_id": visit.session_id, "revision": visit.revision, "name": visit.name}
         try:
-            Path(args.out).write_text(text, "utf-8")
-        except OSError as exc:
-            return _fail(f"{args.out}: cannot write: {exc.strerror}")
+            data = export(from_generated(note, render(note, template, "text"), meta), args.format)
+        except ExportError as exc:
+            return _fail(str(exc))
     else:
-        sys.stdout.write(text)
+        data = render(note, template, args.format).encode("utf-8")
+    return write_output(data, args.out)
+
+
+def write_output(data: bytes, out: str | None) -> int:
+    """To the file `out`, else stdout (a PDF only when stdout is not a terminal)."""
+    if out:
+        try:
+            Path(out).write_bytes(data)
+        except OSError as exc:
+            return _fail(f"{out}: cannot write: {exc.strerror}")
+        return 0
+    if data.startswith(b"%PDF") and sys.stdout.isatty():
+        return _fail("a PDF is not for the terminal: give --out FILE or redirect stdout")
+    sys.stdout.flush()
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
     return 0
