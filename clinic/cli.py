@@ -9,6 +9,9 @@
     clinic generate FILE --template SOAP     write a note from a transcript file (docs/clinic-notes.md)
     clinic templates list|check FILE         note templates
     clinic eval DATA.csv                     ROUGE and grounding against ACI-Bench reference notes
+    clinic export SESSION --format fhir      a stored note as text, PDF or FHIR R4 document (audited)
+    clinic users add|passwd|disable|enable   people who may log in to the clinic web view
+    clinic web                               serve the clinic web view (docs/clinic-web.md)
     clinic config show                       every config key with its description
 """
 
@@ -29,7 +32,9 @@ from appliance.config.loader import ConfigError
 from appliance.config.option import config_option_parser
 from clinic import __version__
 from clinic.config import ClinicConfig, describe, load_clinic_config
+from clinic.export import cli as export_cli
 from clinic.notes import cli as notes_cli
+from clinic.web import cli as web_cli
 
 if TYPE_CHECKING:
     from clinic.store import TranscriptStore
@@ -47,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command")
     run = sub.add_parser("run", help="serve: subscribe, validate, store, acknowledge")
     run.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    run.add_argument("--web", action="store_true", help="also serve the clinic web view ([web] in the config)")
     sessions = sub.add_parser("sessions", help="received transcripts")
     ssub = sessions.add_subparsers(dest="action", required=True)
     ls = ssub.add_parser("list", help="one line per stored (session, revision)")
@@ -83,12 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
                             "(SQLite online backup, checked, audited; a PostgreSQL store is backed up with pg_dump)")
     backup.add_argument("file", help="the copy; must not exist yet (it is created with mode 0600)")
     notes_cli.add_parsers(sub)
+    export_cli.add_parsers(sub)
+    web_cli.add_parsers(sub)
     cfg = sub.add_parser("config", help="config file keys")
     cfg.add_argument("action", choices=("show",))
     return p
 
 
-def _serve(cfg: ClinicConfig, level: str) -> int:
+def _serve(cfg: ClinicConfig, level: str, web: bool = False) -> int:
     from clinic.server import ClinicServer
 
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -97,11 +105,21 @@ def _serve(cfg: ClinicConfig, level: str) -> int:
         signal.signal(sig, lambda *_: stop.set())
     from clinic.store import StoreUnavailable
 
+    if web:  # the web view in a thread of its own, with its own store connection
+        from clinic.web.server import WebConfigError, check_exposure, serve
+
+        try:
+            check_exposure(cfg.web)
+        except WebConfigError as exc:
+            print(f"clinic: {exc}", file=sys.stderr)
+            return 2
     try:
         server = ClinicServer(cfg)
     except StoreUnavailable as exc:
         print(f"clinic: {exc}", file=sys.stderr)
         return 2
+    if web:
+        threading.Thread(target=serve, args=(cfg, stop), name="clinic-web", daemon=True).start()
     server.run(stop)
     return 0
 
@@ -197,7 +215,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"clinic: {exc}", file=sys.stderr)
         return 2
     if args.command == "run":
-        return _serve(cfg, args.log_level)
+        return _serve(cfg, args.log_level, args.web)
+    if args.command == "web":
+        return web_cli.run_web(cfg, args.log_level)
     if args.command == "config":
         print(describe(), end="")
         return 0
@@ -228,6 +248,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "backup":
             return _backup(repo, args.file)
+        if args.command == "export":
+            return export_cli.run(args, repo, reader())
+        if args.command == "users":
+            return web_cli.run_users(args, repo)
         if args.command == "devices":
             return _devices(repo, args.json, args.check, args.silent_after)
         if args.command == "audit":

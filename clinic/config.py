@@ -4,6 +4,7 @@
     [store]  where received transcripts are kept
     [ingest] limits on what is accepted
     [notes]  note generation: templates folder, worker threads
+    [web]    the clinic web view: address, TLS, login limits
 """
 
 from __future__ import annotations
@@ -89,12 +90,28 @@ class NotesConfig:
 
 
 @dataclass(frozen=True)
+class WebConfig:
+    host: str = setting("127.0.0.1", "Address the clinic web view listens on. Anything but loopback needs "
+                        "tls_cert and tls_key (the view is never served to the network without TLS).")
+    port: int = setting(8470, "Port of the clinic web view.", min=1, max=65535)
+    tls_cert: str = setting("", "TLS certificate (PEM) of the web view; with tls_key, served over HTTPS.")
+    tls_key: str = setting("", "Private key of tls_cert.")
+    idle_logout_min: float = setting(15.0, "Log a user out after this long without a request.", min=1.0,
+                                     max=1440.0, unit="min")
+    login_attempts: int = setting(5, "Wrong passwords in a row before the account is locked.", min=1, max=100)
+    lockout_s: float = setting(60.0, "First lockout after login_attempts wrong passwords; each further lockout "
+                               "in a row lasts twice as long.", min=1.0, max=86400.0, unit="s")
+    lockout_max_s: float = setting(3600.0, "Longest lockout.", min=1.0, max=604800.0, unit="s")
+
+
+@dataclass(frozen=True)
 class ClinicConfig:
     # setting()/section() return dataclasses.field(); ruff cannot see through the wrapper.
     mqtt: MqttConfig = section(MqttConfig, "Connection to the clinic MQTT broker.")  # noqa: RUF009
     store: StoreConfig = section(StoreConfig, "Storage of received transcripts.")  # noqa: RUF009
     ingest: IngestConfig = section(IngestConfig, "Limits on accepted messages.")  # noqa: RUF009
     notes: NotesConfig = section(NotesConfig, "Note generation after a transcript is stored.")  # noqa: RUF009
+    web: WebConfig = section(WebConfig, "The clinic web view (`clinic web`): review, sign, export notes.")  # noqa: RUF009
 
 
 def load_clinic_config(path: str | None) -> ClinicConfig:

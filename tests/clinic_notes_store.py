@@ -8,7 +8,7 @@ from pathlib import Path
 from clinic.notes.service import write_note
 from clinic.notes.templates import TemplateRegistry
 from clinic.notes.transcript import from_payload
-from clinic.storage import SqliteTranscriptStore, StoredNote
+from clinic.store import StoredNote, TranscriptStore
 from tests.notes_visit import VISIT, payload
 
 SESSION = "0190aaaa-0000-7000-8000-000000000001"
@@ -21,7 +21,7 @@ def clinic_config(tmp: Path, extra: str = "") -> Path:
     return cfg
 
 
-def store_visit(repo: SqliteTranscriptStore, templates: list[str], session_id: str = SESSION,
+def store_visit(repo: TranscriptStore, templates: list[str], session_id: str = SESSION,
                 visit: list[tuple[str, str]] = VISIT, started_at: float = 1.0e9) -> list[StoredNote]:
     """Store the visit as the ingest would, then one note per template as the note workers would."""
     p = payload(templates, session_id=session_id, visit=visit)

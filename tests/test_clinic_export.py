@@ -16,7 +16,7 @@ from clinic.export import ExportError, export
 from clinic.export.document import from_stored
 from clinic.export.fhir import LOINC, SECTION_CODES, XHTML, to_bundle, validate
 from clinic.export.pdf import UNSHOWABLE, pdf_safe
-from clinic.storage import SqliteTranscriptStore
+from clinic.store import SqliteTranscriptStore
 from tests.clinic_notes_store import SESSION, clinic_config, store_visit
 from tests.notes_visit import VISIT, payload
 

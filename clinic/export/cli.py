@@ -7,7 +7,7 @@ import sys
 
 from clinic.export import FORMATS, ExportError, export
 from clinic.export.document import from_stored
-from clinic.storage import SqliteTranscriptStore, StoredNote
+from clinic.store import StoredNote, TranscriptStore
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -21,7 +21,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     ex.add_argument("--reason", default="", help="why it is exported, kept in the audit row")
 
 
-def pick_note(repo: SqliteTranscriptStore, session_id: str, template: str | None = None,
+def pick_note(repo: TranscriptStore, session_id: str, template: str | None = None,
               note_id: int | None = None) -> StoredNote:
     """The note version to export, or ExportError saying why there is none (or which to choose)."""
     if note_id is not None:
@@ -41,7 +41,7 @@ def pick_note(repo: SqliteTranscriptStore, session_id: str, template: str | None
                       f"({', '.join(n.template for n in current)})")
 
 
-def export_stored(repo: SqliteTranscriptStore, note: StoredNote, fmt: str, *, actor: str, reason: str = "") -> bytes:
+def export_stored(repo: TranscriptStore, note: StoredNote, fmt: str, *, actor: str, reason: str = "") -> bytes:
     """The note in `fmt`; the export is audited (it carries the note out of the clinic store)."""
     data = export(from_stored(note, repo.session_meta(note.session_id, note.revision)), fmt)
     repo.audit(actor, "export", note.session_id, note.revision,
@@ -49,7 +49,7 @@ def export_stored(repo: SqliteTranscriptStore, note: StoredNote, fmt: str, *, ac
     return data
 
 
-def run(args: argparse.Namespace, repo: SqliteTranscriptStore, actor: str) -> int:
+def run(args: argparse.Namespace, repo: TranscriptStore, actor: str) -> int:
     from clinic.notes.cli import write_output
 
     try:

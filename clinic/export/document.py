@@ -13,7 +13,7 @@ from clinic.notes.model import STATUS_OK
 
 if TYPE_CHECKING:
     from clinic.notes.model import Note
-    from clinic.storage import StoredNote
+    from clinic.store import StoredNote
 
 
 class ExportError(ValueError):

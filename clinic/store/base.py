@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from appliance.sync.protocol import encode
+from clinic.store.review import NOTE_COLUMNS, REVIEW_SCHEMA, ReviewTables
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,11 @@ class StoredNote:
     body: dict[str, Any]
     created_at: float
     superseded_by: int | None
+    # The review (review.py): who signed it, and the version it is an edit of.
+    signed_by: str = ""
+    signed_at: float | None = None
+    edited_from: int | None = None
+    edited_by: str = ""
 
 
 @dataclass(frozen=True)
@@ -135,6 +141,7 @@ SCHEMA = [
         FOREIGN KEY (session_id, revision) REFERENCES transcripts (session_id, revision)
     )""",
     "CREATE INDEX IF NOT EXISTS notes_session ON notes (session_id, template, revision)",
+    *REVIEW_SCHEMA,
 ]
 
 
@@ -171,7 +178,7 @@ class Connection(Protocol):
     def close(self) -> None: ...
 
 
-class TranscriptStore:
+class TranscriptStore(ReviewTables):
     """Every query of the clinic store, shared by the backends. Thread-safe: the MQTT worker
     writes, note workers, the CLI and tests read (from any thread), serialised on one lock."""
 
@@ -389,13 +396,13 @@ class TranscriptStore:
 
     def notes(self, session_id: str, revision: int | None = None, current_only: bool = False) -> list[StoredNote]:
         """Notes of a session (one revision, or all), oldest first."""
-        sql, params = "SELECT * FROM notes WHERE session_id = ?", [session_id]
+        sql, params = NOTE_COLUMNS + " WHERE n.session_id = ?", [session_id]
         if revision is not None:
-            sql, params = sql + " AND revision = ?", [*params, revision]
+            sql, params = sql + " AND n.revision = ?", [*params, revision]
         if current_only:
-            sql += " AND superseded_by IS NULL"
+            sql += " AND n.superseded_by IS NULL"
         with self._lock:
-            rows = self._db.execute(sql + " ORDER BY id", params).fetchall()
+            rows = self._db.execute(sql + " ORDER BY n.id", params).fetchall()
         return [_note(r) for r in rows]
 
     def close(self) -> None:
@@ -404,7 +411,9 @@ class TranscriptStore:
 
 
 def _note(row: Row) -> StoredNote:
+    review = {k: row[k] for k in row.keys()} if "signed_at" in row.keys() else {}  # noqa: SIM118 (a Row protocol)
     return StoredNote(row["id"], row["session_id"], row["revision"], row["template"], row["generator"],
                       row["generator_version"], row["status"], row["text"], json.loads(row["body"]),
-                      row["created_at"], row["superseded_by"])
+                      row["created_at"], row["superseded_by"], review.get("signed_by") or "",
+                      review.get("signed_at"), review.get("based_on"), review.get("edited_by") or "")
 

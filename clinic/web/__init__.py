@@ -1,0 +1,1 @@
+"""The clinic web view: review, edit, sign and export notes beside their transcripts (docs/clinic-web.md)."""
