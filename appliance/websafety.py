@@ -1,7 +1,7 @@
 """Web safety shared by the room's touch panel (appliance/panel) and the clinic web view
-(clinic/web): the Content-Security-Policy and other response headers, the CSRF token, and the one
-check for where a form may send a browser back to. Public on purpose: both Flask apps import it,
-neither reaches into the other.
+(clinic/web): the Content-Security-Policy and other response headers, the CSRF token, the one
+check for where a form may send a browser back to, and the server's TLS context. Public on
+purpose: both Flask apps import it, neither reaches into the other.
 
 Safe redirects: only a path on this site. It starts with a single "/", and has no scheme, no host,
 no backslash, no whitespace or control character. Browsers drop tabs and newlines from URLs and
@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import ssl
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from flask import Response, request, session
@@ -65,3 +67,14 @@ def security_headers(resp: Response, *, hsts: bool) -> Response:
     if hsts:
         h["Strict-Transport-Security"] = "max-age=31536000"
     return resp
+
+
+def tls_context(cert_file: str, key_file: str, section: str) -> ssl.SSLContext:
+    """A server TLS context (TLS 1.2 and up) from PEM files; ValueError naming `<section>.tls_cert`/`tls_key`."""
+    for key, path in (("tls_cert", cert_file), ("tls_key", key_file)):
+        if not Path(path).is_file():
+            raise ValueError(f"{section}.{key}: file not found: {path}")
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(cert_file, key_file)
+    return ctx

@@ -17,6 +17,7 @@ from appliance.config.schema import ApplianceConfig
 from appliance.daemon.controller import SessionController
 from appliance.daemon.supervisor import Supervisor
 from appliance.panel.app import create_app
+from appliance.websafety import tls_context
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +38,10 @@ def check_exposure(cfg: ApplianceConfig) -> ssl.SSLContext | None:
     p = cfg.panel
     if not p.lan:
         return None
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_cert_chain(p.tls_cert, p.tls_key)
-    return ctx
+    try:
+        return tls_context(p.tls_cert, p.tls_key, "panel")  # the files' presence is a rule, checked above
+    except ValueError as exc:
+        raise PanelConfigError(str(exc)) from None
 
 
 class PanelServer:

@@ -1,0 +1,62 @@
+"""Serving the clinic web view: werkzeug's threaded server, loopback only unless TLS is configured."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import ssl
+import threading
+
+from werkzeug.serving import make_server
+
+from appliance.websafety import tls_context
+from clinic.config import ClinicConfig, WebConfig
+from clinic.storage import open_repository
+from clinic.web.app import create_app
+
+log = logging.getLogger(__name__)
+
+
+class WebConfigError(ValueError):
+    """Unsafe or incomplete [web] settings; the message names the key."""
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(w: WebConfig) -> ssl.SSLContext | None:
+    """The TLS context, or None for plain HTTP on loopback; refuse the network without TLS."""
+    if not w.tls_cert and not w.tls_key:
+        if not _loopback(w.host):
+            raise WebConfigError(f"web.host = {w.host!r} is not loopback: set web.tls_cert and web.tls_key (the "
+                                 "clinic web view is never served to the network without TLS)")
+        return None
+    if not w.tls_cert or not w.tls_key:
+        raise WebConfigError("web.tls_cert and web.tls_key go together: set both or neither")
+    try:
+        return tls_context(w.tls_cert, w.tls_key, "web")
+    except (ValueError, ssl.SSLError) as exc:
+        raise WebConfigError(str(exc)) from None
+
+
+def serve(cfg: ClinicConfig, stop: threading.Event) -> None:
+    """Serve until `stop` is set."""
+    context = check_exposure(cfg.web)
+    repo = open_repository(cfg.store.backend, cfg.store.path)
+    app = create_app(cfg, repo)
+    server = make_server(cfg.web.host, cfg.web.port, app, threaded=True, ssl_context=context)
+    log.info("clinic web view on %s://%s:%d", "https" if context else "http", cfg.web.host, server.server_port)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.5}, name="clinic-web-http",
+                              daemon=True)
+    thread.start()
+    try:
+        stop.wait()
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+        repo.close()
