@@ -64,7 +64,8 @@ def _login_required() -> Response | None:
     user = ctx.repo.user(name) if name else None
     idle = ctx.clock() - seen > ctx.cfg.web.idle_logout_min * 60
     if user is None or user.disabled or idle:
-        session.clear()
+        for key in ("user", "name", "seen"):  # not the CSRF token: the login form in another tab still works
+            session.pop(key, None)
         return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))  # type: ignore[return-value]
     session["seen"] = ctx.clock()
     return None

@@ -42,7 +42,8 @@ def edit(note_id: int) -> str | Response | tuple[str, int]:
     edits = {key: request.form.get(f"section-{key}", "") for key, _, _ in section_lines(note.body)}
     body = edited_body(note.body, edits)
     try:
-        new = ctx.repo.edit_note(note.id, rendered_text(body, ctx.registry), body, editor=display_name())
+        new = ctx.repo.edit_note(note.id, rendered_text(body, ctx.registry), body, editor=display_name(),
+                                 actor=username())
     except ReviewError as exc:
         return render_template("edit.html", note=note, sections=section_lines(note.body), error=str(exc)), 409
     return _to_note(new)
@@ -52,7 +53,7 @@ def edit(note_id: int) -> str | Response | tuple[str, int]:
 def sign(note_id: int) -> Response | tuple[str, int]:
     note = _note(note_id)
     try:
-        signed = web().repo.sign_note(note.id, signer=display_name())
+        signed = web().repo.sign_note(note.id, signer=display_name(), actor=username())
     except ReviewError as exc:
         return render_template("error.html", title="Not signed", message=str(exc)), 409
     return _to_note(signed)

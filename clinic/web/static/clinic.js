@@ -20,7 +20,18 @@
     sentence.classList.add("active");
     var segs = segmentsOf(sentence);
     segs.forEach(function (s) { s.classList.add("evidence"); });
-    if (segs.length) { segs[0].scrollIntoView({ block: "nearest" }); }
+    if (segs.length) { reveal(segs[0]); }
+  }
+
+  // Scroll the transcript pane only, never the page: scrolling the page would move the sentence
+  // out from under the pointer (and a tap would land on whatever took its place).
+  function reveal(seg) {
+    var pane = seg.closest(".transcript");
+    if (!pane) { return; }
+    var top = seg.offsetTop, bottom = top + seg.offsetHeight;  // .transcript is positioned: offsets are in it
+    if (top < pane.scrollTop || bottom > pane.scrollTop + pane.clientHeight) {
+      pane.scrollTop = Math.max(0, top - pane.clientHeight / 3);
+    }
   }
 
   document.addEventListener("DOMContentLoaded", function () {
