@@ -1,0 +1,88 @@
+"""The clinic store's review tables (clinic/storage_review.py) on a real SQLite file: edits are new
+versions, signatures are final, the sessions list and session details are not transcript reads,
+and the new SQL stays in the subset PostgreSQL also runs."""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from clinic import cli
+from clinic.storage import SqliteTranscriptStore
+from clinic.storage_review import NOTE_COLUMNS, REVIEW_SCHEMA, ReviewError
+from tests.clinic_notes_store import SESSION, clinic_config, store_visit
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Iterator[SqliteTranscriptStore]:
+    store = SqliteTranscriptStore(str(tmp_path / "clinic.db"))
+    yield store
+    store.close()
+
+
+def test_signed_notes_are_final_and_edits_are_new_versions(repo: SqliteTranscriptStore) -> None:
+    (soap,) = store_visit(repo, ["SOAP"])
+    signed = repo.sign_note(soap.id, signer="Dr Ada Osei", actor="ada")
+    with pytest.raises(ReviewError, match="already signed by Dr Ada Osei"):
+        repo.sign_note(soap.id, signer="Dr Bo")
+    edited = repo.edit_note(soap.id, "new text\n", {**soap.body, "sections": []}, editor="Dr Bo", actor="bo")
+    assert (edited.edited_from, edited.edited_by, edited.signed_at) == (soap.id, "Dr Bo", None)
+    again = repo.note(soap.id)
+    assert (again.text, again.body, again.signed_by, again.superseded_by) == (signed.text, signed.body,
+                                                                              "Dr Ada Osei", edited.id)
+    with pytest.raises(ReviewError, match=f"replaced by note {edited.id}"):
+        repo.edit_note(soap.id, "x", {}, editor="Dr Bo")
+    third = repo.edit_note(edited.id, "newer text\n", edited.body, editor="Dr Bo")
+    with pytest.raises(ReviewError, match=f"replaced by note {third.id}; sign the current version"):
+        repo.sign_note(edited.id, signer="Dr Bo")
+    assert [n.id for n in repo.notes(SESSION, current_only=True)] == [third.id]
+
+
+def test_a_failed_edit_changes_nothing(repo: SqliteTranscriptStore) -> None:
+    (soap,) = store_visit(repo, ["SOAP"])
+    with pytest.raises(ReviewError, match="no note 999"):
+        repo.edit_note(999, "x", {}, editor="Dr Bo")
+    assert [n.id for n in repo.notes(SESSION)] == [soap.id] and repo.note(soap.id).superseded_by is None
+
+
+def test_sessions_overview_and_meta_read_no_transcript(repo: SqliteTranscriptStore) -> None:
+    store_visit(repo, ["SOAP", "H&P"], started_at=2000.0)
+    store_visit(repo, ["SOAP"], session_id="0190aaaa-0000-7000-8000-000000000002", started_at=5000.0)
+    rows = repo.sessions_overview(since=1000.0)
+    assert [(r.session_id[-1], r.notes, r.signed, r.room) for r in rows] == [("2", 1, 0, "exam-3"),
+                                                                              ("1", 2, 0, "exam-3")]
+    repo.sign_note(repo.notes(SESSION)[0].id, signer="Dr Ada Osei")
+    assert [r.signed for r in repo.sessions_overview(since=1000.0, until=3000.0)] == [1]
+    assert repo.session_meta(SESSION)["templates"] == ["SOAP", "H&P"]
+    assert repo.session_meta("nope") is None
+    assert [e.action for e in repo.audit_log()] == ["sign-note"]  # listing and details are not transcript reads
+
+
+def test_review_sql_is_the_subset_postgresql_runs_too() -> None:
+    source = ast.parse(Path("clinic/storage_review.py").read_text())
+    literals = [n.value for n in ast.walk(source) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+    sql = " ".join([*REVIEW_SCHEMA, NOTE_COLUMNS, *(x for x in literals if re.match(r"\s*(SELECT|INSERT|UPDATE|"
+                                                                                     r"CREATE|DELETE)\b", x))])
+    assert "INSERT INTO note_edits" in sql and "UPDATE clinic_users" in sql
+    for sqlite_only in ("AUTOINCREMENT", "INSERT OR", "REPLACE INTO", "PRAGMA", "WITHOUT ROWID", "IFNULL", "GLOB"):
+        assert sqlite_only not in sql
+    assert not re.search(r"\bstrftime\(|\bdatetime\(", sql)
+
+
+def test_web_config_refuses_the_network_without_tls(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = clinic_config(tmp_path, '[web]\nhost = "0.0.0.0"\n')
+    assert cli.main(["--config", str(cfg), "web"]) == 2
+    assert capsys.readouterr().err == ("clinic: web.host = '0.0.0.0' is not loopback: set web.tls_cert and "
+                                       "web.tls_key (the clinic web view is never served to the network "
+                                       "without TLS)\n")
+    cfg.write_text(f'[store]\npath = "{tmp_path / "c.db"}"\n[web]\ntls_cert = "{tmp_path / "none.crt"}"\n'
+                   f'tls_key = "{tmp_path / "none.key"}"\n')
+    assert cli.main(["--config", str(cfg), "run", "--web"]) == 2  # checked before the server connects
+    assert capsys.readouterr().err == f"clinic: web.tls_cert: file not found: {tmp_path / 'none.crt'}\n"
+    cfg.write_text("[web]\nlogin_attempts = 0\n")
+    assert cli.main(["--config", str(cfg), "web"]) == 2
+    assert "web.login_attempts" in capsys.readouterr().err
