@@ -11,6 +11,7 @@ from typing import Any
 
 from clinic.config import ClinicConfig
 from clinic.notes.model import Note, Transcript
+from clinic.notes.templates import Template
 
 log = logging.getLogger(__name__)
 
@@ -61,26 +62,21 @@ def assist(cfg: ClinicConfig, command: str, body: dict[str, Any], transcript: Tr
                       list(result.sentences or []), result.section)
 
 
-def generate_llm(cfg: ClinicConfig, transcript: Transcript, template_name: str) -> tuple[Note, str] | str:
-    """A note from the LLM generator and its text, or the reason there is none (a sentence)."""
+def generate_llm(cfg: ClinicConfig, transcript: Transcript, template: Template) -> tuple[Note, str] | str:
+    """A note from the LLM generator (clinic.notes.llm.generator.generate, which falls back to the
+    built-in note, marked, when the server is down or slow) and its text; or why there is none."""
     try:
-        from clinic.notes import llm as llm_generator
-        generate = llm_generator.generate  # type: ignore[attr-defined]
-    except (ImportError, AttributeError):
+        from clinic.notes.llm.generator import generate
+    except ImportError:
         return "The LLM generator is not installed on this clinic server."
     llm = _llm_config(cfg)
     if llm is None:
         return "No LLM is configured for this clinic ([llm] url in the clinic config)."
     from clinic.notes.render import render
-    from clinic.notes.templates import TemplateRegistry
 
-    registry = TemplateRegistry(cfg.notes.templates_dir)
-    template = registry.get(template_name)
-    if template is None:
-        return f"The clinic has no template named {template_name!r}."
     try:
         note = generate(transcript, template, llm)
-    except Exception as exc:
+        return note, render(note, template, "text")
+    except Exception as exc:  # their code, our page
         log.exception("LLM generator failed")
         return f"The LLM generator failed ({type(exc).__name__}); nothing was changed."
-    return note, render(note, template, "text")

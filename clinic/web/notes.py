@@ -69,7 +69,8 @@ def regenerate(session_id: str) -> Response | tuple[str, int]:
         abort(404)
     transcript = from_payload(payload)
     if generator == "llm":
-        made = llm.generate_llm(ctx.cfg, transcript, template)
+        known = ctx.registry.get(template)
+        made = llm.generate_llm(ctx.cfg, transcript, known) if known else f"The clinic has no template {template!r}."
         if isinstance(made, str):
             return render_template("error.html", title="Not regenerated", message=made), 409
         note, text = made
