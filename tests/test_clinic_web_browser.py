@@ -115,6 +115,7 @@ def test_review_a_note_beside_its_evidence_edit_sign_and_export(chromium: Any, c
     added = page.locator(".note .sentence", has_text="Return if fever above 101 F.")
     assert added.get_attribute("class") == "sentence unsupported" and added.get_attribute("data-evidence") == ""
     assert "edited by Dr Ada Osei" in page.inner_text("#note-state")
+    assert page.locator(".tabs a").all_inner_texts() == ["SOAP", "Patient Instructions"]  # as the visit asked
 
     page.click("#sign")
     page.wait_for_selector("#note-state:has-text('signed by Dr Ada Osei')")

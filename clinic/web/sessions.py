@@ -56,7 +56,10 @@ def render_session(session_id: str, note_id: int | None, suggestion: llm.Suggest
     if meta is None:
         abort(404)
     versions = ctx.repo.notes(session_id)
-    current = [n for n in versions if n.superseded_by is None]
+    asked = [t.casefold() for t in meta["templates"]]  # tabs in the order the visit asked for them
+    current = sorted((n for n in versions if n.superseded_by is None),
+                     key=lambda n: (asked.index(n.template.casefold()) if n.template.casefold() in asked
+                                    else len(asked), n.template, n.id))
     note = next((n for n in versions if n.id == note_id), None) if note_id else None
     if note_id and note is None:
         abort(404)
