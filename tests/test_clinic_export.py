@@ -97,13 +97,14 @@ def test_signed_note_is_a_final_composition_attested_by_the_signer(repo: SqliteT
     assert validate(bundle, signed=False) == ["Composition.status 'final' (expected preliminary)"]
 
 
-def test_note_text_is_escaped_in_the_narrative_not_markup(repo: SqliteTranscriptStore) -> None:
+def test_note_text_is_text_in_the_narrative_and_the_pdf_never_markup(repo: SqliteTranscriptStore) -> None:
     visit = [*VISIT[:4], ("Patient", "About two weeks now and I wrote <script>alert(1)</script> & more on the form.")]
     (note,) = store_visit(repo, ["SOAP"], visit=visit)
     bundle = to_bundle(from_stored(note, None))
     divs = " ".join(s["text"]["div"] for s in bundle["entry"][0]["resource"]["section"])
     assert "&lt;script&gt;" in divs and "<script>" not in divs
     assert validate(bundle) == []
+    assert "<script>alert(1)</script> & more" in pdf_text(export(from_stored(note, None), "pdf"))  # not markup
 
 
 def test_our_checks_catch_what_the_r4b_models_accept(repo: SqliteTranscriptStore) -> None:

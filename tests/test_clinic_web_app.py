@@ -150,6 +150,23 @@ def test_security_headers_on_every_page(site: Any) -> None:
         assert "<script>" not in text and "style=" not in text and "<style" not in text and " on" + "click" not in text
 
 
+def test_sessions_by_day_and_room(site: Any) -> None:
+    app, repo, clock = site
+    store_visit(repo, ["SOAP"], session_id="0190aaaa-0000-7000-8000-000000000002", room="exam-5",
+                started_at=clock.now - 3 * 86400)
+    store_visit(repo, ["SOAP"], session_id="0190aaaa-0000-7000-8000-000000000003", room="exam-5",
+                started_at=clock.now - 40 * 86400)
+    b = Browser(app)
+    b.login()
+    page = b.get("/").get_data(as_text=True)
+    days = re.findall(r"<h2>([^<]+)</h2>", page)
+    assert days == [time.strftime("%A %d %B %Y", time.localtime(t)) for t in (clock.now - 3600, clock.now - 3 * 86400)]
+    assert re.findall(r"<h3>([^<]+)</h3>", page) == ["exam-3", "exam-5"] and page.count('class="session"') == 2
+    only = b.get("/?room=exam-5&days=365").get_data(as_text=True)
+    assert re.findall(r"<h3>([^<]+)</h3>", only) == ["exam-5", "exam-5"] and "000000000001" not in only
+    assert repo.audit_log(SESSION) == []  # the list reads no transcript
+
+
 def test_viewing_a_session_audits_the_transcript_and_the_note(site: Any) -> None:
     app, repo, _ = site
     b = Browser(app)
