@@ -119,7 +119,13 @@ def _serve(cfg: ClinicConfig, level: str, web: bool = False) -> int:
         print(f"clinic: {exc}", file=sys.stderr)
         return 2
     if web:
-        threading.Thread(target=serve, args=(cfg, stop), name="clinic-web", daemon=True).start()
+        def serve_web() -> None:  # the transcripts keep flowing even if the web view cannot start
+            try:
+                serve(cfg, stop)
+            except WebConfigError as exc:
+                logging.getLogger("clinic.web").error("clinic web view NOT served: %s", exc)
+
+        threading.Thread(target=serve_web, name="clinic-web", daemon=True).start()
     server.run(stop)
     return 0
 

@@ -86,3 +86,16 @@ def test_web_config_refuses_the_network_without_tls(tmp_path: Path, capsys: pyte
     cfg.write_text("[web]\nlogin_attempts = 0\n")
     assert cli.main(["--config", str(cfg), "web"]) == 2
     assert "web.login_attempts" in capsys.readouterr().err
+
+
+def test_web_port_in_use_is_one_line_naming_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cfg = clinic_config(tmp_path, f"[web]\nport = {port}\n")
+        assert cli.main(["--config", str(cfg), "web"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"clinic: web.port = {port}: cannot listen on 127.0.0.1: ") and err.count("\n") == 1

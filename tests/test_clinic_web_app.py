@@ -278,3 +278,15 @@ def test_users_command_adds_changes_and_disables(tmp_path: Path, monkeypatch: py
     assert user.password_hash.startswith("$argon2id$") and PASSWORD not in user.password_hash
     assert [e.action for e in repo.audit_log()] == ["user-add", "user-passwd", "user-disable"]
     repo.close()
+
+
+def test_a_no_speech_result_shows_its_message_and_offers_no_edit_or_sign(site: Any) -> None:
+    app, repo, _ = site
+    quiet = "0190aaaa-0000-7000-8000-00000000000a"
+    (note,) = store_visit(repo, ["SOAP"], session_id=quiet, visit=[("Patient", "")], started_at=time.time())
+    b = Browser(app)
+    b.login()
+    page = b.get(f"/sessions/{quiet}").get_data(as_text=True)
+    assert note.status == "no_speech" and "No speech recorded" in page
+    assert 'id="edit"' not in page and 'id="sign"' not in page
+    assert b.post(f"/notes/{note.id}/sign").status_code == 409 and repo.note(note.id).signed_at is None

@@ -52,6 +52,9 @@ def edit(note_id: int) -> str | Response | tuple[str, int]:
 @bp.post("/notes/<int:note_id>/sign")
 def sign(note_id: int) -> Response | tuple[str, int]:
     note = _note(note_id)
+    if note.status != "ok":
+        return render_template("error.html", title="Not signed",
+                               message=f"There is no note to sign here, only a {note.status!r} result."), 409
     try:
         signed = web().repo.sign_note(note.id, signer=display_name(), actor=username())
     except ReviewError as exc:

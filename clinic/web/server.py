@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import socket
 import ssl
 import threading
 
@@ -43,12 +44,24 @@ def check_exposure(w: WebConfig) -> ssl.SSLContext | None:
         raise WebConfigError(str(exc)) from None
 
 
+def _check_port(w: WebConfig) -> None:
+    """Refuse a port we cannot listen on with a line naming the key (werkzeug would print its own
+    message and exit the whole process, the clinic server with it)."""
+    try:
+        infos = socket.getaddrinfo(w.host, w.port, type=socket.SOCK_STREAM)
+        with socket.socket(infos[0][0], socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as werkzeug binds
+            probe.bind(infos[0][4])
+    except OSError as exc:
+        raise WebConfigError(f"web.port = {w.port}: cannot listen on {w.host}: {exc.strerror or exc}") from None
+
+
 def serve(cfg: ClinicConfig, stop: threading.Event) -> None:
     """Serve until `stop` is set."""
     context = check_exposure(cfg.web)
+    _check_port(cfg.web)
     repo = open_repository(cfg.store.backend, cfg.store.path)
-    app = create_app(cfg, repo)
-    server = make_server(cfg.web.host, cfg.web.port, app, threaded=True, ssl_context=context)
+    server = make_server(cfg.web.host, cfg.web.port, create_app(cfg, repo), threaded=True, ssl_context=context)
     log.info("clinic web view on %s://%s:%d", "https" if context else "http", cfg.web.host, server.server_port)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.5}, name="clinic-web-http",
                               daemon=True)
