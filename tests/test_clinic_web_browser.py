@@ -132,6 +132,16 @@ def test_review_a_note_beside_its_evidence_edit_sign_and_export(chromium: Any, c
     bundle = json.loads(fhir_download.value.path().read_text())
     assert validate(bundle, signed=True) == []
     assert "Return if fever above 101 F." in json.dumps(bundle)
+
+    # Regenerate with another template; the assistant without an LLM answers in one plain sentence.
+    page.select_option("#regen-template", "H&P")
+    page.click("#regenerate")
+    page.wait_for_selector(".tabs a.active:has-text('H&P')")
+    assert page.locator(".note .sentence").count() > 5
+    page.select_option("#assist-command", "concise")
+    page.click("#assist")
+    assert page.locator("#suggestion .plain").inner_text().startswith(("Assistant commands are not installed",
+                                                                       "No LLM is configured"))
     assert errors == []  # no CSP violation, no script error
 
     repo = SqliteTranscriptStore(str(tmp_path / "clinic.db"))
