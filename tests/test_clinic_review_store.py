@@ -1,30 +1,30 @@
-"""The clinic store's review tables (clinic/storage_review.py) on a real SQLite file: edits are new
-versions, signatures are final, the sessions list and session details are not transcript reads,
-and the new SQL stays in the subset PostgreSQL also runs."""
+"""The clinic store's review tables (clinic/store/review.py) on both backends (a SQLite file and a
+throwaway PostgreSQL server): edits are new versions, signatures are final, users keep their
+counts, the sessions list and session details are not transcript reads, and the SQL stays in the
+portable subset."""
 
 from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from clinic import cli
-from clinic.storage import SqliteTranscriptStore
-from clinic.storage_review import NOTE_COLUMNS, REVIEW_SCHEMA, ReviewError
+from clinic.store import TranscriptStore
+from clinic.store.review import NOTE_COLUMNS, REVIEW_SCHEMA, ReviewError
+from clinic.users import LoginPolicy, UserError, add_user, authenticate
 from tests.clinic_notes_store import SESSION, clinic_config, store_visit
+from tests.postgres import ClinicStoreTarget
 
 
 @pytest.fixture
-def repo(tmp_path: Path) -> Iterator[SqliteTranscriptStore]:
-    store = SqliteTranscriptStore(str(tmp_path / "clinic.db"))
-    yield store
-    store.close()
+def repo(clinic_store: ClinicStoreTarget) -> TranscriptStore:
+    return clinic_store.open()
 
 
-def test_signed_notes_are_final_and_edits_are_new_versions(repo: SqliteTranscriptStore) -> None:
+def test_signed_notes_are_final_and_edits_are_new_versions(repo: TranscriptStore) -> None:
     (soap,) = store_visit(repo, ["SOAP"])
     signed = repo.sign_note(soap.id, signer="Dr Ada Osei", actor="ada")
     with pytest.raises(ReviewError, match="already signed by Dr Ada Osei"):
@@ -42,14 +42,31 @@ def test_signed_notes_are_final_and_edits_are_new_versions(repo: SqliteTranscrip
     assert [n.id for n in repo.notes(SESSION, current_only=True)] == [third.id]
 
 
-def test_a_failed_edit_changes_nothing(repo: SqliteTranscriptStore) -> None:
+def test_a_failed_edit_changes_nothing(repo: TranscriptStore) -> None:
     (soap,) = store_visit(repo, ["SOAP"])
     with pytest.raises(ReviewError, match="no note 999"):
         repo.edit_note(999, "x", {}, editor="Dr Bo")
     assert [n.id for n in repo.notes(SESSION)] == [soap.id] and repo.note(soap.id).superseded_by is None
 
 
-def test_sessions_overview_and_meta_read_no_transcript(repo: SqliteTranscriptStore) -> None:
+def test_users_and_their_lockout_live_in_the_store(repo: TranscriptStore, clinic_store: ClinicStoreTarget) -> None:
+    now = [1_800_000_000.0]
+    add_user(repo, "ada", "Dr Ada Osei", "correct horse battery")
+    with pytest.raises(UserError, match="exists"):
+        add_user(repo, "ada", "Again", "correct horse battery")
+    policy = LoginPolicy(attempts=2, lockout_s=60, lockout_max_s=600)
+    for _ in range(2):
+        with pytest.raises(UserError, match="Wrong user name or password"):
+            authenticate(repo, "ada", "not the password", policy, lambda: now[0])
+    reopened = clinic_store.open()  # a restart keeps the lockout
+    with pytest.raises(UserError, match="locked for 60 s more"):
+        authenticate(reopened, "ada", "correct horse battery", policy, lambda: now[0])
+    now[0] += 61
+    assert authenticate(reopened, "ada", "correct horse battery", policy, lambda: now[0]).display_name == "Dr Ada Osei"
+    assert repo.user("ada").failures == 0 and repo.user("ada").locked_until == 0.0
+
+
+def test_sessions_overview_and_meta_read_no_transcript(repo: TranscriptStore) -> None:
     store_visit(repo, ["SOAP", "H&P"], started_at=2000.0)
     store_visit(repo, ["SOAP"], session_id="0190aaaa-0000-7000-8000-000000000002", started_at=5000.0)
     rows = repo.sessions_overview(since=1000.0)
@@ -63,7 +80,7 @@ def test_sessions_overview_and_meta_read_no_transcript(repo: SqliteTranscriptSto
 
 
 def test_review_sql_is_the_subset_postgresql_runs_too() -> None:
-    source = ast.parse(Path("clinic/storage_review.py").read_text())
+    source = ast.parse(Path("clinic/store/review.py").read_text())
     literals = [n.value for n in ast.walk(source) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
     sql = " ".join([*REVIEW_SCHEMA, NOTE_COLUMNS, *(x for x in literals if re.match(r"\s*(SELECT|INSERT|UPDATE|"
                                                                                      r"CREATE|DELETE)\b", x))])

@@ -19,7 +19,7 @@ from appliance.websafety import CSP
 from clinic import cli
 from clinic.config import load_clinic_config
 from clinic.export.fhir import validate
-from clinic.storage import SqliteTranscriptStore
+from clinic.store import SqliteTranscriptStore
 from clinic.users import add_user, set_disabled
 from clinic.web.app import create_app
 from tests.clinic_notes_store import SESSION, clinic_config, store_visit

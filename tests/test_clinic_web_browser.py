@@ -18,7 +18,7 @@ import pypdf
 import pytest
 
 from clinic.export.fhir import validate
-from clinic.storage import SqliteTranscriptStore
+from clinic.store import SqliteTranscriptStore
 from clinic.users import add_user
 from tests.browser import chromium, free_port, new_page, shot, wait_until  # noqa: F401 (fixture)
 from tests.clinic_notes_store import SESSION, clinic_config, store_visit

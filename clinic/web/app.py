@@ -15,7 +15,7 @@ from werkzeug.exceptions import HTTPException
 from appliance.websafety import csrf_ok, csrf_token, security_headers
 from clinic.config import ClinicConfig
 from clinic.notes.templates import TemplateRegistry
-from clinic.storage import SqliteTranscriptStore
+from clinic.store import TranscriptStore
 from clinic.users import LoginPolicy
 from clinic.web.context import WebContext, web
 
@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 OPEN_ENDPOINTS = {"static", "auth.login"}
 
 
-def create_app(cfg: ClinicConfig, repo: SqliteTranscriptStore, *, clock: Callable[[], float] = time.time,
+def create_app(cfg: ClinicConfig, repo: TranscriptStore, *, clock: Callable[[], float] = time.time,
                registry: TemplateRegistry | None = None) -> Flask:
     w = cfg.web
     tls = bool(w.tls_cert and w.tls_key)

@@ -10,14 +10,14 @@ from flask import current_app, session
 
 from clinic.config import ClinicConfig
 from clinic.notes.templates import TemplateRegistry
-from clinic.storage import SqliteTranscriptStore
+from clinic.store import TranscriptStore
 from clinic.users import LoginPolicy
 
 
 @dataclass
 class WebContext:
     cfg: ClinicConfig
-    repo: SqliteTranscriptStore
+    repo: TranscriptStore
     registry: TemplateRegistry
     clock: Callable[[], float] = time.time
     policy: LoginPolicy = field(default_factory=LoginPolicy)

@@ -9,8 +9,8 @@ from clinic.export import EXTENSIONS, FORMATS, MEDIA_TYPES, ExportError
 from clinic.export.cli import export_stored
 from clinic.notes.service import write_note
 from clinic.notes.transcript import from_payload
-from clinic.storage import StoredNote
-from clinic.storage_review import ReviewError
+from clinic.store import StoredNote
+from clinic.store.review import ReviewError
 from clinic.web import llm
 from clinic.web.context import display_name, username, web
 from clinic.web.editing import edited_body, rendered_text, section_lines

@@ -12,14 +12,15 @@ from werkzeug.serving import make_server
 
 from appliance.websafety import tls_context
 from clinic.config import ClinicConfig, WebConfig
-from clinic.storage import open_repository
+from clinic.store import StoreUnavailable, open_repository
 from clinic.web.app import create_app
 
 log = logging.getLogger(__name__)
 
 
 class WebConfigError(ValueError):
-    """Unsafe or incomplete [web] settings; the message names the key."""
+    """The web view cannot be served: unsafe or incomplete [web] settings (the message names the key),
+    a port in use, or the store cannot be opened."""
 
 
 def _loopback(host: str) -> bool:
@@ -60,7 +61,10 @@ def serve(cfg: ClinicConfig, stop: threading.Event) -> None:
     """Serve until `stop` is set."""
     context = check_exposure(cfg.web)
     _check_port(cfg.web)
-    repo = open_repository(cfg.store.backend, cfg.store.path)
+    try:
+        repo = open_repository(cfg.store)
+    except StoreUnavailable as exc:
+        raise WebConfigError(str(exc)) from None
     server = make_server(cfg.web.host, cfg.web.port, create_app(cfg, repo), threaded=True, ssl_context=context)
     log.info("clinic web view on %s://%s:%d", "https" if context else "http", cfg.web.host, server.server_port)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.5}, name="clinic-web-http",

@@ -9,8 +9,8 @@ from typing import Any
 
 from flask import Blueprint, abort, render_template, request
 
-from clinic.storage import StoredNote
-from clinic.storage_review import SessionOverview
+from clinic.store import StoredNote
+from clinic.store.review import SessionOverview
 from clinic.web import llm
 from clinic.web.context import username, web
 
