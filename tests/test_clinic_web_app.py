@@ -290,3 +290,18 @@ def test_a_no_speech_result_shows_its_message_and_offers_no_edit_or_sign(site: A
     assert note.status == "no_speech" and "No speech recorded" in page
     assert 'id="edit"' not in page and 'id="sign"' not in page
     assert b.post(f"/notes/{note.id}/sign").status_code == 409 and repo.note(note.id).signed_at is None
+
+
+def test_an_edit_is_kept_when_the_clinic_template_fails_on_it(tmp_path: Path) -> None:
+    from clinic.notes.templates import TemplateRegistry
+    from clinic.web.editing import edited_body, rendered_text
+
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    (folder / "soap.j2").write_text('+++\nname = "SOAP"\ndescription = "d"\n\n[[sections]]\nkey = "plan"\n'
+                                    'title = "Plan"\ntakes = ["plan"]\n+++\n'
+                                    '{{ sections[0].sentences[0].evidence[0] }}\n')  # fails without evidence
+    registry = TemplateRegistry(str(folder))
+    body = {"template": "SOAP", "sections": [{"key": "plan", "title": "Plan", "sentences": []}]}
+    text = rendered_text(edited_body(body, {"plan": "A plan the reviewer wrote."}), registry)
+    assert text == "PLAN\n\nA plan the reviewer wrote.\n"

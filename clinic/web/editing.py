@@ -3,14 +3,17 @@
 A line that is still one of the section's sentences keeps that sentence's evidence; a new or
 changed line has none and is marked `edited` (the web view shows it without highlight, and the
 reviewer knows the transcript does not back it). The text is written again by the note's template,
-or with a heading per section when the template is gone."""
+or with a heading per section when the template is gone (or fails on the edited note)."""
 
 from __future__ import annotations
 
 import copy
+import logging
 from typing import Any
 
 from clinic.notes.templates import TemplateRegistry
+
+log = logging.getLogger(__name__)
 
 
 def section_lines(body: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -38,8 +41,11 @@ def rendered_text(body: dict[str, Any], registry: TemplateRegistry) -> str:
     template = registry.get(str(body.get("template", "")))
     sections = body.get("sections") or []
     if template is not None:
-        return template.render({"fmt": "text", "template": template.name, "sections": sections,
-                                "facts": body.get("facts") or {}, "warnings": body.get("warnings") or []})
+        try:
+            return template.render({"fmt": "text", "template": template.name, "sections": sections,
+                                    "facts": body.get("facts") or {}, "warnings": body.get("warnings") or []})
+        except Exception:  # a clinic's template that fails on the edited note: the edit is not lost
+            log.exception("template %s failed on an edited note; written with a heading per section", template.name)
     parts = [f"{s['title'].upper()}\n\n" + " ".join(x["text"] for x in s["sentences"])
              for s in sections if s.get("sentences")]
     return "\n\n".join(parts) + "\n"

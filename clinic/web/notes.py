@@ -3,6 +3,8 @@ generator, ask the assistant, export. Signed notes are never changed: an edit ma
 
 from __future__ import annotations
 
+import re
+
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 
 from clinic.export import EXTENSIONS, FORMATS, MEDIA_TYPES, ExportError
@@ -109,6 +111,8 @@ def export(note_id: int, fmt: str) -> Response | tuple[str, int]:
         data = export_stored(web().repo, note, fmt, actor=username(), reason="clinic web view")
     except ExportError as exc:
         return render_template("error.html", title="Not exported", message=str(exc)), 409
-    name = f"{note.template.replace(' ', '-').replace('&', 'and')}-{note.session_id[:8]}-{note.id}.{EXTENSIONS[fmt]}"
+    # A clinic's template name could hold quotes or other characters a header must not carry.
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{note.template.replace('&', 'and')}-{note.session_id[:8]}-{note.id}")
+    name = f"{stem.strip('-')}.{EXTENSIONS[fmt]}"
     return Response(data, mimetype=MEDIA_TYPES[fmt],
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
