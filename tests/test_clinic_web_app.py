@@ -8,7 +8,6 @@ import io
 import json
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +18,16 @@ from appliance.websafety import CSP
 from clinic import cli
 from clinic.config import load_clinic_config
 from clinic.export.fhir import validate
-from clinic.store import SqliteTranscriptStore
+from clinic.store import SqliteTranscriptStore, TranscriptStore
 from clinic.users import add_user, set_disabled
 from clinic.web.app import create_app
 from tests.clinic_notes_store import SESSION, clinic_config, store_visit
+from tests.postgres import ClinicStoreTarget
 
 PASSWORD = "correct horse battery"
 
 
-def current(repo: SqliteTranscriptStore, template: str = "SOAP") -> Any:
+def current(repo: TranscriptStore, template: str = "SOAP") -> Any:
     return next(n for n in repo.notes(SESSION, current_only=True) if n.template == template)
 
 
@@ -62,14 +62,14 @@ class Browser:
 
 
 @pytest.fixture
-def site(tmp_path: Path) -> Iterator[tuple[Any, SqliteTranscriptStore, Clock]]:
+def site(tmp_path: Path, clinic_store: ClinicStoreTarget) -> tuple[Any, TranscriptStore, Clock]:
+    """The web view on each store backend (SQLite file, PostgreSQL)."""
     cfg = load_clinic_config(str(clinic_config(tmp_path, "[web]\nlogin_attempts = 3\nlockout_s = 60\n")))
-    repo = SqliteTranscriptStore(str(tmp_path / "clinic.db"))
     clock = Clock()
+    repo = clinic_store.open(clock=clock)
     store_visit(repo, ["SOAP", "Patient Instructions"], started_at=clock.now - 3600)
     add_user(repo, "ada", "Dr Ada Osei", PASSWORD)
-    yield create_app(cfg, repo, clock=clock), repo, clock
-    repo.close()
+    return create_app(cfg, repo, clock=clock), repo, clock
 
 
 def test_every_page_needs_a_login_and_next_stays_on_the_site(site: Any) -> None:
