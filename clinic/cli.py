@@ -3,7 +3,7 @@
     clinic run --config clinic.toml          subscribe, validate, store, acknowledge (docs/sync-protocol.md)
     clinic sessions list|show                what has been received (every show is audited)
     clinic devices [--check]                 each room's last status: online, pending visits, alerts
-    clinic audit                             who read which transcript, and who took backups
+    clinic audit                             who read, edited, signed or exported what; who took backups
     clinic backup FILE                       online copy of the clinic store (docs/operations.md)
     clinic note / clinic command             send a note or a command (resend, purge) to a device
     clinic generate FILE --template SOAP     write a note from a transcript file (docs/clinic-notes.md)
@@ -82,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     devices.add_argument("--silent-after", type=float, default=120.0, metavar="S",
                          help="an online room not heard from for S seconds counts as silent (it reports "
                          "every 30 s; default 120)")
-    audit = sub.add_parser("audit", help="the audit log: reads of transcripts and backups")
+    audit = sub.add_parser("audit", help="the audit log: reads of transcripts and notes, edits, signatures, "
+                           "exports, logins, backups")
     audit.add_argument("--session", help="only this session id")
     audit.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     backup = sub.add_parser("backup", help="copy the clinic store to a new FILE while the server runs "
