@@ -7,6 +7,7 @@
     clinic backup FILE                       online copy of the clinic store (docs/operations.md)
     clinic note / clinic command             send a note or a command (resend, purge) to a device
     clinic generate FILE --template SOAP     write a note from a transcript file (docs/clinic-notes.md)
+    clinic assist SESSION --command expand   LLM suggestions on a stored note (expand, differentials, …)
     clinic templates list|check FILE         note templates
     clinic eval DATA.csv                     ROUGE and grounding against ACI-Bench reference notes
     clinic export SESSION --format fhir      a stored note as text, PDF or FHIR R4 document (audited)
@@ -228,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "config":
         print(describe(), end="")
         return 0
-    if args.command in ("generate", "templates", "eval"):
+    if args.command in ("generate", "templates", "eval", "assist"):
         return notes_cli.run(args, cfg)
     if args.command in ("note", "command"):
         from clinic.server import command_message, note_message

@@ -3,7 +3,8 @@
     [mqtt]   broker, TLS files, client identity
     [store]  where received transcripts are kept
     [ingest] limits on what is accepted
-    [notes]  note generation: templates folder, worker threads
+    [notes]  note generation: templates folder, worker threads, generator
+    [llm]    the OpenAI-compatible chat API of the LLM generator and assistant commands
     [web]    the clinic web view: address, TLS, login limits
 """
 
@@ -87,6 +88,27 @@ class NotesConfig:
                                     max=8760.0, unit="h")
     workers: int = setting(2, "Threads writing notes; transcripts wait in a queue (acks never wait for notes).",
                            min=1, max=64)
+    generator: str = setting("builtin", "Who writes notes: builtin (offline, no LLM) or llm (the [llm] server, "
+                             "grounded in the built-in note; falls back to it when the server is down or slow).",
+                             choices=("builtin", "llm"))
+
+
+@dataclass(frozen=True)
+class LlmConfig:
+    url: str = setting("", "Base URL of an OpenAI-compatible chat API (llama.cpp server, vLLM, Ollama), e.g. "
+                       "http://127.0.0.1:8080/v1; requests go to <url>/chat/completions. Empty: no LLM "
+                       "(the llm generator falls back to builtin, assistant commands say so).")
+    model: str = setting("", "Model name sent with each request (llama.cpp's server ignores it; vLLM and Ollama "
+                         "need it).")
+    api_key: str = setting("", "Bearer token sent as Authorization, if the server wants one.")
+    timeout_s: float = setting(60.0, "Longest wait for one answer; a server slower than this (or down) gives "
+                               "the built-in note, marked as a fallback.", min=0.1, max=3600.0, unit="s")
+    max_tokens: int = setting(1024, "Most tokens the model may write per request; an answer cut here keeps "
+                              "the built-in sentences of that part.", min=16, max=32768)
+    part_words: int = setting(250, "Largest built-in note (in words) sent in one request; a longer one is sent "
+                              "per section, and a longer section in parts of whole statements.",
+                              min=20, max=20000, unit="words")
+    temperature: float = setting(0.0, "Sampling temperature (0: the same answer each time).", min=0.0, max=2.0)
 
 
 @dataclass(frozen=True)
@@ -111,6 +133,7 @@ class ClinicConfig:
     store: StoreConfig = section(StoreConfig, "Storage of received transcripts.")  # noqa: RUF009
     ingest: IngestConfig = section(IngestConfig, "Limits on accepted messages.")  # noqa: RUF009
     notes: NotesConfig = section(NotesConfig, "Note generation after a transcript is stored.")  # noqa: RUF009
+    llm: LlmConfig = section(LlmConfig, "LLM server for the llm generator and assistant commands.")  # noqa: RUF009
     web: WebConfig = section(WebConfig, "The clinic web view (`clinic web`): review, sign, export notes.")  # noqa: RUF009
 
 

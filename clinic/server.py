@@ -39,7 +39,8 @@ class ClinicServer:
         if cfg.notes.enabled:
             self.templates = TemplateRegistry(cfg.notes.templates_dir)
             self.notes = NoteService(self.repo, self.templates, self._publish_note,
-                                     cfg.notes.workers, cfg.notes.fallback_template)
+                                     cfg.notes.workers, cfg.notes.fallback_template, cfg.notes.generator,
+                                     cfg.llm)
         self.ingest = Ingest(cfg.mqtt.topic_prefix, self.repo, cfg.ingest,
                              on_stored=self.notes.on_stored if self.notes else None)
         self.connected = threading.Event()

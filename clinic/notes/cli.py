@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from clinic.config import ClinicConfig
+from clinic.notes.assistant import COMMANDS
 from clinic.notes.render import FORMATS
 
 EXPORT_FORMATS = ("fhir", "pdf")  # clinic/export: a FHIR R4 document Bundle, a PDF
@@ -20,13 +21,23 @@ EXIT_BAD_INPUT = 2
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    gen = sub.add_parser("generate", help="write a note from a transcript file (built-in generator, no LLM)")
+    gen = sub.add_parser("generate", help="write a note from a transcript file (built-in generator, or the LLM)")
     gen.add_argument("file", help="segments JSON from `appliance transcribe --json`, or a scribe.transcript/1 payload")
     gen.add_argument("--template", default="SOAP", help="template name (default: SOAP; see `clinic templates list`)")
     gen.add_argument("--format", default="text", choices=(*FORMATS, *EXPORT_FORMATS),
                      help="json: with every sentence's evidence; fhir: a FHIR R4 document Bundle (preliminary); "
                      "pdf: needs --out or a redirected stdout")
     gen.add_argument("--out", help="write here instead of stdout")
+    gen.add_argument("--generator", choices=("builtin", "llm"),
+                     help="default: [notes] generator; llm uses the [llm] server and fails (exit 2) if it gives "
+                     "no answer")
+    ast = sub.add_parser("assist", help="ask the LLM to expand a section, suggest differentials, make a stored "
+                         "note concise or rewrite it for the patient (a suggestion; nothing is stored)")
+    ast.add_argument("session_id")
+    ast.add_argument("--command", dest="assist_command", required=True, choices=COMMANDS)
+    ast.add_argument("--section", help="section title or key (required for expand; concise: default whole note)")
+    ast.add_argument("--template", help="which of the session's notes (default: its only current note)")
+    ast.add_argument("--json", action="store_true", help="the sentences with evidence and flags as JSON")
     tpl = sub.add_parser("templates", help="note templates: built-in and the clinic's folder")
     tsub = tpl.add_subparsers(dest="action", required=True)
     tsub.add_parser("list", help="name, audience, budget and sections of every template")
@@ -46,6 +57,8 @@ def run(args: argparse.Namespace, cfg: ClinicConfig) -> int:
     from clinic.notes.templates import TemplateError, TemplateRegistry, load_file
     from clinic.notes.transcript import TranscriptError
 
+    if args.command == "assist":
+        return _assist(args, cfg)
     if args.command == "templates" and args.action == "check":
         try:
             t = load_file(args.file)
@@ -72,17 +85,20 @@ def run(args: argparse.Namespace, cfg: ClinicConfig) -> int:
 
             print(table(evaluate(args.csv, template), args.csv, template), end="")
             return 0
-        return _generate(args, template)
+        return _generate(args, template, cfg)
     except TranscriptError as exc:
         return _fail(str(exc))
 
 
-def _generate(args: argparse.Namespace, template: Template) -> int:
-    from clinic.notes import builtin, transcript
+def _generate(args: argparse.Namespace, template: Template, cfg: ClinicConfig) -> int:
+    from clinic.notes import transcript
     from clinic.notes.render import render
+    from clinic.notes.service import generate
 
     visit = transcript.load(args.file)
-    note = builtin.generate(visit, template)
+    note = generate(visit, template, args.generator or cfg.notes.generator, cfg.llm)
+    if note.fallback:
+        return _fail(f"the LLM wrote no note: {note.fallback} (--generator builtin writes one without it)")
     if args.format in EXPORT_FORMATS:
         from clinic.export import ExportError, export
         from clinic.export.document import from_generated
@@ -110,4 +126,45 @@ def write_output(data: bytes, out: str | None) -> int:
     sys.stdout.flush()
     sys.stdout.buffer.write(data)
     sys.stdout.buffer.flush()
+    return 0
+
+
+def _assist(args: argparse.Namespace, cfg: ClinicConfig) -> int:
+    import json
+
+    from clinic.cli import reader
+    from clinic.notes.assistant import NO_LLM, assist
+    from clinic.notes.llm.client import configured
+    from clinic.notes.transcript import from_payload
+    from clinic.storage import open_repository
+
+    if not configured(cfg.llm):
+        return _fail(NO_LLM)
+    repo = open_repository(cfg.store.backend, cfg.store.path)
+    try:
+        notes = [n for n in repo.notes(args.session_id, current_only=True)
+                 if args.template is None or n.template.casefold() == args.template.casefold()]
+        if len(notes) != 1:
+            names = ", ".join(n.template for n in repo.notes(args.session_id, current_only=True)) or "none"
+            return _fail(f"session {args.session_id}: {'no' if not notes else 'more than one'} current note"
+                         f"{f' for template {args.template!r}' if args.template else ''} (its notes: {names}; "
+                         "choose with --template)")
+        stored = notes[0]
+        payload = repo.get(stored.session_id, stored.revision, actor=reader(), reason=f"assist {args.assist_command}")
+    finally:
+        repo.close()
+    if payload is None:
+        return _fail(f"no transcript {stored.session_id} revision {stored.revision}")
+    result = assist(args.assist_command, stored.body, from_payload(payload), cfg.llm, section=args.section)
+    if not result.ok:
+        return _fail(result.message)
+    if args.json:
+        print(json.dumps({"command": result.command, "section": result.section, "message": result.message,
+                          "sentences": result.sentences}, indent=2, ensure_ascii=False))
+        return 0
+    for s in result.sentences:
+        flags = f"  [CHECK: {'; '.join(s['flags'])}]" if s["flags"] else ""
+        print(f"- {s['text']}  (evidence: {', '.join(s['evidence']) or 'none'}){flags}")
+    if result.message:
+        print(f"clinic: {result.message}", file=sys.stderr)
     return 0

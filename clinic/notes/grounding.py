@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from clinic.notes import lexicon
 from clinic.notes.model import Note, Transcript
-from clinic.notes.text import clean
+from clinic.notes.text import clean, digits
 
 
 @dataclass
@@ -37,24 +37,37 @@ def checkable(text: str) -> list[str]:
     return list(dict.fromkeys(items))
 
 
+def missing(text: str, source: str) -> tuple[list[str], int]:
+    """The numbers, drugs and doses of `text` not found in `source` (cleaned, lower-case segment
+    text), and how many were checked."""
+    flat = source.replace(" ", "")
+    items = checkable(digits(text))
+    absent = []
+    for item in items:
+        if any(c.isdigit() for c in item) and not item.replace(".", "").replace("/", "").isdigit():
+            found = item in flat  # a dose: "20 mg" = "20mg"
+        else:
+            found = re.search(rf"(?<![\w]){re.escape(item)}(?![\w])", source) is not None
+        if not found:
+            absent.append(item)
+    return absent, len(items)
+
+
+def segment_texts(transcript: Transcript) -> dict[str, str]:
+    """Segment id → cleaned, lower-case text: what a note's sentences are checked against."""
+    return {s.id: clean(s.text).lower() for s in transcript.segments}
+
+
 def check(note: Note, transcript: Transcript) -> Grounding:
-    texts = {s.id: clean(s.text).lower() for s in transcript.segments}
+    texts = segment_texts(transcript)
     g = Grounding()
     for st in note.statements:
         g.sentences += 1
         cited = [texts[i] for i in st.evidence if i in texts]
         if cited:
             g.with_evidence += 1
-        source = " ".join(cited)
-        flat = source.replace(" ", "")
-        for item in checkable(st.text):
-            g.facts += 1
-            if any(c.isdigit() for c in item) and not item.replace(".", "").replace("/", "").isdigit():
-                found = item in flat  # a dose: "20 mg" = "20mg"
-            else:
-                found = re.search(rf"(?<![\w]){re.escape(item)}(?![\w])", source) is not None
-            if found:
-                g.supported += 1
-            else:
-                g.unsupported.append(f"{item!r} in {st.text!r}")
+        absent, checked = missing(st.text, " ".join(cited))
+        g.facts += checked
+        g.supported += checked - len(absent)
+        g.unsupported += [f"{item!r} in {st.text!r}" for item in absent]
     return g

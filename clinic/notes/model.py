@@ -50,6 +50,7 @@ class Statement:
     order: float = 0.0  # position in the visit, for ordering within a section
     score: float = 0.0  # selection priority under the length budget
     required: bool = False  # medication, dose, vital sign, allergy, follow-up: always kept
+    flags: tuple[str, ...] = ()  # why an LLM sentence is unverified (unknown id, a number not in its segments)
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ class Note:
     facts: Facts = field(default_factory=Facts)
     reading_grade: float | None = None
     warnings: list[str] = field(default_factory=list)
+    fallback: str = ""  # why the LLM generator gave the built-in note instead ("" when it did not)
 
     @property
     def statements(self) -> list[Statement]:
@@ -107,5 +109,20 @@ class Note:
             "reading_grade": self.reading_grade, "warnings": self.warnings,
             "sections": [{"key": s.key, "title": s.title,
                           "sentences": [{"text": st.text, "evidence": list(st.evidence), "kind": st.kind}
+                                        | ({"flags": list(st.flags)} if st.flags else {})
                                         for st in s.statements]} for s in self.sections],
-        }
+        } | ({"fallback": self.fallback} if self.fallback else {})
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Note:
+        """A note back from its JSON body (StoredNote.body), e.g. for assistant commands."""
+        return cls(
+            template=d["template"], generator=d["generator"]["name"], generator_version=d["generator"]["version"],
+            status=d["status"], message=d.get("message", ""), facts=Facts(**{
+                k: tuple(v) if k == "evidence" else v for k, v in d.get("facts", {}).items()}),
+            roles=[SpeakerRole(**r) for r in d.get("roles", [])], reading_grade=d.get("reading_grade"),
+            warnings=list(d.get("warnings", [])), fallback=d.get("fallback", ""),
+            sections=[NoteSection(s["key"], s["title"], [
+                Statement(st["text"], tuple(st["evidence"]), st.get("kind", ""), float(i),
+                          flags=tuple(st.get("flags", ()))) for i, st in enumerate(s["sentences"])])
+                for s in d.get("sections", [])])

@@ -25,4 +25,15 @@ def render(note: Note, template: Template | None, fmt: str = "text") -> str:
                           ensure_ascii=False) + "\n"
     if note.status != STATUS_OK or template is None:
         return note.message + "\n"
-    return template.render(context(note, fmt))
+    return template.render(context(note, fmt)) + review_block(note)
+
+
+def review_block(note: Note) -> str:
+    """What a reviewer must check before signing: sentences the LLM wrote that failed the grounding
+    check, and the fallback mark. Empty for a note with neither (every built-in note)."""
+    flagged = [s for s in note.statements if s.flags]
+    lines = [f"Written by the built-in generator: {note.fallback}."] if note.fallback else []
+    lines += [f"- {s.text} ({'; '.join(s.flags)})" for s in flagged]
+    if not lines:
+        return ""
+    return "\nCHECK BEFORE SIGNING\n" + "\n".join(lines) + "\n"

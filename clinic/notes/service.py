@@ -13,10 +13,11 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from clinic.config import LlmConfig
 from clinic.notes import builtin, grounding
 from clinic.notes.model import STATUS_ERROR, Note, Transcript
 from clinic.notes.render import render
-from clinic.notes.templates import TemplateRegistry
+from clinic.notes.templates import Template, TemplateRegistry
 from clinic.notes.transcript import from_payload
 from clinic.store import StoredNote, TranscriptStore
 
@@ -26,7 +27,21 @@ log = logging.getLogger(__name__)
 Publish = Callable[[str, str, dict[str, Any]], None]
 
 
-def write_note(transcript: Transcript, template_name: str, registry: TemplateRegistry) -> tuple[Note, str]:
+def generate(transcript: Transcript, template: Template, generator: str = "builtin",
+             llm: LlmConfig | None = None) -> Note:
+    """A note by the chosen generator: builtin, or llm (which falls back to builtin, marked)."""
+    if generator == "llm":
+        from clinic.notes.llm.generator import generate as llm_generate
+
+        return llm_generate(transcript, template, llm or LlmConfig())
+    note = builtin.generate(transcript, template)
+    # Kept with the note: a number, drug or dose its cited segments do not contain.
+    note.warnings += [f"not in the cited segments: {u}" for u in grounding.check(note, transcript).unsupported]
+    return note
+
+
+def write_note(transcript: Transcript, template_name: str, registry: TemplateRegistry, generator: str = "builtin",
+               llm: LlmConfig | None = None) -> tuple[Note, str]:
     """The note and its text for one template; an unknown template gives an error note that says so."""
     template = registry.get(template_name)
     if template is None:
@@ -35,9 +50,7 @@ def write_note(transcript: Transcript, template_name: str, registry: TemplateReg
                     f"(it has: {', '.join(registry.names())}).")
         return note, note.message + "\n"
     try:
-        note = builtin.generate(transcript, template)
-        # Kept with the note: a number, drug or dose its cited segments do not contain.
-        note.warnings += [f"not in the cited segments: {u}" for u in grounding.check(note, transcript).unsupported]
+        note = generate(transcript, template, generator, llm)
         return note, render(note, template, "text")
     except Exception as exc:  # e.g. a clinic template whose body fails on this visit's data
         log.exception("template %s failed on %s rev %d", template_name, transcript.session_id, transcript.revision)
@@ -57,8 +70,11 @@ def note_message(stored: StoredNote, note: Note) -> dict[str, Any]:
 
 class NoteService:
     def __init__(self, repo: TranscriptStore, registry: TemplateRegistry, publish: Publish,
-                 workers: int = 2, fallback_template: str = "SOAP") -> None:
+                 workers: int = 2, fallback_template: str = "SOAP", generator: str = "builtin",
+                 llm: LlmConfig | None = None) -> None:
         self.repo = repo
+        self.generator = generator
+        self.llm = llm
         self.registry = registry
         self.publish = publish
         self.fallback_template = fallback_template
@@ -106,7 +122,7 @@ class NoteService:
         transcript = from_payload(payload)
         names = list(transcript.templates) or ([self.fallback_template] if self.fallback_template else [])
         for name in names:
-            note, text = write_note(transcript, name, self.registry)
+            note, text = write_note(transcript, name, self.registry, self.generator, self.llm)
             stored = self.repo.add_note(session_id, revision, name, note.generator, note.generator_version,
                                         note.status, text, note.to_dict())
             log.info("note %s for %s rev %d: %s, %d sentences", name, session_id, revision, note.status,
