@@ -1,0 +1,118 @@
+"""The LLM path without a server: hand-written model answers are parsed and checked against a real
+transcript (the visit of notes_visit.py); the request plan splits long notes without losing a
+statement. The server itself is exercised in test_notes_llm_server.py."""
+
+from __future__ import annotations
+
+from clinic.config import LlmConfig
+from clinic.notes import builtin
+from clinic.notes.llm.generator import plan
+from clinic.notes.llm.parse import parse
+from clinic.notes.llm.prompts import Aliases
+from clinic.notes.llm.verify import Verifier
+from clinic.notes.model import Note, NoteSection
+from clinic.notes.render import render
+from clinic.notes.templates import TemplateRegistry
+from clinic.notes.transcript import from_segments
+from tests import notes_visit
+
+TRANSCRIPT = from_segments(notes_visit.segments())
+ALIASES = Aliases.of(TRANSCRIPT)
+SEG = [s.id for s in TRANSCRIPT.segments]  # SEG[4] is alias s5
+
+# What a small model wrote for this visit: some faithful sentences, some invented.
+ANSWER = """Here is the note:
+## Subjective
+- Maria reports a cough for 2 weeks, worse at night. [s5]
+- She takes lisinopril 20 mg daily. [s11]
+- She takes lisinopril 40 mg daily. [s11]
+## Objective
+- Blood pressure 130/85, temperature 98.6. [s14]
+- Hemoglobin A1c was 9.2. [s14]
+- Wheezing in the right lung. [s99]
+**Plan**
+1. Albuterol inhaler, two puffs every four hours as needed. [S15]
+2. Start amoxicillin. [s15]
+3. Follow up in 2 weeks.
+"""
+
+
+def _checked() -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
+    parsed = parse(ANSWER, ["Subjective", "Objective", "Plan"])
+    assert parsed.unplaced == []  # "Here is the note:" is a label, not a sentence
+    verifier = Verifier(TRANSCRIPT, ALIASES)
+    return {d.text: (st.evidence, st.flags) for title in parsed.sections for d in parsed.sections[title]
+            for st in [verifier.statement(d, "hpi", 0.0)]}
+
+
+def test_faithful_sentences_pass_with_their_real_segment_ids() -> None:
+    out = _checked()
+    assert out["Maria reports a cough for 2 weeks, worse at night."] == ((SEG[4],), ())
+    assert out["She takes lisinopril 20 mg daily."] == ((SEG[10],), ())
+    assert out["Blood pressure 130/85, temperature 98.6."] == ((SEG[13],), ())
+    # Number words are read as digits; an upper-case alias is the same alias.
+    assert out["Albuterol inhaler, two puffs every four hours as needed."] == ((SEG[14],), ())
+
+
+def test_invented_numbers_drugs_and_ids_are_flagged() -> None:
+    out = _checked()
+    assert out["She takes lisinopril 40 mg daily."][1] == ("'40mg' is not in the segments it cites",
+                                                          "'40' is not in the segments it cites")
+    assert out["Hemoglobin A1c was 9.2."][1] == ("'9.2' is not in the segments it cites",)
+    assert out["Start amoxicillin."][1] == ("'amoxicillin' is not in the segments it cites",)
+    evidence, flags = out["Wheezing in the right lung."]
+    assert evidence == () and flags == ("cites 's99', which is not a segment of this transcript",)
+    evidence, flags = out["Follow up in 2 weeks."]
+    assert evidence == () and flags[0] == "cites no segment"
+
+
+def test_a_number_is_checked_against_the_cited_segment_not_the_whole_visit() -> None:
+    # 20 mg was said (s11), but not in the segment this sentence cites.
+    d = parse("- She takes lisinopril 20 mg daily. [s14]", ["Plan"]).sections["Plan"][0]
+    st = Verifier(TRANSCRIPT, ALIASES).statement(d, "plan", 0.0)
+    assert st.evidence == (SEG[13],)
+    assert "'20mg' is not in the segments it cites" in st.flags
+
+
+def test_the_built_in_note_echoed_verbatim_gets_no_flags() -> None:
+    """No false alarms: the facts the model is given, copied back in the asked format, all pass."""
+    template = TemplateRegistry("").get("SOAP")
+    assert template is not None
+    note = builtin.generate(TRANSCRIPT, template)
+    answer = "\n".join(f"- {st.text} [{', '.join(ALIASES.to_alias[e] for e in st.evidence)}]"
+                       for st in note.statements)
+    verifier = Verifier(TRANSCRIPT, ALIASES)
+    checked = [verifier.statement(d, "", 0.0) for d in parse(answer, ["All"]).sections["All"]]
+    assert len(checked) == len(note.statements)
+    assert [(c.text, c.evidence, c.flags) for c in checked] == [(s.text, s.evidence, ()) for s in note.statements]
+
+
+def test_flags_are_listed_on_the_rendered_note_and_kept_in_its_body() -> None:
+    template = TemplateRegistry("").get("SOAP")
+    assert template is not None
+    d = parse("- Hemoglobin A1c was 9.2. [s14]", ["Objective"]).sections["Objective"][0]
+    st = Verifier(TRANSCRIPT, ALIASES).statement(d, "exam", 0.0)
+    note = Note("SOAP", "llm", "1.0", "ok", sections=[NoteSection("objective", "Objective", [st])])
+    text = render(note, template, "text")
+    assert "CHECK BEFORE SIGNING\n- Hemoglobin A1c was 9.2. ('9.2' is not in the segments it cites)" in text
+    body = note.to_dict()
+    assert body["sections"][0]["sentences"][0]["flags"] == ["'9.2' is not in the segments it cites"]
+    assert Note.from_dict(body).statements[0].flags == st.flags  # what the web view reads back
+
+
+def test_a_long_note_is_sent_in_parts_of_whole_statements_none_lost() -> None:
+    template = TemplateRegistry("").get("H&P")
+    assert template is not None
+    note = builtin.generate(TRANSCRIPT, template)
+    part_words = 12  # this short visit's note then needs parts, as a long visit's would at 250
+    requests = plan(note, template, LlmConfig(part_words=part_words).part_words)
+    sent = [st for parts in requests for p in parts for st in p.statements]
+    assert sent == note.statements  # every statement once, in order
+    for parts in requests:
+        assert len(parts) == 1  # per section or part of one
+        words = sum(len(st.text.split()) for st in parts[0].statements)
+        assert words <= part_words or len(parts[0].statements) == 1
+    assert any(p.parts > 1 for parts in requests for p in parts)  # a section did need parts
+    # A short note is one request with all its sections.
+    short = builtin.generate(TRANSCRIPT, template)
+    assert len(plan(short, template, 10_000)) == 1
