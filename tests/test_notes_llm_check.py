@@ -6,15 +6,18 @@ from __future__ import annotations
 
 from clinic.config import LlmConfig
 from clinic.notes import builtin
+from clinic.notes.assistant import NO_LLM, assist
+from clinic.notes.llm.generator import generate as llm_generate
 from clinic.notes.llm.generator import plan
 from clinic.notes.llm.parse import parse
-from clinic.notes.llm.prompts import Aliases
+from clinic.notes.llm.prompts import Aliases, note_messages
 from clinic.notes.llm.verify import Verifier
 from clinic.notes.model import Note, NoteSection
 from clinic.notes.render import render
-from clinic.notes.templates import TemplateRegistry
+from clinic.notes.templates import Template, TemplateRegistry
 from clinic.notes.transcript import from_segments
 from tests import notes_visit
+from tests.broker import free_port
 
 TRANSCRIPT = from_segments(notes_visit.segments())
 ALIASES = Aliases.of(TRANSCRIPT)
@@ -116,3 +119,52 @@ def test_a_long_note_is_sent_in_parts_of_whole_statements_none_lost() -> None:
     # A short note is one request with all its sections.
     short = builtin.generate(TRANSCRIPT, template)
     assert len(plan(short, template, 10_000)) == 1
+
+
+def _soap() -> Template:
+    template = TemplateRegistry("").get("SOAP")
+    assert template is not None
+    return template
+
+
+def test_the_prompt_carries_each_statement_with_its_alias_and_the_section_instructions() -> None:
+    template = _soap()
+    note = builtin.generate(TRANSCRIPT, template)
+    [parts] = plan(note, template, 10_000)
+    system, user = note_messages(template.name, template.audience, parts, ALIASES)
+    assert system.role == "system" and "square brackets" in system.content and "## <section title>" in system.content
+    for sec in template.sections:
+        if any(p.key == sec.key for p in parts):
+            assert f"## {sec.title}\nInstruction: {sec.instruction}\nFacts:" in user.content
+    for st in note.statements:
+        assert f"[{', '.join(ALIASES.to_alias[e] for e in st.evidence)}] {st.text}" in user.content
+    assert SEG[0] not in user.content  # the model sees aliases, never the UUIDs
+
+
+def test_a_dead_server_gives_the_built_in_note_marked_as_a_fallback() -> None:
+    url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
+    note = llm_generate(TRANSCRIPT, _soap(), LlmConfig(url=url, timeout_s=5))
+    assert note.generator == "builtin" and note.status == "ok" and note.statements
+    assert note.fallback.startswith(f"cannot reach {url}/chat/completions")
+    assert f"LLM fallback: {note.fallback}; this is the built-in note" in note.warnings
+    assert note.to_dict()["fallback"] == note.fallback
+    assert f"Written by the built-in generator: {note.fallback}." in render(note, _soap(), "text")
+
+
+def test_no_llm_configured_is_a_plain_message() -> None:
+    note = builtin.generate(TRANSCRIPT, _soap())
+    result = assist("expand", note.to_dict(), TRANSCRIPT, LlmConfig(), section="Subjective")
+    assert (result.ok, result.message, result.sentences) == (False, NO_LLM, [])
+    assert llm_generate(TRANSCRIPT, _soap(), LlmConfig()).fallback == "no LLM is configured ([llm] url is empty)"
+
+
+def test_assistant_refuses_unknown_commands_and_sections_by_name() -> None:
+    note = builtin.generate(TRANSCRIPT, _soap())
+    cfg = LlmConfig(url=f"http://127.0.0.1:{free_port()}/v1")
+    assert assist("poem", note, TRANSCRIPT, cfg).message == ("Unknown command 'poem' (one of expand, differentials, "
+                                                            "concise, patient).")
+    assert assist("expand", note, TRANSCRIPT, cfg, section="Billing").message.startswith(
+        "The note has no section 'Billing' (it has: Chief Complaint, Subjective,")
+    assert assist("expand", note, TRANSCRIPT, cfg).message.startswith("Expand needs a section")
+    dead = assist("concise", note, TRANSCRIPT, cfg, section="plan")
+    assert not dead.ok and dead.section == "Plan" and dead.message.startswith("The LLM gave no answer: cannot reach")
