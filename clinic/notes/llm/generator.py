@@ -73,7 +73,7 @@ def generate(transcript: Transcript, template: Template, cfg: LlmConfig) -> Note
     try:
         for parts in plan(base, template, cfg.part_words):
             reply = chat(cfg, note_messages(template.name, template.audience, parts, aliases))
-            model = model or reply.model
+            model = model or reply.model.rsplit("/", 1)[-1]  # llama.cpp reports the file path
             where = ", ".join(p.title + (f" part {p.part}/{p.parts}" if p.parts > 1 else "") for p in parts)
             if reply.finish_reason == "length":
                 warnings.append(f"the model's answer for {where} was cut at max_tokens ({cfg.max_tokens}); "

@@ -69,6 +69,8 @@ def parse(answer: str, titles: list[str]) -> Parsed:
             current = title
             if not rest:
                 continue
+        elif raw.lstrip().startswith("#"):
+            continue  # a heading the template does not have ("## Patient's Story"): layout, not content
         drafted = sentence(rest)
         if drafted is None:
             continue
