@@ -7,6 +7,7 @@ built-in note is lost."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,9 +26,12 @@ from clinic.notes.render import render
 from clinic.notes.service import write_note
 from clinic.notes.templates import Template, TemplateRegistry
 from clinic.notes.transcript import from_payload
+from clinic.server import ClinicServer
 from clinic.storage import SqliteTranscriptStore
 from tests import notes_visit
+from tests.broker import Broker, clinic_config, make_pki
 from tests.llama_server import LlamaServer, missing_packages
+from tests.test_notes_ingest import DeviceClient  # the device's side of the wire
 
 pytestmark = pytest.mark.slow
 
@@ -107,7 +111,7 @@ def test_a_long_note_is_sent_in_parts_and_nothing_is_lost(server: LlamaServer) -
     requests = plan(base, template, 12)
     assert len(requests) > len([s for s in base.sections if s.statements])  # some section in parts
     before = server.completions()
-    note = generate(TRANSCRIPT, template, _cfg(server, part_words=12))
+    note = generate(TRANSCRIPT, template, _cfg(server, part_words=12, max_tokens=150))
     assert server.completions() == before + len(requests)
     assert note.generator == "llm"
     assert_checked(note, base)
@@ -170,6 +174,28 @@ def test_cli_generate_and_assist_on_a_stored_note(server: LlamaServer, tmp_path:
     finally:
         repo.close()
     assert sum("assist expand" in r for r in reasons) == 1 and sum("assist concise" in r for r in reasons) == 1
+
+
+def test_the_clinic_server_sends_the_llm_note_to_the_device(server: LlamaServer, tmp_path: Path) -> None:
+    """[notes] generator = "llm" wired through ingest: the device gets the LLM's note over MQTT, valid
+    against note.v1.json, with the evidence ids of this transcript."""
+    pki = make_pki(tmp_path / "pki", devices=("dev-a",))
+    with Broker(pki, tmp_path / "broker") as broker:
+        cfg = clinic_config(pki, broker, tmp_path / "clinic.db", notes=True)
+        cfg = dataclasses.replace(cfg, notes=dataclasses.replace(cfg.notes, generator="llm"), llm=_cfg(server))
+        clinic = ClinicServer(cfg).start()
+        device = DeviceClient(pki, broker)
+        try:
+            assert clinic.connected.wait(10), broker.log
+            device.send(PAYLOAD)
+            assert device.acks.get(timeout=30)["status"] == "stored"
+            [note] = device.next_notes(1)
+        finally:
+            device.close()
+            clinic.stop()
+    assert note["generator"]["name"] == "llm" and note["status"] == "ok"
+    ids = {s["id"] for s in PAYLOAD["segments"]}
+    assert note["evidence"] and all(set(e["segments"]) <= ids for e in note["evidence"])
 
 
 def test_a_slow_server_gives_the_built_in_note_marked_as_a_fallback(server: LlamaServer) -> None:
