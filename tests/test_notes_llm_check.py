@@ -4,6 +4,12 @@ statement. The server itself is exercised in test_notes_llm_server.py."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import pytest
+
+from clinic.cli import main
 from clinic.config import LlmConfig
 from clinic.notes import builtin
 from clinic.notes.assistant import NO_LLM, assist
@@ -168,3 +174,21 @@ def test_assistant_refuses_unknown_commands_and_sections_by_name() -> None:
     assert assist("expand", note, TRANSCRIPT, cfg).message.startswith("Expand needs a section")
     dead = assist("concise", note, TRANSCRIPT, cfg, section="plan")
     assert not dead.ok and dead.section == "Plan" and dead.message.startswith("The LLM gave no answer: cannot reach")
+
+
+def test_cli_generate_with_an_unreachable_llm_is_one_line_exit_2(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    config = tmp_path / "clinic.toml"
+    config.write_text(f'[llm]\nurl = "{url}"\ntimeout_s = 5\n')
+    visit = tmp_path / "visit.json"
+    visit.write_text(json.dumps(notes_visit.segments()))
+    assert main(["--config", str(config), "generate", str(visit), "--generator", "llm"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == (f"clinic: the LLM wrote no note: cannot reach {url}/chat/completions: [Errno 111] Connection "
+                   "refused (--generator builtin writes one without it)\n")
+    assert main(["generate", str(visit), "--generator", "llm"]) == 2  # no [llm] url at all
+    assert "no LLM is configured ([llm] url is empty)" in capsys.readouterr().err
+    assert main(["assist", "some-session", "--command", "concise"]) == 2
+    assert capsys.readouterr().err == f"clinic: {NO_LLM}\n"
