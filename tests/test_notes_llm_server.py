@@ -7,8 +7,10 @@ built-in note is lost."""
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -174,6 +176,23 @@ def test_cli_generate_and_assist_on_a_stored_note(server: LlamaServer, tmp_path:
     finally:
         repo.close()
     assert sum("assist expand" in r for r in reasons) == 1 and sum("assist concise" in r for r in reasons) == 1
+
+
+def test_clinic_eval_with_the_llm_generator(server: LlamaServer, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "visits.csv"  # ACI-Bench's format, with this file's visit and a reference note
+    dialogue = "\n".join(f"[{'doctor' if who == 'Clinician' else 'patient'}] {text}" for who, text in notes_visit.VISIT)
+    reference = "HISTORY OF PRESENT ILLNESS\nMaria is a 45-year-old female with a cough for 2 weeks."
+    with data.open("w", newline="") as fh:
+        csv.writer(fh).writerows([["dialogue", "note"], [dialogue, reference]])
+    config = tmp_path / "clinic.toml"
+    config.write_text(f'[llm]\nurl = "{server.url}"\ntimeout_s = 300\nmax_tokens = 300\n')
+    assert main(["--config", str(config), "eval", str(data), "--generator", "llm"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "visits.csv: 1 visits, template H&P, generator llm 1.0"
+    assert lines[2].startswith("LLM (this run)")
+    assert re.fullmatch(r"LLM check: \d+ of \d+ sentences flagged; 0 of 1 notes fell back to the built-in note",
+                        next(line for line in lines if line.startswith("LLM check:")))
 
 
 def test_the_clinic_server_sends_the_llm_note_to_the_device(server: LlamaServer, tmp_path: Path) -> None:

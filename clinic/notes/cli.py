@@ -46,6 +46,8 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     ev = sub.add_parser("eval", help="ROUGE and grounding of generated notes against an ACI-Bench-format CSV")
     ev.add_argument("csv", help="CSV with columns dialogue and note (ACI-Bench train/valid)")
     ev.add_argument("--template", default="H&P", help="template the notes are written with (default: H&P)")
+    ev.add_argument("--generator", choices=("builtin", "llm"), help="default: [notes] generator")
+    ev.add_argument("--limit", type=int, metavar="N", help="only the first N visits (an LLM is slow)")
 
 
 def _fail(message: str) -> int:
@@ -83,7 +85,8 @@ def run(args: argparse.Namespace, cfg: ClinicConfig) -> int:
         if args.command == "eval":
             from clinic.notes.evaluate import evaluate, table
 
-            print(table(evaluate(args.csv, template), args.csv, template), end="")
+            result = evaluate(args.csv, template, args.generator or cfg.notes.generator, cfg.llm, args.limit)
+            print(table(result, args.csv, template), end="")
             return 0
         return _generate(args, template, cfg)
     except TranscriptError as exc:

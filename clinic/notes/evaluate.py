@@ -10,7 +10,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from clinic.config import LlmConfig
 from clinic.notes import builtin, grounding
+from clinic.notes.llm.generator import VERSION as LLM_VERSION
+from clinic.notes.llm.generator import generate as llm_generate
 from clinic.notes.render import render
 from clinic.notes.templates import Template
 from clinic.notes.transcript import TranscriptError, from_dialogue
@@ -32,6 +35,9 @@ class EvalResult:
     supported: int = 0
     seconds_max: float = 0.0
     unsupported: list[str] = field(default_factory=list)
+    generator: str = builtin.NAME
+    flagged: int = 0  # sentences the LLM check flagged
+    fallbacks: int = 0  # LLM notes that fell back to the built-in note
     per_row: list[tuple[str, float]] = field(default_factory=list)
 
 
@@ -48,15 +54,20 @@ def read_rows(path: str) -> list[dict[str, str]]:
     return rows
 
 
-def evaluate(path: str, template: Template) -> EvalResult:
+def evaluate(path: str, template: Template, generator: str = builtin.NAME, llm: LlmConfig | None = None,
+             limit: int | None = None) -> EvalResult:
+    """`generator` "llm" writes the notes through `llm` (falling back to built-in, counted)."""
     from rouge_score import rouge_scorer  # the clinic extra; only evaluation needs it
 
     scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeLsum"], use_stemmer=True)
-    res = EvalResult()
-    for i, row in enumerate(read_rows(path)):
+    res = EvalResult(generator=generator)
+    for i, row in enumerate(read_rows(path)[:limit]):
         transcript = from_dialogue(row["dialogue"])
         t0 = time.perf_counter()
-        note = builtin.generate(transcript, template)
+        note = (llm_generate(transcript, template, llm or LlmConfig()) if generator == "llm"
+                else builtin.generate(transcript, template))
+        res.flagged += sum(1 for st in note.statements if st.flags)
+        res.fallbacks += bool(note.fallback)
         text = render(note, template, "text")
         res.seconds_max = max(res.seconds_max, time.perf_counter() - t0)
         s = scorer.score(row["note"], text)
@@ -81,10 +92,11 @@ def evaluate(path: str, template: Template) -> EvalResult:
 
 
 def table(res: EvalResult, path: str, template: Template) -> str:
-    lines = [f"{Path(path).name}: {res.rows} visits, template {template.name}, generator {builtin.NAME} "
-             f"{builtin.VERSION}",
+    version = builtin.VERSION if res.generator == builtin.NAME else LLM_VERSION
+    label = "built-in" if res.generator == builtin.NAME else "LLM"
+    lines = [f"{Path(path).name}: {res.rows} visits, template {template.name}, generator {res.generator} {version}",
              f"{'system':<28}{'ROUGE-1':>9}{'ROUGE-2':>9}{'ROUGE-L':>9}",
-             f"{'built-in (this run)':<28}{res.rouge1:>9.2f}{res.rouge2:>9.2f}{res.rougeL:>9.2f}",
+             f"{label + ' (this run)':<28}{res.rouge1:>9.2f}{res.rouge2:>9.2f}{res.rougeL:>9.2f}",
              f"{'transcript copy (this run)':<28}{res.copy[0]:>9.2f}{res.copy[1]:>9.2f}{res.copy[2]:>9.2f}"]
     lines += [f"{name + ' (published)':<28}{r1:>9.2f}{r2:>9.2f}{rl:>9.2f}" for name, r1, r2, rl in ANCHORS]
     share = 100 * res.with_evidence / res.sentences if res.sentences else 100.0
@@ -92,5 +104,8 @@ def table(res: EvalResult, path: str, template: Template) -> str:
     lines += [f"grounding: {share:.1f} % of {res.sentences} note sentences cite segments; "
               f"{found:.1f} % of {res.facts} numbers/drugs/doses found in the cited segments",
               f"slowest note: {1000 * res.seconds_max:.0f} ms"]
+    if res.generator != builtin.NAME:
+        lines.append(f"LLM check: {res.flagged} of {res.sentences} sentences flagged; {res.fallbacks} of {res.rows} "
+                     "notes fell back to the built-in note")
     lines += [f"  unsupported: {u}" for u in res.unsupported[:10]]
     return "\n".join(lines) + "\n"
