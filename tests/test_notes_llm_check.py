@@ -192,3 +192,8 @@ def test_cli_generate_with_an_unreachable_llm_is_one_line_exit_2(tmp_path: Path,
     assert "no LLM is configured ([llm] url is empty)" in capsys.readouterr().err
     assert main(["assist", "some-session", "--command", "concise"]) == 2
     assert capsys.readouterr().err == f"clinic: {NO_LLM}\n"
+    missing_store = tmp_path / "none" / "clinic.db"
+    config.write_text(f'[store]\npath = "{missing_store}"\n[llm]\nurl = "{url}"\n')
+    assert main(["--config", str(config), "assist", "some-session", "--command", "concise"]) == 2
+    assert capsys.readouterr().err == f"clinic: no clinic store at {missing_store} ([store] path)\n"
+    assert not missing_store.parent.exists()

@@ -143,6 +143,8 @@ def _assist(args: argparse.Namespace, cfg: ClinicConfig) -> int:
 
     if not configured(cfg.llm):
         return _fail(NO_LLM)
+    if cfg.store.backend == "sqlite" and not Path(cfg.store.path).exists():  # a read must not create a store
+        return _fail(f"no clinic store at {cfg.store.path} ([store] path)")
     repo = open_repository(cfg.store.backend, cfg.store.path)
     try:
         notes = [n for n in repo.notes(args.session_id, current_only=True)
