@@ -45,7 +45,7 @@ class Transcript:
 @dataclass(frozen=True)
 class Statement:
     text: str
-    evidence: tuple[str, ...]  # ids of the segments the sentence came from; never empty in a note
+    evidence: tuple[str, ...]  # ids of the segments the sentence came from (empty only on a flagged LLM sentence)
     kind: str
     order: float = 0.0  # position in the visit, for ordering within a section
     score: float = 0.0  # selection priority under the length budget
