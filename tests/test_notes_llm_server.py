@@ -30,7 +30,7 @@ from clinic.notes.service import write_note
 from clinic.notes.templates import Template, TemplateRegistry
 from clinic.notes.transcript import from_payload
 from clinic.server import ClinicServer
-from clinic.storage import SqliteTranscriptStore
+from clinic.store import SqliteTranscriptStore
 from tests import notes_visit
 from tests.broker import Broker, clinic_config, make_pki
 from tests.llama_server import LlamaServer, missing_packages

@@ -139,13 +139,16 @@ def _assist(args: argparse.Namespace, cfg: ClinicConfig) -> int:
     from clinic.notes.assistant import NO_LLM, assist
     from clinic.notes.llm.client import configured
     from clinic.notes.transcript import from_payload
-    from clinic.storage import open_repository
+    from clinic.store import StoreUnavailable, open_repository
 
     if not configured(cfg.llm):
         return _fail(NO_LLM)
     if cfg.store.backend == "sqlite" and not Path(cfg.store.path).exists():  # a read must not create a store
         return _fail(f"no clinic store at {cfg.store.path} ([store] path)")
-    repo = open_repository(cfg.store.backend, cfg.store.path)
+    try:
+        repo = open_repository(cfg.store)
+    except StoreUnavailable as exc:
+        return _fail(str(exc))
     try:
         notes = [n for n in repo.notes(args.session_id, current_only=True)
                  if args.template is None or n.template.casefold() == args.template.casefold()]
