@@ -11,7 +11,8 @@ import pytest
 from appliance.config.schema import DiarizeConfig
 from appliance.diarize import EnrolmentError, OnlineDiarizer, enrol, load_enrolment, save_enrolment
 from tests.speech import RATE
-from tests.test_diarize_voices import CLINIC, female, piper, recordings, shared_embedder
+from tests.test_diarize_voices import CLINIC, female, male, piper, recordings, shared_embedder
+from tests.test_panel_browser_enrol import READING
 
 
 def test_enrolled_clinician_is_recognised_and_only_the_print_is_stored(tmp_path):
@@ -64,6 +65,44 @@ def test_enrolment_refuses_what_it_cannot_trust():
     loud = np.clip(np.concatenate(reader[:3]) * 20, -1, 1)
     with pytest.raises(EnrolmentError, match="too loud"):
         enrol(loud, embedder)
+
+
+def with_noise(audio: np.ndarray, snr_db: float, seed: int = 0) -> np.ndarray:
+    """``audio`` plus white noise ``snr_db`` below its mean power."""
+    rng = np.random.default_rng(seed)
+    sd = np.sqrt(np.mean(audio ** 2) / 10 ** (snr_db / 10))
+    return audio + rng.normal(0, sd, audio.size).astype(np.float32)
+
+
+def test_a_sample_of_two_people_taking_turns_is_refused():
+    """Two voices sentence by sentence (the panel's reading text), and a real reader with a
+    Piper voice answering between his paragraphs: each person alone is accepted, mixed refused."""
+    embedder = shared_embedder()
+    woman, man = [female(t) for t in READING], [male(t) for t in READING]
+    reader = recordings("librivox")
+    for alone in (np.concatenate(woman), np.concatenate(man), np.concatenate(reader[:3]),
+                  np.concatenate([piper(t) for t in READING])):
+        assert enrol(alone, embedder).shape == (256,)
+    mixed = {
+        "alternating": np.concatenate([woman[0], man[1], woman[2], man[3], woman[4]]),
+        "one sentence of five by another": np.concatenate([woman[0], woman[1], man[2], woman[3], woman[4]]),
+        "real reader and Piper": np.concatenate([reader[0], piper(CLINIC[0]), reader[1], piper(CLINIC[1]),
+                                                 reader[2]]),
+    }
+    for what, audio in mixed.items():
+        with pytest.raises(EnrolmentError, match=r"More than one voice .* Please enrol alone"):
+            enrol(audio, embedder)
+            pytest.fail(f"accepted: {what}")
+
+
+def test_a_noisy_room_is_refused_with_what_to_do():
+    embedder = shared_embedder()
+    reading = np.concatenate(recordings("librivox")[:3])
+    assert enrol(with_noise(reading, 25), embedder).shape == (256,)
+    for snr in (10, 5):
+        with pytest.raises(EnrolmentError, match=r"too noisy: the voice was only \d+ dB above the background.*"
+                                                 r"quiet room"):
+            enrol(with_noise(reading, snr), embedder)
 
 
 def test_loading_a_missing_damaged_or_foreign_enrolment_says_so(tmp_path):
