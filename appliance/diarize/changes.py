@@ -1,5 +1,14 @@
-"""Speaker changes inside one utterance (two people talking without a pause between them).
+"""Speaker changes inside one utterance (two people talking without a pause long enough for the VAD).
 
+At a pause: a question and its short answer ("Any allergies?" "No.") usually have a short
+gap (0.1-0.5 s) that did not end the utterance. `pause_cuts` proposes the longest such
+gaps; the parts between them are embedded on their own (windows never straddle a gap, so
+a 0.6 s answer gets a print of its own, not one mixed with the question) and
+`is_change` judges each pair of neighbours: clearly unlike each other, or each clearly
+one of two different known speakers. Measured on espeak-ng, Piper and real voices: parts
+of one speaker 0.62-0.80 alike, a question and its answer by another voice -0.1-0.31.
+
+Without a pause (windows method, long utterances):
 Coarse: the voice prints of ~1.5 s of context left and right of every boundary between
 consecutive windows; a boundary whose sides are less similar than the new-speaker
 threshold is a candidate, the least similar first, each part at least 1 s long.
@@ -14,11 +23,16 @@ from itertools import pairwise
 
 import numpy as np
 
-from appliance.diarize.embedder import RATE, Embedder, pool
+from appliance.diarize.embedder import FRAME, RATE, Embedder, pool, voiced_frames
 
 MIN_SIDE_S = 1.0  # both sides of a change must have at least this much audio
 CONTEXT_S = 1.5  # audio compared on each side of a candidate boundary
 MAX_CHANGES = 4  # per utterance (a 28 s utterance with more is not a conversation we can split)
+MIN_PAUSE_S = 0.1  # a gap inside an utterance this long may be a change of speaker
+MAX_PAUSES = 2  # gaps tried per utterance (question, answer, next question)
+MIN_PART_S = 0.5  # audio each side of a gap needs for a print of its own
+PRINT_MARGIN = 0.15  # each side must fit its own known speaker this much better than the other's
+SHORT_VOICED_S = 1.0  # a part with less voice than this has too noisy a print to compare with its neighbour
 
 
 def _boundaries(centres: np.ndarray, vectors: np.ndarray, duration: float) -> list[tuple[float, float]]:
@@ -73,3 +87,43 @@ def find_changes(embedder: Embedder, audio: np.ndarray, centres: np.ndarray, vec
         if MIN_SIDE_S <= t <= duration - MIN_SIDE_S and all(abs(t - c) >= MIN_SIDE_S for c in chosen):
             chosen.append(t)
     return sorted(chosen)
+
+
+def pause_cuts(audio: np.ndarray) -> list[float]:
+    """Middles (s) of the longest gaps inside ``audio`` that leave each part MIN_PART_S of audio."""
+    voiced = voiced_frames(audio)
+    gaps, k = [], 0
+    while k < len(voiced):
+        if voiced[k]:
+            k += 1
+            continue
+        end = k
+        while end < len(voiced) and not voiced[end]:
+            end += 1
+        if k > 0 and end < len(voiced) and (end - k) * FRAME / RATE >= MIN_PAUSE_S:
+            gaps.append(((end - k), (k + end) / 2 * FRAME / RATE))
+        k = end
+    cuts: list[float] = []
+    duration = audio.size / RATE
+    for _, t in sorted(gaps, reverse=True):
+        if len(cuts) < MAX_PAUSES and all(abs(t - c) >= MIN_PART_S for c in [0.0, *cuts, duration]):
+            cuts.append(t)
+    return sorted(cuts)
+
+
+def is_change(left: np.ndarray, right: np.ndarray, prints: np.ndarray, threshold: float, *,
+              short: bool = False) -> bool:
+    """Do two neighbouring parts' prints belong to different speakers?
+
+    Clearly unlike each other (below ``threshold``; not judged when one part is ``short``:
+    "Yes," and "with food" of one voice were 0.48 alike, "Good morning," and the rest of the
+    sentence in a reverberant room 0.4), or, given the known speakers' ``prints`` (k, dim),
+    each side fits a different one, PRINT_MARGIN better than the other side's.
+    """
+    if not short and float(left @ right) < threshold:
+        return True
+    if len(prints) < 2:
+        return False
+    fit_left, fit_right = prints @ left, prints @ right
+    a, b = int(np.argmax(fit_left)), int(np.argmax(fit_right))
+    return a != b and fit_left[a] - fit_left[b] >= PRINT_MARGIN and fit_right[b] - fit_right[a] >= PRINT_MARGIN

@@ -21,7 +21,7 @@ from itertools import pairwise
 import numpy as np
 
 from appliance.config.schema import DiarizeConfig
-from appliance.diarize.changes import find_changes
+from appliance.diarize.changes import SHORT_VOICED_S, find_changes, is_change, pause_cuts
 from appliance.diarize.direction import Direction
 from appliance.diarize.embedder import RATE, Embedder, pool, speech_span, voiced_seconds
 from appliance.diarize.prints import SpeakerPrint, new_print
@@ -32,6 +32,10 @@ MIN_SEGMENT_S = 0.5  # shorter audio cannot be told apart by voice
 CHANGE_MIN_S = 2.5  # utterances this long are checked for a change of speaker
 CHANGE_MARGIN = 0.1  # a change inside an utterance needs sides less alike than a new speaker does (short sides)
 MAX_TURNS = 20_000  # voice prints kept for one visit (~20 MB; a 2-hour visit has ~2,000 turns)
+PRINT_MIN_S = 1.5  # a speaker's print needs this much speech to judge a split by
+SHORT_PART_S = 2.0  # a split-off part this short is too short a print to found a new speaker on
+UNSURE_MARGIN = 0.08  # best and second-best speaker closer than this (by voice alone): say so
+SURE_DIRECTION = 0.5  # a direction at least this confident settles a close call
 
 
 DirectionArg = float | Direction | Callable[[float, float], "Direction | None"] | None
@@ -43,6 +47,7 @@ class Turn:
     end: float
     label: str  # "S1", "S2", ...; with enrolment "S1" is the clinician
     index: int = -1  # turn number in this visit: the key of `recluster`'s answer
+    uncertain: bool = False  # the voice fitted another speaker almost as well: a person should check
 
 
 @dataclass
@@ -82,19 +87,22 @@ class OnlineDiarizer:
             for a, b, vector in pieces:
                 t0, t1 = round(start + a * scale, 3), round(start + b * scale, 3)
                 d = self._direction(direction, t0, t1, whole=len(pieces) == 1)
-                label = self._decide(vector, d)
+                # A short split-off part (a one-word answer) is someone already known, not the
+                # previous part's speaker: the split says the voice changed.
+                other_than = turns[-1].label if turns and len(pieces) > 1 and b - a < SHORT_PART_S else None
+                label, unsure = self._decide(vector, d, other_than)
                 self._speaker(label).add(vector, b - a, d)
                 if turns and turns[-1].label == label and turns[-1].index >= 0:  # a false split, healed
                     rec = self._records[turns[-1].index]
                     rec.vector = pool(np.stack([rec.vector, vector]), np.array([rec.end - rec.start, t1 - t0]))
                     rec.end = t1
-                    turns[-1] = Turn(turns[-1].start, t1, label, turns[-1].index)
+                    turns[-1] = Turn(turns[-1].start, t1, label, turns[-1].index, turns[-1].uncertain or unsure)
                     continue
                 index = -1  # past the bound the turn is labelled live but not revisited at Stop
                 if len(self._records) < MAX_TURNS:
                     self._records.append(_Record(t0, t1, label, vector, d))
                     index = len(self._records) - 1
-                turns.append(Turn(t0, t1, label, index))
+                turns.append(Turn(t0, t1, label, index, unsure))
             return turns
 
     def _segments(self, audio: np.ndarray) -> list[tuple[float, float, np.ndarray]]:
@@ -105,21 +113,45 @@ class OnlineDiarizer:
             lo = max(0, min((lo + hi - need) // 2, audio.size - need))
             hi = min(audio.size, lo + need)
         core, offset = audio[lo:hi], lo / RATE
-        centres, vectors = self.embedder.window_embeddings(core)
+        centres, vectors, cuts = self._embed_parts(core)
         if not len(vectors):
             return []
-        cuts: list[float] = []
-        if self.cfg.change_detection and core.size / RATE >= CHANGE_MIN_S:
+        at_pauses = bool(cuts)  # windows were laid part by part: none straddles a cut
+        if not cuts and self.cfg.change_detection and core.size / RATE >= CHANGE_MIN_S:
             cuts = find_changes(self.embedder, core, centres, vectors, self.cfg.threshold - CHANGE_MARGIN)
         edges = [0.0, *cuts, core.size / RATE]
         out = []
         half = self.embedder.window_s / 2
         for k, (a, b) in enumerate(pairwise(edges)):
-            inside = (centres - half >= a - 0.1) & (centres + half <= b + 0.1)
+            if at_pauses:
+                inside = (centres >= a) & (centres < b)
+            else:
+                inside = (centres - half >= a - 0.1) & (centres + half <= b + 0.1)
             v = pool(vectors[inside]) if inside.any() else self.embedder.embed(core[int(a * RATE):int(b * RATE)])
             if v is not None:  # the first and last turn keep the utterance's own edges
                 out.append((0.0 if k == 0 else a + offset, audio.size / RATE if k == len(edges) - 2 else b + offset, v))
         return out
+
+    def _embed_parts(self, core: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[float]]:
+        """Window prints of ``core`` laid so that none straddles its longest gaps; the gaps
+        where the speaker changes. Costs one or two windows more than laying them across."""
+        cuts = pause_cuts(core) if self.cfg.change_detection else []
+        edges = [0.0, *cuts, core.size / RATE]
+        parts = []
+        for a, b in pairwise(edges):
+            part = core[int(a * RATE):int(b * RATE)]
+            c, v = self.embedder.window_embeddings(part)
+            if len(v):
+                parts.append((a, voiced_seconds(part) < SHORT_VOICED_S, c + a, v))
+        if not parts:
+            return np.zeros(0), np.zeros((0, 0), np.float32), []
+        with self._lock:
+            known = [s.centroid() for s in self._speakers if s.weight >= PRINT_MIN_S]
+        prints = np.stack(known) if known else np.zeros((0, parts[0][3].shape[1]), np.float32)
+        changes = [a1 for (_, short0, _, v0), (a1, short1, _, v1) in pairwise(parts)
+                   if is_change(pool(v0), pool(v1), prints, self.cfg.threshold - CHANGE_MARGIN,
+                                short=short0 or short1)]
+        return np.concatenate([p[2] for p in parts]), np.concatenate([p[3] for p in parts]), changes
 
     def _direction(self, direction: DirectionArg, t0: float, t1: float, whole: bool) -> Direction | None:
         if not self.cfg.use_direction or direction is None:
@@ -135,17 +167,25 @@ class OnlineDiarizer:
     def _threshold(self, label: str) -> float:
         return self.cfg.enrolled_threshold if self.enrolled is not None and label == CLINICIAN else self.cfg.threshold
 
-    def _decide(self, vector: np.ndarray, d: Direction | None) -> str:
+    def _decide(self, vector: np.ndarray, d: Direction | None, other_than: str | None = None) -> tuple[str, bool]:
+        """(label, uncertain) for one turn: the best-fitting speaker above its threshold, else a
+        new one (not for a short split-off part while someone other than ``other_than`` is known)."""
         w = self.cfg.direction_weight if self.cfg.use_direction else 0.0
-        scores = [s.score(vector, d, w) for s in self._speakers]
-        best = int(np.argmax(scores)) if scores else -1
+        scores = np.array([s.score(vector, d, w) for s in self._speakers])
+        order = np.argsort(-scores)
+        best = int(order[0]) if len(scores) else -1
         if best >= 0 and scores[best] >= self._threshold(self._speakers[best].label):
-            return self._speakers[best].label
+            close = len(scores) > 1 and scores[best] - scores[order[1]] < UNSURE_MARGIN
+            sure_direction = d is not None and w > 0 and d.confidence >= SURE_DIRECTION
+            return self._speakers[best].label, bool(close and not sure_direction)
+        others = [int(i) for i in order if self._speakers[i].label != other_than and self._speakers[i].weight > 0]
+        if other_than is not None and others:
+            return self._speakers[others[0]].label, True
         if len(self._speakers) < max(1, self.cfg.max_speakers):
             label = f"S{max((int(s.label[1:]) for s in self._speakers), default=0) + 1}"
             self._speakers.append(new_print(label, vector.size))
-            return label
-        return self._speakers[best].label  # at the bound: the closest speaker
+            return label, False
+        return self._speakers[best].label, True  # at the bound: the closest speaker, unsure
 
     def _speaker(self, label: str) -> SpeakerPrint:
         return next(s for s in self._speakers if s.label == label)

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from appliance.asr.engine import Cancelled, Engine, Recognition, RecognizerStream
+from appliance.asr.engine import Cancelled, Engine, Recognition, RecognizerStream, transcribe_with
 from appliance.capture.blocks import CapturedBlock
 from appliance.vad.utterance import RATE, Segmenter, Utterance
 
@@ -51,6 +51,7 @@ class FinalSegment:
     turns: tuple[int, ...] = ()  # the diarizer's turn numbers in this segment (for relabelling at Stop)
     confidence: float | None = None  # exp(mean token log-probability) from the recogniser, when it gives one
     word_confidence: tuple[float, ...] | None = None  # one per word of `text`, when the recogniser gives them
+    uncertain: bool = False  # the labeller was unsure who spoke (similar voices, no direction)
 
 
 def _confidence(avg_logprob: float) -> float | None:
@@ -58,6 +59,30 @@ def _confidence(avg_logprob: float) -> float | None:
     if math.isnan(avg_logprob):
         return None
     return math.exp(min(0.0, avg_logprob))
+
+
+@dataclass(frozen=True)
+class _Part:
+    """Consecutive turns of one speaker inside an utterance."""
+
+    start: float
+    end: float
+    label: str
+    turns: tuple[int, ...]
+    uncertain: bool
+
+
+def _parts(turns: list[Any]) -> list[_Part]:
+    """The diarizer's turns of one utterance, neighbours with the same label joined."""
+    parts: list[_Part] = []
+    for t in turns:
+        unsure = bool(getattr(t, "uncertain", False))
+        if parts and parts[-1].label == t.label:
+            p = parts[-1]
+            parts[-1] = _Part(p.start, t.end, p.label, (*p.turns, t.index), p.uncertain or unsure)
+        else:
+            parts.append(_Part(t.start, t.end, t.label, (t.index,), unsure))
+    return parts
 
 
 @dataclass(frozen=True)
@@ -310,42 +335,75 @@ class SpeechPipeline:
             self.stats.last_error = f"{type(exc).__name__}: {exc}"
             log.exception("recognition failed for %.1f s utterance at %.1f s", utt.duration, utt.start)
             self._stream, result = None, None
-        speaker, turns = label.result()
+        speaker, turns, parts = label.result()
         if result is not None and result.no_speech:
             self.stats.no_speech += 1
             return  # no invented text from noise
+        if len(parts) > 1 and result is not None:  # the speaker changed inside the utterance
+            self._final_parts(item, parts)
+            return
+        unsure = any(p.uncertain for p in parts)
+        if not self._deliver(self._segment(item.session, utt.start, utt.end, result, speaker, turns, unsure)):
+            return
+        self.stats.latencies.append(item.detect_delay + time.monotonic() - item.emitted_at)
+
+    def _segment(self, session: str, start: float, end: float, result: Recognition | None, speaker: str,
+                 turns: tuple[int, ...], uncertain: bool) -> FinalSegment:
         text = "" if result is None else result.text.strip()  # failed: keep the timing, flag no text
         confidence = None if result is None or result.avg_logprob is None else _confidence(result.avg_logprob)
         per_word = None if result is None else result.word_confidence
         if per_word is not None and len(per_word) != len(text.split()):
             per_word = None  # they must name the words of the stored text, or nothing
-        if self._deliver(FinalSegment(item.session, round(utt.start, 3), round(utt.end, 3), text, speaker, turns,
-                                      confidence, per_word)):
+        return FinalSegment(session, round(start, 3), round(end, 3), text, speaker, turns, confidence, per_word,
+                            uncertain)
+
+    def _final_parts(self, item: _Queued, parts: list[_Part]) -> None:
+        """One stored segment per speaker's part, each part decoded again on its own: the
+        recogniser gives no word times to cut the utterance's text at (a part is seconds
+        long, so this costs about one more decode of the utterance, only when it was split)."""
+        utt = item.utt
+        scale = utt.audio.size / RATE / utt.duration if utt.duration > 0 else 1.0  # timeline s → audio s
+        delivered = False
+        for part in parts:
+            lo = max(0, int((part.start - utt.start) * scale * RATE))
+            hi = min(utt.audio.size, int((part.end - utt.start) * scale * RATE))
+            try:
+                result: Recognition | None = transcribe_with(self.engine, utt.audio[lo:hi])
+            except Exception as exc:
+                self.stats.failed += 1
+                self.stats.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("recognition failed for the part at %.1f s", part.start)
+                result = None
+            if result is not None and (result.no_speech or not result.text.strip()):
+                continue  # a part without words (a breath) leaves no line
+            seg = self._segment(item.session, part.start, part.end, result, part.label, part.turns, part.uncertain)
+            delivered = self._deliver(seg) or delivered
+        if delivered:
             self.stats.latencies.append(item.detect_delay + time.monotonic() - item.emitted_at)
 
-    def _label_async(self, utt: Utterance) -> Future[tuple[str, tuple[int, ...]]]:
+    def _label_async(self, utt: Utterance) -> Future[tuple[str, tuple[int, ...], list[_Part]]]:
         if self.diarizer is None:
-            done: Future[tuple[str, tuple[int, ...]]] = Future()
-            done.set_result(("", ()))
+            done: Future[tuple[str, tuple[int, ...], list[_Part]]] = Future()
+            done.set_result(("", (), []))
             return done
         if self._labeller is None:
             self._labeller = ThreadPoolExecutor(max_workers=1, thread_name_prefix="diarize")
         return self._labeller.submit(self._label, utt)
 
-    def _label(self, utt: Utterance) -> tuple[str, tuple[int, ...]]:
-        """Who spoke: the label of the longest turn (the decoder gives no word times to split text)."""
+    def _label(self, utt: Utterance) -> tuple[str, tuple[int, ...], list[_Part]]:
+        """Who spoke: the label of the longest turn, the turn numbers, and the speakers' parts."""
         if self.diarizer is None:
-            return "", ()
+            return "", (), []
         try:
             direction = self.tracker.direction if self.tracker is not None else None
             turns = self.diarizer.assign(utt.audio, utt.start, utt.end, direction)
         except Exception as exc:  # a label is worth less than the text: keep the segment
             log.warning("diarization failed for the utterance at %.1f s: %s", utt.start, exc)
-            return "", ()
+            return "", (), []
         if not turns:
-            return "", ()
+            return "", (), []
         longest = max(turns, key=lambda t: t.end - t.start)
-        return longest.label, tuple(t.index for t in turns)
+        return longest.label, tuple(t.index for t in turns), _parts(turns)
 
     def _deliver(self, seg: FinalSegment) -> bool:
         # A store hiccup (database briefly locked by a reader) must not lose the segment.
