@@ -128,13 +128,15 @@ class SessionController:
 
     def _write_segment(self, seg: FinalSegment) -> None:
         seg_id = self.store.add_segment(seg.session_id, seg.start, seg.end, seg.speaker, seg.text,
-                                        confidence=seg.confidence, word_confidence=seg.word_confidence)
+                                        confidence=seg.confidence, word_confidence=seg.word_confidence,
+                                        speaker_uncertain=seg.uncertain)
         self._turn_segments.update(dict.fromkeys(seg.turns, seg_id))
         self._save_voiceprints(seg, seg_id)
         self._segments += 1
         log.info("segment stored", extra={"session_id": seg.session_id, "segment_id": seg_id})
         self._emit("segment", {"session_id": seg.session_id, "id": seg_id, "start": seg.start,
-                               "end": seg.end, "speaker": seg.speaker, "text": seg.text})
+                               "end": seg.end, "speaker": seg.speaker, "text": seg.text,
+                               "speaker_uncertain": seg.uncertain})
 
     def _save_voiceprints(self, seg: FinalSegment, seg_id: str) -> None:
         """Keep what the labeller learnt with the segment, so a crash does not cost the labels."""

@@ -103,6 +103,9 @@ def edit_text(session_id: str, segment_id: str) -> Response:
 def edit_speaker(session_id: str, segment_id: str) -> Response:
     store = ctx().store
     label = request.form.get("speaker", "")
+    if label == "confirm":  # the one tap on an unsure line's own speaker: it was right
+        return _edit(session_id, lambda: store.confirm_speaker(session_id, segment_id, actor="panel"),
+                     "Speaker confirmed.")
     if label == "new":
         nums = [int(m.group(1)) for lbl in store.speakers(session_id) if (m := re.fullmatch(r"S(\d+)", lbl))]
         label = f"S{max(nums, default=0) + 1}"

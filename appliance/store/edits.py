@@ -54,7 +54,8 @@ def _clean_label(label: str) -> str:
 
 class TranscriptMixin(StoreBase):
     def add_segment(self, session_id: str, start: float, end: float, speaker: str, text: str,
-                    confidence: float | None = None, word_confidence: Sequence[float] | None = None) -> str:
+                    confidence: float | None = None, word_confidence: Sequence[float] | None = None,
+                    speaker_uncertain: bool = False) -> str:
         """Append an utterance; committed (fsynced) when this returns. Returns the segment id.
 
         Empty text is allowed here (recognition failed or no recognizer: the timing is kept
@@ -94,6 +95,7 @@ class TranscriptMixin(StoreBase):
                     "created_at": now,
                     "confidence": confidence,
                     "word_confidence": json.dumps(word_confidence) if word_confidence is not None else None,
+                    "speaker_uncertain": int(bool(speaker_uncertain and speaker)),
                 }
             )
             if speaker:
@@ -187,6 +189,19 @@ class TranscriptMixin(StoreBase):
             )
             return rev
 
+    def confirm_speaker(self, session_id: str, segment_id: str, actor: str) -> int:
+        """A person says the labeller's unsure speaker is right; returns the session revision."""
+        with self._tx():
+            row = self._editable_row(session_id)
+            current = self._current_version(session_id, segment_id)
+            if not current.get("speaker_uncertain"):
+                return int(row["revision"])
+            rev = self._bump_revision(session_id)
+            self._write_version(current, rev, speaker_uncertain=0)
+            self._audit(actor, "edit:confirm-speaker", session_id,
+                        {"segment": segment_id, "speaker": current["speaker"], "revision": rev})
+            return rev
+
     def swap_speakers(self, session_id: str, label_a: str, label_b: str, actor: str) -> int:
         """Swap two speaker labels across the whole transcript (diarization mixed them up), as one
         revision. Returns the session revision (unchanged if neither label has segments)."""
@@ -249,6 +264,8 @@ class TranscriptMixin(StoreBase):
         # The recogniser's confidence is about the words: it goes once a person rewrites them.
         same_words = changes.get("text", current["text"]) == current["text"]
         kept = {k: current.get(k) if same_words else None for k in ("confidence", "word_confidence")}
+        # Whoever gives the line a speaker (a person, or the hindsight pass at Stop) has decided.
+        kept["speaker_uncertain"] = 0 if "speaker" in changes else current.get("speaker_uncertain", 0)
         version.update({"edited": 1, **kept, **changes}, revision=revision, created_at=self._clock())
         self._db.table("segments").insert(version)
 

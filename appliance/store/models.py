@@ -76,6 +76,7 @@ class Segment:
     edited: bool = False  # a person wrote this version on Review (not as recognised)
     confidence: float | None = None  # the recogniser's, 0–1 (None: unknown, or edited by a person)
     word_confidence: tuple[float, ...] | None = None  # one per word of `text` (split on whitespace)
+    speaker_uncertain: bool = False  # the labeller was unsure of `speaker`; no person has decided since
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Segment:
@@ -94,6 +95,7 @@ class Segment:
             edited=bool(row.get("edited", 0)),
             confidence=row.get("confidence"),
             word_confidence=tuple(json.loads(row["word_confidence"])) if row.get("word_confidence") else None,
+            speaker_uncertain=bool(row.get("speaker_uncertain", 0)),
         )
 
 

@@ -18,7 +18,7 @@ from appliance.store.ids import uuid7
 
 # Edits that change segments (speaker names and visit details are not versioned per revision).
 UNDOABLE = frozenset({"edit:text", "edit:speaker", "edit:swap-speakers", "edit:delete", "edit:split",
-                      "edit:merge", "edit:insert"})
+                      "edit:merge", "edit:insert", "edit:confirm-speaker"})
 CLINICIAN, PATIENT = "Clinician", "Patient"
 
 
@@ -145,7 +145,8 @@ class ReviseMixin(TranscriptMixin):
         before = [v for v in versions if v["revision"] <= target]
         if before:
             old = before[-1]
-            fields = ("start", "end", "speaker", "text", "deleted", "edited", "confidence", "word_confidence")
+            fields = ("start", "end", "speaker", "text", "deleted", "edited", "confidence", "word_confidence",
+                      "speaker_uncertain")
             if any(old[k] != current[k] for k in fields):
                 self._write_version(current, revision, **{k: old[k] for k in fields})
         elif versions[0]["edited"] and not current["deleted"]:

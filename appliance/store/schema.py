@@ -147,8 +147,15 @@ def _v5_segment_confidence(db: Database) -> None:
                "CHECK (word_confidence IS NULL OR json_valid(word_confidence))")
 
 
+def _v6_speaker_uncertain(db: Database) -> None:
+    # The labeller was unsure who said a line (similar voices, no direction): Review shows the
+    # speaker as uncertain and offers the one-tap fix; cleared once a person or a relabel decides.
+    db.execute("ALTER TABLE segments ADD COLUMN speaker_uncertain INTEGER NOT NULL DEFAULT 0 "
+               "CHECK (speaker_uncertain IN (0, 1))")
+
+
 MIGRATIONS: tuple[Migration, ...] = (_v1_initial, _v2_notes, _v3_voiceprints, _v4_review_marks,
-                                     _v5_segment_confidence)
+                                     _v5_segment_confidence, _v6_speaker_uncertain)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

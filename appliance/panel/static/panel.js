@@ -211,7 +211,7 @@
     shownNames = key;
     names = Object.assign({}, live, storedNames);
     transcript.querySelectorAll(".seg[data-speaker]").forEach(function (p) {
-      p.querySelector(".spk").textContent = speakerName(p.dataset.speaker, names);
+      p.querySelector(".spk").textContent = speakerName(p.dataset.speaker, names) + (p.dataset.unsure ? "?" : "");
     });
   }
   function onSegment(seg) {
@@ -223,7 +223,9 @@
     p.dataset.id = seg.id;
     p.dataset.speaker = seg.speaker;
     p.dataset.start = seg.start; p.dataset.end = seg.end;
-    var s = document.createElement("span"); s.className = "spk"; s.textContent = speakerName(seg.speaker, names);
+    var s = document.createElement("span"); s.className = "spk";
+    if (seg.speaker_uncertain) { p.dataset.unsure = "1"; s.classList.add("spk-unsure"); }
+    s.textContent = speakerName(seg.speaker, names) + (p.dataset.unsure ? "?" : "");
     var t = document.createElement("span"); t.className = "text"; t.textContent = seg.text;
     p.appendChild(s); p.appendChild(document.createTextNode(" ")); p.appendChild(t);
     var partial = $("partial");
