@@ -151,9 +151,26 @@ def mqtt_publish_size(topic: str, payload_bytes: int) -> int:
 
 def _daemon(cfg: ApplianceConfig) -> list[Problem]:
     p = cfg.panel
+    problems = []
     if not p.templates and not p.custom_templates:
-        return [Problem("daemon", "panel.templates", "no note template is offered (panel.templates and "
-                        "panel.custom_templates are both empty), so no visit could ever be sent", [])]
+        problems.append(Problem("daemon", "panel.templates", "no note template is offered (panel.templates and "
+                                "panel.custom_templates are both empty), so no visit could ever be sent", []))
+    return problems + _array(cfg)
+
+
+def _array(cfg: ApplianceConfig) -> list[Problem]:
+    """The microphone array geometry `capture.array` names, and the clinic's own files, are usable."""
+    from appliance.hardware.arrays import array_for_capture, geometries
+
+    c = cfg.capture
+    try:
+        geometries(c.arrays_dir)
+    except ValueError as exc:
+        return [Problem("daemon", "capture.arrays_dir", str(exc), c.arrays_dir)]
+    try:
+        array_for_capture(c.array, "", c.arrays_dir)
+    except ValueError as exc:
+        return [Problem("daemon", "capture.array", str(exc), c.array)]
     return []
 
 

@@ -48,10 +48,14 @@ class CaptureConfig:
         "empty mixes all channels.",
     )
     array: str = setting(
-        "auto", "Microphone array geometry for direction of arrival: \"auto\" recognises a known array by its "
-        "device name, \"none\" turns direction off, or name the array (e.g. for a file replay of an array "
-        "recording).",
-        choices=("auto", "none", "respeaker-usb-4mic", "respeaker-2mic-hat", "minidsp-uma8"),
+        "auto", "Microphone array geometry for direction of arrival: \"auto\" recognises an array by its "
+        "device name, \"none\" turns direction off, a geometry file's path, or an array's name: a file "
+        "<name>.toml in capture.arrays_dir or a built-in one (respeaker-usb-4mic, respeaker-2mic-hat, "
+        "minidsp-uma8; e.g. for a file replay of an array recording).",
+    )
+    arrays_dir: str = setting(
+        "/etc/appliance/arrays", "Folder of the clinic's own microphone array geometry files (<name>.toml: "
+        "positions in metres, channel order; see hardware/arrays/README.md); a missing folder adds none.",
     )
     block_ms: int = setting(32, "Length of one capture block.", min=8, max=200, unit="ms")
     buffer_seconds: float = setting(

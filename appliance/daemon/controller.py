@@ -366,7 +366,11 @@ class SessionController:
         if self._capture is None or self.pipeline.diarizer is None or not self.cfg.diarize.use_direction:
             return
         st = self._capture.status()
-        array = array_for_capture(self.cfg.capture.array, st.device)
+        try:
+            array = array_for_capture(self.cfg.capture.array, st.device, self.cfg.capture.arrays_dir)
+        except ValueError as exc:  # config check names the key; a visit still records without direction
+            log.error("no direction of arrival: capture.array: %s", exc)
+            return
         if array is not None and array.usable_with(st.channels):
             self.pipeline.tracker = DirectionTracker(array, st.rate)
             log.info("direction of arrival from %s", array.name)

@@ -54,7 +54,6 @@ class DirectionFinder:
     def __init__(self, array: MicArray, rate: int, *, grid_deg: float = 1.0, fmin: float = 200.0,
                  fmax: float = 7000.0, frame_s: float = 0.032, hop_ratio: float = 0.5) -> None:
         self.array, self.rate = array, rate
-        self.channels = list(array.raw_channels)
         pos = np.asarray(array.positions_m, float)
         self.axis = _linear_axis(pos)
         self.n_fft = 1 << max(8, math.ceil(math.log2(frame_s * rate)))
@@ -123,9 +122,10 @@ class DirectionFinder:
     def estimate(self, raw: np.ndarray) -> Direction | None:
         """Direction of the speech in ``raw`` (samples x channels at ``rate``); None if too short."""
         raw = np.asarray(raw)
-        if raw.ndim != 2 or not self.array.usable_with(raw.shape[1]):
+        mics = self.array.channel_map(raw.shape[1]) if raw.ndim == 2 else None
+        if mics is None:
             return None
-        spectra, frames, _ = self.pair_spectra(raw[:, self.channels])
+        spectra, frames, _ = self.pair_spectra(raw[:, list(mics)])
         return self.from_spectra(spectra, frames)
 
 
@@ -154,19 +154,20 @@ class DirectionTracker:
         # half-overlapped frames of a one-off estimate would double its cost for nothing.
         self.finder = DirectionFinder(array, rate, hop_ratio=1.0)
         self.chunk = max(self.finder.n_fft, int(chunk_s * rate) // self.finder.hop * self.finder.hop)
-        self._pending = np.zeros((0, len(array.raw_channels)), np.float32)  # < one chunk of samples
+        self._pending = np.zeros((0, len(array.positions_m)), np.float32)  # < one chunk of samples
         self._pending_t = 0.0
         self._chunks: deque[tuple[float, float, np.ndarray, float, float]] = deque(maxlen=int(keep_s / chunk_s) + 1)
 
     def feed(self, raw: np.ndarray, t: float) -> None:
         """``raw`` (n, device channels) at the array's rate, starting at ``t`` seconds."""
         raw = np.asarray(raw, np.float32)
-        if raw.ndim != 2 or not self.finder.array.usable_with(raw.shape[1]):
+        mics = self.finder.array.channel_map(raw.shape[1]) if raw.ndim == 2 else None
+        if mics is None:
             return
         expected = self._pending_t + len(self._pending) / self.finder.rate
         if not len(self._pending) or abs(t - expected) > 0.05:  # first block, or a pause/resume jump
             self._pending, self._pending_t = self._pending[:0], t
-        self._pending = np.concatenate([self._pending, raw[:, self.finder.channels]])
+        self._pending = np.concatenate([self._pending, raw[:, list(mics)]])
         overlap = self.finder.n_fft - self.finder.hop  # so no frame is lost at a chunk boundary
         while len(self._pending) >= self.chunk:
             spectra, frames, energy = self.finder.pair_spectra(self._pending[:self.chunk], louder_half=False)

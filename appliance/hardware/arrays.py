@@ -1,25 +1,25 @@
 """Microphone array geometries, for direction of arrival from the raw channels.
 
-Coordinates are metres in the array's own plane (z = 0), origin at the array centre, in
-the frame used by the vendor's / ODAS's published configuration for that board, so
-DOA code can be checked against those tools. Only arrays whose raw microphone signals
-reach the host are listed; a processed-only firmware (e.g. the ReSpeaker's 1-channel
-firmware) shows up with too few channels, which `usable_with` reports.
+The geometries are data: one TOML file per array in the top-level `hardware/arrays/` folder
+(packaged into the wheel as `appliance/hardware/geometries/`; format in its README). Coordinates
+are metres in the array's own plane, origin at the array centre, in the frame of the
+vendor's / ODAS's published configuration for that board, so DOA code can be checked
+against those tools. A clinic's own array is a file of the same form, named by path in
+`capture.array` or by name from `capture.arrays_dir`.
 
-Sources (checked, not copied):
-- ReSpeaker USB 4-Mic Array v2.0: Seeed's `respeaker/usb_4_mic_array` odas.cfg and README
-  (6-channel firmware: ch0 processed, ch1-4 raw mics, ch5 playback; mics at radius 32 mm).
-- ReSpeaker 2-Mics Pi HAT: Seeed's `voice-engine` DOA for the 2-mic HAT (58 mm apart);
-  the WM8960 codec delivers left/right mic as ch0/ch1.
-- miniDSP UMA-8 (raw firmware "micArray RAW SPK", 8 channels): introlab ODAS uma8/minidsp
-  configs - ch0 centre mic, ch1-6 on a 43 mm radius ring 60 degrees apart, ch7 unused.
+Only arrays whose raw microphone signals reach the host work; a processed-only firmware
+(e.g. the ReSpeaker's 1-channel firmware) shows up with too few channels, which
+`channel_map` reports. A stream with exactly one channel per microphone (a plain
+multichannel recording of the raw mics) is read as the mics in order.
 """
 
 from __future__ import annotations
 
 import math
+import tomllib
 from dataclasses import dataclass
 from itertools import combinations
+from pathlib import Path
 
 Point = tuple[float, float, float]
 
@@ -31,6 +31,7 @@ class MicArray:
     raw_channels: tuple[int, ...]  # 0-based indices in the device's capture stream
     match: tuple[str, ...]  # case-insensitive substrings of the ALSA/PortAudio device name
     channels: int = 0  # channels the firmware delivers; 0 = max(raw_channels) + 1
+    key: str = ""  # the geometry file's name without .toml
 
     def __post_init__(self) -> None:
         if len(self.positions_m) != len(self.raw_channels):
@@ -56,77 +57,126 @@ class MicArray:
     def max_tdoa_s(self, speed_of_sound: float = 343.0) -> float:
         return self.aperture_m / speed_of_sound
 
+    def channel_map(self, opened_channels: int) -> tuple[int, ...] | None:
+        """Stream channel of each microphone for a stream of ``opened_channels``: the device's own
+        layout, or, with exactly one channel per microphone, the mics in order; else None."""
+        if opened_channels > max(self.raw_channels):
+            return self.raw_channels
+        if opened_channels == len(self.raw_channels):
+            return tuple(range(opened_channels))
+        return None
+
     def usable_with(self, opened_channels: int) -> bool:
         """True if a stream opened with this many channels carries all raw microphones."""
-        return opened_channels > max(self.raw_channels)
+        return self.channel_map(opened_channels) is not None
 
 
-def _ring(radius_m: float, count: int, start_deg: float, step_deg: float) -> tuple[Point, ...]:
-    """Points on a circle, rounded to 0.1 mm (the precision of the published drawings)."""
-    out = []
-    for k in range(count):
-        a = math.radians(start_deg + k * step_deg)
-        out.append((round(radius_m * math.cos(a), 4) + 0.0, round(radius_m * math.sin(a), 4) + 0.0, 0.0))
-    return tuple(out)
+class ArrayGeometryError(ValueError):
+    """A geometry file that cannot be used; the message names the file and the key."""
 
 
-# ch1 at -x, then -y, +x, +y: 90 degrees apart on a 32 mm radius (45.25 mm adjacent, 64 mm across).
-RESPEAKER_USB_4MIC_V2 = MicArray(
-    name="ReSpeaker USB 4-Mic Array v2.0",
-    positions_m=_ring(0.032, 4, 180.0, 90.0),
-    raw_channels=(1, 2, 3, 4),
-    match=("respeaker 4 mic array", "arrayuac10"),
-    channels=6,
-)
-
-# MIC_L (ch0) and MIC_R (ch1) on either end of the board, 58 mm apart.
-RESPEAKER_2MIC_HAT = MicArray(
-    name="ReSpeaker 2-Mics Pi HAT",
-    positions_m=((-0.029, 0.0, 0.0), (0.029, 0.0, 0.0)),
-    raw_channels=(0, 1),
-    # Card name of the seeed-voicecard driver and its 15-character ALSA card id. Not the
-    # generic "wm8960-soundcard": other WM8960 HATs use it with different mic placement.
-    match=("seeed-2mic-voicecard", "seeed2micvoicec"),
-    channels=2,
-)
-
-# ch0 centre; ch1 at +y, then clockwise every 60 degrees on a 43 mm radius.
-MINIDSP_UMA8 = MicArray(
-    name="miniDSP UMA-8",
-    positions_m=((0.0, 0.0, 0.0), *_ring(0.043, 6, 90.0, -60.0)),
-    raw_channels=(0, 1, 2, 3, 4, 5, 6),
-    match=("uma-8", "uma8", "micarray raw"),
-    channels=8,
-)
-
-KNOWN_ARRAYS: tuple[MicArray, ...] = (RESPEAKER_USB_4MIC_V2, RESPEAKER_2MIC_HAT, MINIDSP_UMA8)
-
-# Names for the `capture.array` config key (besides "auto" and "none").
-ARRAY_KEYS: dict[str, MicArray] = {
-    "respeaker-usb-4mic": RESPEAKER_USB_4MIC_V2,
-    "respeaker-2mic-hat": RESPEAKER_2MIC_HAT,
-    "minidsp-uma8": MINIDSP_UMA8,
-}
+def _packaged_dir() -> Path:
+    """The built-in geometry files: inside the installed package, else the source tree's
+    top-level hardware/arrays (an editable install)."""
+    inside = Path(__file__).with_name("geometries")
+    return inside if inside.is_dir() else Path(__file__).resolve().parents[2] / "hardware" / "arrays"
 
 
-def array_for_device(name: str) -> MicArray | None:
-    """The known array whose match string occurs in a capture device's name, else None."""
+BUILTIN_DIR = _packaged_dir()
+MAX_COORD_M = 2.0  # a microphone further than this from the array centre is a typo (mm for m)
+
+
+def load_geometry(path: Path | str) -> MicArray:
+    """A MicArray from a geometry file; raises ArrayGeometryError naming the file and key."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ArrayGeometryError(f"{path}: no such array geometry file") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ArrayGeometryError(f"{path}: cannot read the array geometry: {exc}") from None
+
+    def fail(key: str, why: str) -> ArrayGeometryError:
+        return ArrayGeometryError(f"{path}: {key}: {why}")
+
+    positions = data.get("positions_m")
+    if not isinstance(positions, list) or len(positions) < 2:
+        raise fail("positions_m", "must list at least two microphones, each [x, y] or [x, y, z] in metres")
+    points = []
+    for i, p in enumerate(positions):
+        if (not isinstance(p, list) or len(p) not in (2, 3)
+                or not all(isinstance(c, int | float) and not isinstance(c, bool) for c in p)):
+            raise fail("positions_m", f"microphone {i} must be [x, y] or [x, y, z] in metres (got {p!r})")
+        if not all(math.isfinite(c) and abs(c) <= MAX_COORD_M for c in p):
+            raise fail("positions_m", f"microphone {i} is not within {MAX_COORD_M} m of the centre (got {p!r}): "
+                       "positions are in metres")
+        points.append((float(p[0]), float(p[1]), float(p[2]) if len(p) == 3 else 0.0))
+    if len(set(points)) != len(points):
+        raise fail("positions_m", "two microphones are at the same place")
+    raw = data.get("raw_channels", list(range(len(points))))
+    if (not isinstance(raw, list) or len(raw) != len(points)
+            or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in raw)
+            or len(set(raw)) != len(raw)):
+        raise fail("raw_channels", f"must give {len(points)} distinct channel numbers (0-based), one per "
+                   f"microphone in positions_m (got {raw!r})")
+    channels = data.get("channels", 0)
+    if not isinstance(channels, int) or isinstance(channels, bool) or (channels and channels <= max(raw)):
+        raise fail("channels", f"must be more than the highest raw channel {max(raw)} (got {channels!r})")
+    match = data.get("match", [])
+    if not isinstance(match, list) or not all(isinstance(m, str) and m.strip() for m in match):
+        raise fail("match", f"must be a list of parts of device names (got {match!r})")
+    name = data.get("name", path.stem)
+    if not isinstance(name, str) or not name.strip():
+        raise fail("name", f"must be a non-empty string (got {name!r})")
+    return MicArray(name=name.strip(), positions_m=tuple(points), raw_channels=tuple(raw),
+                    match=tuple(m.strip().lower() for m in match), channels=channels, key=path.stem)
+
+
+def geometries(folder: Path | str) -> dict[str, MicArray]:
+    """Every geometry file in ``folder`` by name; {} when the folder does not exist."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return {}
+    return {f.stem: load_geometry(f) for f in sorted(folder.glob("*.toml"))}
+
+
+# Names for the `capture.array` config key (besides "auto", "none" and a path).
+ARRAY_KEYS: dict[str, MicArray] = geometries(BUILTIN_DIR)
+KNOWN_ARRAYS: tuple[MicArray, ...] = tuple(ARRAY_KEYS.values())
+RESPEAKER_USB_4MIC_V2 = ARRAY_KEYS["respeaker-usb-4mic"]
+RESPEAKER_2MIC_HAT = ARRAY_KEYS["respeaker-2mic-hat"]
+MINIDSP_UMA8 = ARRAY_KEYS["minidsp-uma8"]
+
+
+def _clinic_arrays(arrays_dir: Path | str | None) -> dict[str, MicArray]:
+    return geometries(arrays_dir) if arrays_dir else {}
+
+
+def array_for_device(name: str, arrays_dir: Path | str | None = None) -> MicArray | None:
+    """The array whose match string occurs in a capture device's name (the clinic's own first), else None."""
     lowered = name.lower()
-    for array in KNOWN_ARRAYS:
+    for array in (*_clinic_arrays(arrays_dir).values(), *KNOWN_ARRAYS):
         if any(m in lowered for m in array.match):
             return array
     return None
 
 
-def array_for_capture(setting: str, device_name: str) -> MicArray | None:
-    """The array a capture uses: ``setting`` is `capture.array` ("auto": recognise the device by
-    name; "none": no direction; else a key of ARRAY_KEYS, e.g. for a file replay of an array
-    recording, whose "device" is a file name)."""
+def array_for_capture(setting: str, device_name: str, arrays_dir: Path | str | None = None) -> MicArray | None:
+    """The array a capture uses. ``setting`` is `capture.array`: "auto" recognises the device by
+    name; "none" gives no direction; a path to a geometry file; else a name, looked up in
+    ``arrays_dir`` (`capture.arrays_dir`, the clinic's own) and then among the built-in ones, e.g.
+    for a file replay of an array recording, whose "device" is a file name."""
     if setting == "none":
         return None
     if setting == "auto":
-        return array_for_device(device_name)
-    try:
-        return ARRAY_KEYS[setting]
-    except KeyError:
-        raise ValueError(f"unknown microphone array {setting!r}; known: auto, none, {', '.join(ARRAY_KEYS)}") from None
+        return array_for_device(device_name, arrays_dir)
+    if "/" in setting or setting.endswith(".toml"):
+        return load_geometry(setting)
+    own = _clinic_arrays(arrays_dir)
+    found = own.get(setting) or ARRAY_KEYS.get(setting)
+    if found is None:
+        known = ", ".join(sorted({*own, *ARRAY_KEYS}))
+        where = f" or a .toml file in {arrays_dir}" if arrays_dir else ""
+        raise ValueError(f"unknown microphone array {setting!r}; known: auto, none, {known}, a path to a "
+                         f"geometry file{where}")
+    return found

@@ -97,7 +97,10 @@ def file_direction_tracker(cfg: ApplianceConfig, path: str) -> DirectionTracker 
         info = sf.info(path)
     except (RuntimeError, OSError):
         return None  # capture reports the unreadable file itself
-    array = array_for_capture(cfg.capture.array, Path(path).name)
+    try:
+        array = array_for_capture(cfg.capture.array, Path(path).name, cfg.capture.arrays_dir)
+    except ValueError as exc:
+        raise CaptureError(f"capture.array: {exc}") from None
     if array is None or not array.usable_with(info.channels):
         return None
     return DirectionTracker(array, int(info.samplerate))
