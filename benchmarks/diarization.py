@@ -41,7 +41,7 @@ from datetime import date  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from benchmarks.normalize import normalize  # noqa: E402
-from benchmarks.rooms import Room, build, room_specs  # noqa: E402
+from benchmarks.rooms import SEED_BASE, Room, build, room_specs, split_voices  # noqa: E402
 
 VARIANTS = {  # name: (direction, enrolment)
     "voice": (False, False),
@@ -274,7 +274,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="4 rooms of ~8 turns instead of 8 of ~14")
     parser.add_argument("--split", choices=("test", "dev"), default="test",
-                        help="test: ACI-Bench valid dialogues (reported); dev: train dialogues (for tuning)")
+                        help="test: reported (test voices, ACI-Bench valid dialogues, test rooms); dev: for "
+                             "tuning (dev voices, train dialogues, dev rooms); the two share nothing")
     parser.add_argument("--models-dir", default=str(Path(__file__).resolve().parents[1] / "models"))
     args = parser.parse_args(argv)
 
@@ -306,6 +307,10 @@ def main(argv: list[str] | None = None) -> None:
     print()
     print(f"Diarization, simulated exam rooms ({args.split} split{', quick' if args.quick else ''}), "
           f"{date.today().isoformat()}; DER with a +/-0.25 s collar, overlap scored")
+    voices = sorted(split_voices(args.split))
+    print(f"{args.split} split: {len(voices)} distinct voices ({', '.join(voices)}); ACI-Bench "
+          f"{'valid' if args.split == 'test' else 'train'} dialogues; rooms from seeds {SEED_BASE[args.split]}+ "
+          f"({'never used for tuning' if args.split == 'test' else 'where thresholds and rules were chosen'})")
     print()
     print(table(dict(sorted(rows.items())), rooms))
     print()

@@ -248,17 +248,27 @@ def build(spec: RoomSpec, split: str, out_dir: Path, *, max_turns: int = 14, ove
                 n / RATE, rt60, snr_db, azimuth, enrol)
 
 
-# Rooms: voice pairs and seats differ; dev rooms use other dialogues (and seeds) than test rooms.
-TWO = [("piper", "espeak-f3"), ("espeak-f3", "piper"), ("espeak-m", "espeak-f3"), ("piper", "librivox"),
-       ("espeak-f3", "cards"), ("espeak-f3", "espeak-f2")]
-THREE = [("piper", "espeak-f3", "librivox"), ("espeak-f3", "piper", "espeak-m")]
+# Dev and test rooms share nothing: voices (benchmarks.voices: DEV_VOICES / TEST_VOICES),
+# dialogues (ACI-Bench train / valid) and rooms (seeds: size, RT60, noise, seats).
+TWO = {"dev": [("piper", "espeak-f3"), ("espeak-f3", "piper"), ("espeak-m", "espeak-f3"), ("piper", "librivox"),
+               ("espeak-f3", "cards"), ("espeak-f3", "espeak-f2")],
+       "test": [("espeak-f1", "espeak-Michael"), ("espeak-Alicia", "espeak-klatt"), ("espeak-Storm", "espeak-anika"),
+                ("espeak-Andrea", "espeak-Lee"), ("espeak-Michael", "espeak-Alicia"),
+                ("espeak-klatt", "espeak-Andrea")]}
+THREE = {"dev": [("piper", "espeak-f3", "librivox"), ("espeak-f3", "piper", "espeak-m")],
+         "test": [("espeak-anika", "espeak-Lee", "espeak-f1"), ("espeak-Storm", "espeak-Andrea", "espeak-klatt")]}
+SEED_BASE = {"dev": 100, "test": 0}
+
+
+def split_voices(split: str) -> set[str]:
+    return {v for group in (TWO[split], THREE[split]) for spec in group for v in spec}
 
 
 def room_specs(split: str, quick: bool) -> list[RoomSpec]:
-    base = 100 if split == "dev" else 0
-    two = TWO[:2] + TWO[3:4] if quick else TWO
-    three = THREE[:1] if quick else THREE
+    base, two_all, three_all = SEED_BASE[split], TWO[split], THREE[split]
+    two = two_all[:2] + two_all[3:4] if quick else two_all
+    three = three_all[:1] if quick else three_all
     specs = [RoomSpec(f"{split}-2spk-{i + 1}-{'-'.join(v)}", v, i, base + i) for i, v in enumerate(two)]
-    specs += [RoomSpec(f"{split}-3spk-{i + 1}-{'-'.join(v)}", v, len(TWO) + i, base + 50 + i)
+    specs += [RoomSpec(f"{split}-3spk-{i + 1}-{'-'.join(v)}", v, len(two_all) + i, base + 50 + i)
               for i, v in enumerate(three)]
     return specs
