@@ -40,6 +40,8 @@ bench: setup models
 	$(BIN)/python -m benchmarks.asr --models-dir $(MODELS_DIR)
 	$(BIN)/python -m benchmarks.vocabulary --models-dir $(MODELS_DIR)
 	$(BIN)/python -m benchmarks.diarization --models-dir $(MODELS_DIR)
+	$(BIN)/python -m pip install -q --no-deps resemblyzer==0.1.4  # weights only: run in numpy, no PyTorch
+	$(BIN)/python -m benchmarks.embedders --models-dir $(MODELS_DIR)
 	$(BIN)/python -m benchmarks.sync
 	$(BIN)/python -m benchmarks.notes
 
