@@ -155,7 +155,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     names = result.speaker_names
     segments = [{"start": g.start, "end": g.end, "speaker": names.get(g.speaker, g.speaker) or "unknown",
-                 "text": g.text} for g in result.segments if g.text]
+                 "speaker_uncertain": g.uncertain, "text": g.text} for g in result.segments if g.text]
     if args.json:
         print(jsontext.dumps(segments, indent=2, ensure_ascii=False))
     else:

@@ -21,12 +21,13 @@ def test_json_segments_with_two_alternating_speakers():
     out = transcribe("--json", "--models-dir", str(models), str(bundled_recording()))
     assert out.returncode == 0, out.stderr
     segments = json.loads(out.stdout)
-    assert [set(s) for s in segments] == [{"start", "end", "speaker", "text"}] * len(segments)
+    assert [set(s) for s in segments] == [{"start", "end", "speaker", "speaker_uncertain", "text"}] * len(segments)
     assert len(segments) == 7  # seven turns: clinician, patient, clinician, …
     speakers = [s["speaker"] for s in segments]
     assert speakers == [speakers[0], speakers[1]] * 3 + [speakers[0]] and speakers[0] != speakers[1]
     assert all(a["end"] <= b["start"] for a, b in itertools.pairwise(segments))
     assert "throat" in " ".join(s["text"] for s in segments).lower()
+    assert not any(s["speaker_uncertain"] for s in segments)  # two clearly different voices: no doubt
 
 
 def test_missing_or_broken_audio_and_missing_model_exit_2(tmp_path):

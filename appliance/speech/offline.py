@@ -82,8 +82,9 @@ def transcribe_file(
     names: dict[str, str] = {}
     if pipeline.diarizer is not None:  # the same hindsight pass as at Stop on the device
         labels = pipeline.diarizer.recluster()
-        segments = [dataclasses.replace(g, speaker=labels.get(g.turns[0], g.speaker)) if g.turns else g
-                    for g in segments]
+        # as on the device: a line the hindsight pass gives another speaker is no longer unsure
+        segments = [dataclasses.replace(g, speaker=new, uncertain=g.uncertain and new == g.speaker)
+                    if g.turns and (new := labels.get(g.turns[0], g.speaker)) else g for g in segments]
         names = pipeline.diarizer.display_names()
     return FileTranscript(segments, capture.status_time(), pipeline.stats, partials, names)
 
