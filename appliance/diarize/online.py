@@ -179,11 +179,12 @@ class OnlineDiarizer:
             # Unsure, unless a confident direction settles it: two speakers fit about as well,
             # or fewer people have spoken than the visit should have and this turn fits its
             # speaker only loosely (two similar voices merging: 0.72-0.79 measured for a second
-            # espeak-ng woman, 0.81-0.94 for the same voice's sentences).
+            # espeak-ng woman, 0.81-0.94 for the same voice's sentences). The enrolled clinician
+            # is known before anyone speaks: a fit to the enrolment is judged by its own threshold.
             close = len(scores) > 1 and scores[best] - scores[order[1]] < UNSURE_MARGIN
             heard = sum(s.speech_s > 0 for s in self._speakers)
-            loose = heard < self.cfg.min_speakers and scores[best] < self._threshold(
-                self._speakers[best].label) + LOOSE_BAND
+            loose = (heard < self.cfg.min_speakers and self._speakers[best].anchor is None
+                     and scores[best] < self._threshold(self._speakers[best].label) + LOOSE_BAND)
             sure_direction = d is not None and w > 0 and d.confidence >= SURE_DIRECTION
             return self._speakers[best].label, bool((close or loose) and not sure_direction)
         others = [int(i) for i in order if self._speakers[i].label != other_than and self._speakers[i].weight > 0]
