@@ -34,7 +34,7 @@ def test_two_voices_in_the_enrolment_are_refused_with_a_plain_sentence(chromium,
         page.wait_for_url(base + "/settings#enrol")
         wait(lambda: status(base)["tools"].get("result") == "error", 90, "the enrolment to finish")
         page.reload()
-        msg = page.inner_text("#tool-msg")
+        msg = page.inner_text("#enrol-msg")
         assert msg == ("More than one voice seems to be in the recording. Please enrol alone, with nobody "
                        "else talking, and try again."), msg
         assert page.inner_text("#enrol-state") == "No clinician voice is enrolled yet."
