@@ -103,12 +103,23 @@ class RoomSpec:
     seed: int
 
 
+def _aci_bench() -> Path:
+    """ACI-Bench in ../shared/data beside the checkout, or beside a parent (a git worktree)."""
+    here = Path(__file__).resolve()
+    for d in (SHARED, *(p / "shared" / "data" for p in here.parents)):
+        if (d / "aci-bench").is_dir():
+            return d / "aci-bench"
+    return SHARED / "aci-bench"
+
+
 def dialogues(split: str) -> list[list[tuple[str, str]]]:
-    """(role, text) turns of each dialogue; ACI-Bench `split` if present, else the bundled ones."""
-    src = SHARED / "aci-bench" / f"{split}.csv"
+    """(role, text) turns of each dialogue; ACI-Bench `split` if present, else the bundled ones
+    (dev and test each get their own half of them, so the splits still share no dialogue)."""
+    src = _aci_bench() / f"{split}.csv"
     if not src.exists():
-        print(f"(ACI-Bench not present at {src}: using the {len(BUNDLED)} bundled dialogues)")
-        return BUNDLED
+        own = BUNDLED[0::2] if split == "train" else BUNDLED[1::2]
+        print(f"(ACI-Bench not present at {src}: using {len(own)} of the bundled dialogues)")
+        return own
     out = []
     for row in csv.DictReader(src.open()):
         turns = []
