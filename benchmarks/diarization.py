@@ -147,13 +147,15 @@ def tracker_seconds(room: Room) -> float:
     return time.perf_counter() - t0
 
 
-def run_room(room: Room, engine, embedder, models_dir: str) -> dict:  # type: ignore[no-untyped-def]
+def run_room(room: Room, engine, embedder, models_dir: str,  # type: ignore[no-untyped-def]
+             overrides: dict[str, float] | None = None) -> dict:
     from appliance.config.schema import ApplianceConfig, CaptureConfig, PathsConfig
     from appliance.diarize import OnlineDiarizer, enrol
     from appliance.speech.offline import transcribe_file
 
     cfg = ApplianceConfig(paths=PathsConfig(models_dir=models_dir),
                           capture=CaptureConfig(asr_channels=(0,), array="respeaker-usb-4mic"))
+    cfg = dataclasses.replace(cfg, diarize=dataclasses.replace(cfg.diarize, **(overrides or {})))
     enrolled = enrol(room.enrolment, embedder)
     diarizers = {name: OnlineDiarizer(dataclasses.replace(cfg.diarize, use_direction=direction), embedder,
                                       enrolled=enrolled if enrolment else None)
@@ -169,8 +171,11 @@ def run_room(room: Room, engine, embedder, models_dir: str) -> dict:  # type: ig
         turns, names = d.turns, d.display_names()
         seg_labels = []
         for seg in result.segments:
-            live = calls.get(round(seg.start, 3), {}).get(name, [])
-            longest = max(live, key=lambda t: t.end - t.start) if live else None
+            # the utterance the segment came from (a split utterance gives several segments)
+            began = max((t for t in calls if t <= round(seg.start, 3) + 1e-6), default=None)
+            live = calls.get(began, {}).get(name, []) if began is not None else []
+            inside = [t for t in live if min(t.end, seg.end) - max(t.start, seg.start) > 0] or live
+            longest = max(inside, key=lambda t: min(t.end, seg.end) - max(t.start, seg.start)) if inside else None
             label = turns[longest.index].label if longest is not None and longest.index >= 0 else "?"
             seg_labels.append((label, seg.text))
         out["variants"][name] = {"hyp": [(t.start, t.end, t.label) for t in turns], "names": names,
@@ -277,7 +282,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="test: reported (test voices, ACI-Bench valid dialogues, test rooms); dev: for "
                              "tuning (dev voices, train dialogues, dev rooms); the two share nothing")
     parser.add_argument("--models-dir", default=str(Path(__file__).resolve().parents[1] / "models"))
+    parser.add_argument("--diarize", action="append", default=[], metavar="KEY=NUMBER",
+                        help="override a diarize.* setting (e.g. enrolled_threshold=0.6), for calibrating on dev")
     args = parser.parse_args(argv)
+    overrides = {k: float(v) for k, v in (o.split("=", 1) for o in args.diarize)}
 
     from appliance.asr.factory import make_engine
     from appliance.config.schema import AsrConfig, DiarizeConfig
@@ -294,7 +302,7 @@ def main(argv: list[str] | None = None) -> None:
             room = build(spec, "valid" if args.split == "test" else "train", Path(tmp),
                          max_turns=8 if args.quick else 14)
             built = time.perf_counter() - t0
-            s = score(room, run_room(room, engine, embedder, args.models_dir))
+            s = score(room, run_room(room, engine, embedder, args.models_dir, overrides))
             group = f"{len(room.voices)}-speaker"
             rooms[group].append(room)
             rows[group].append(s)
