@@ -192,7 +192,8 @@ def test_units_are_enabled_and_verify_in_their_rootfs(site: Site) -> None:
     for host, unit, wants in ((site.room, "appliance.service", "multi-user.target.wants"),
                               (site.clinic, "clinic-server.service", "multi-user.target.wants"),
                               (site.clinic, "mosquitto.service", "multi-user.target.wants")):
-        assert (host.root / "etc/systemd/system" / wants / unit).exists(), f"{unit} not enabled"
+        # The link is absolute (/etc/systemd/system/...): it resolves inside the rootfs, not here.
+        assert (host.root / "etc/systemd/system" / wants / unit).is_symlink(), f"{unit} not enabled"
     for host, unit in ((site.room, "appliance.service"), (site.clinic, "clinic-server.service")):
         installed = host.root / "etc/systemd/system" / unit
         assert installed.read_text() == (ROOT / "image/systemd" / unit).read_text()
