@@ -304,3 +304,21 @@ def test_a_bad_variable_fails_the_play_naming_the_key_and_keeps_the_old_config(s
     assert bad.returncode != 0
     assert "keep_days" in bad.stdout
     assert config.read_text() == before
+
+
+# Last: it renames the room, as first boot of an image does.
+def test_first_boot_enrolment_of_an_image_names_the_device_and_keeps_its_key(site: Site) -> None:
+    room = site.room
+    key_before = (room.root / "etc/appliance/pki/device.key").read_bytes()
+    (room.root / "boot/firmware").mkdir(parents=True, exist_ok=True)
+    (room.root / "boot/firmware/scribe-device-id").write_text("room-99\n")
+    shutil.copy(ROOT / "image/firstboot/scribe-enrol.sh", room.root / "usr/local/sbin/scribe-enrol")
+    out = room.run("/usr/local/sbin/scribe-enrol")
+    assert "room-99" in out.stdout
+    assert 'id = "room-99"' in (room.root / "etc/appliance/appliance.toml").read_text()
+    assert (room.root / "etc/hostname").read_text().strip() == "room-99"
+    assert (room.root / "etc/appliance/pki/device.key").read_bytes() == key_before  # never replaced
+    bad = room.root / "boot/firmware/scribe-device-id"
+    bad.write_text("room 99/x\n")
+    refused = room.run("/usr/local/sbin/scribe-enrol", check=False)
+    assert refused.returncode == 2 and "may use only" in refused.stderr
