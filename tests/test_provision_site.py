@@ -238,8 +238,13 @@ def test_units_start_from_their_installed_files_and_a_rooms_transcript_reaches_t
         def arrived() -> bool:
             out = clinic.run("/opt/clinic/.venv/bin/clinic", "--config", "/etc/clinic/clinic.toml", "sessions",
                              "list", user="clinic", check=False)
-            return "Provisioned Patient" in out.stdout or ROOM in out.stdout
-        wait_for("the transcript at the clinic", arrived, timeout=120)
+            return ROOM in out.stdout
+        try:
+            wait_for("the transcript at the clinic", arrived, timeout=120)
+        except AssertionError:
+            sync = room.run("/opt/appliance/.venv/bin/appliance", "--config", "/etc/appliance/appliance.toml",
+                            "ctl", "status", user="appliance", check=False)
+            raise AssertionError("no transcript at the clinic; room status:\n" + sync.stdout) from None
     finally:
         for proc, what in ((daemon, "room daemon"), (server, "clinic server"), (broker, "broker")):
             assert proc.poll() is None, f"{what} exited {proc.returncode}:\n{proc.stdout.read()[-3000:]}"

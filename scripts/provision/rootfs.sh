@@ -29,4 +29,6 @@ if [ ! -s "$tarball" ]; then
 fi
 mkdir -p "$dest"
 tar -C "$dest" -xf "$tarball"
+# What an installed system has and debootstrap leaves out: localhost resolves.
+[ -s "$dest/etc/hosts" ] || printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' > "$dest/etc/hosts"
 echo "$dest"
