@@ -30,6 +30,8 @@ ROOM, CLINIC, SITE = "room-test", "clinic-test", "site-test"
 
 pytestmark = [
     pytest.mark.provision,
+    # The first test pays for provisioning two root file systems (minutes; more on a busy machine).
+    pytest.mark.timeout(2400),
     pytest.mark.skipif(os.geteuid() != 0, reason="chroot and debootstrap need root"),
     pytest.mark.skipif(shutil.which("ansible-playbook") is None, reason="ansible is not installed (make setup)"),
     pytest.mark.skipif(shutil.which("debootstrap") is None, reason="debootstrap is not installed (make setup)"),
