@@ -13,7 +13,7 @@ import ssl
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from appliance.store import SessionStore
     from appliance.sync.service import SyncService
     from clinic.config import ClinicConfig
+    from clinic.server import ClinicServer
     from clinic.store import TranscriptStore
     from tests.postgres import ClinicStoreTarget
 
@@ -170,6 +171,20 @@ def clinic_config(pki: Pki, broker: Broker, db: Path | ClinicStoreTarget, notes:
         ingest=IngestConfig(**ingest),  # type: ignore[arg-type]
         notes=NotesConfig(enabled=notes),
     )
+
+
+@contextlib.contextmanager
+def running_clinic(pki: Pki, broker: Broker, db: Path | ClinicStoreTarget, notes: bool = False,
+                   **ingest: object) -> Iterator[ClinicServer]:
+    """A clinic server on `broker` (clinic_config's arguments), stopped on the way out even when the
+    test fails. It does not wait for the connection: a test that needs it waits on `.connected`."""
+    from clinic.server import ClinicServer
+
+    server = ClinicServer(clinic_config(pki, broker, db, notes, **ingest)).start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def clinic_toml(pki: Pki, broker: Broker, db: Path) -> str:

@@ -11,6 +11,9 @@ import pytest
 from appliance.store import SessionStore, open_store
 from tests.postgres import ClinicStoreTarget, PostgresServer
 
+# pki, broker and clinic: the fixtures of the tests on a real Mosquitto.
+pytest_plugins = ["tests.sync_fixtures"]
+
 
 class Clock:
     """Wall clock the test sets by hand, so timestamps and retention are exact."""

@@ -22,22 +22,10 @@ from tests.broker import (
     assert_same_at_clinic,
     clinic_config,
     make_finished_sessions,
-    make_pki,
     wait_until,
 )
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return make_pki(tmp_path_factory.mktemp("pki"))
-
-
-@pytest.fixture
-def broker(pki: Pki, tmp_path: Path) -> Iterator[Broker]:
-    with Broker(pki, tmp_path / "broker") as b:
-        yield b
 
 
 @pytest.fixture

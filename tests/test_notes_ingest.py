@@ -18,7 +18,7 @@ from appliance.sync.mqtt import make_client
 from appliance.sync.protocol import Topics
 from clinic.server import ClinicServer
 from clinic.store import SqliteTranscriptStore, TranscriptStore
-from tests.broker import Broker, Pki, clinic_config, make_pki, wait_until
+from tests.broker import Broker, Pki, make_pki, running_clinic, wait_until
 from tests.notes_visit import VISIT, payload
 from tests.postgres import ClinicStoreTarget
 
@@ -31,17 +31,10 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 
 
 @pytest.fixture
-def broker(pki: Pki, tmp_path: Path) -> Iterator[Broker]:
-    with Broker(pki, tmp_path / "broker") as b:
-        yield b
-
-
-@pytest.fixture
 def clinic(pki: Pki, broker: Broker, tmp_path: Path) -> Iterator[ClinicServer]:
-    server = ClinicServer(clinic_config(pki, broker, tmp_path / "clinic.db", notes=True)).start()
-    assert server.connected.wait(10), broker.log
-    yield server
-    server.stop()
+    with running_clinic(pki, broker, tmp_path / "clinic.db", notes=True) as server:
+        assert server.connected.wait(10), broker.log
+        yield server
 
 
 class DeviceClient:
@@ -196,12 +189,9 @@ def test_transcript_stored_before_a_stop_gets_its_note_at_the_next_start(
     repo.store_many([done, pending])
     repo.add_note(done["session_id"], 1, "SOAP", "builtin", "1.0", "ok", "already written", {})
     repo.close()
-    server = ClinicServer(clinic_config(pki, broker, clinic_store, notes=True)).start()
-    try:
+    with running_clinic(pki, broker, clinic_store, notes=True) as server:
         [note] = device.next_notes(1)
         assert (note["session_id"], note["status"]) == (pending["session_id"], "ok") and note["evidence"]
         wait_until(lambda: server.notes is not None and server.notes.idle(), 10, "note workers idle")
         assert server.repo.revisions_without_notes(0) == []
         assert device.notes.empty()
-    finally:
-        server.stop()

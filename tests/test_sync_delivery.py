@@ -7,7 +7,6 @@ the daemon process itself is exercised in test_sync_faults.py.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,30 +18,10 @@ from tests.broker import (
     Device,
     Pki,
     assert_same_at_clinic,
-    clinic_config,
     make_finished_sessions,
-    make_pki,
+    running_clinic,
     wait_until,
 )
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return make_pki(tmp_path_factory.mktemp("pki"))
-
-
-@pytest.fixture
-def broker(pki: Pki, tmp_path: Path) -> Iterator[Broker]:
-    with Broker(pki, tmp_path / "broker") as b:
-        yield b
-
-
-@pytest.fixture
-def clinic(pki: Pki, broker: Broker, tmp_path: Path) -> Iterator[ClinicServer]:
-    server = ClinicServer(clinic_config(pki, broker, tmp_path / "clinic.db")).start()
-    assert server.connected.wait(10), broker.log
-    yield server
-    server.stop()
 
 
 def test_queued_sessions_reach_the_clinic_and_are_synced_only_on_ack(
@@ -81,33 +60,27 @@ def test_last_will_marks_a_vanished_device_offline(
 
 
 def test_two_hour_visit_is_chunked_below_the_broker_packet_limit(pki: Pki, tmp_path: Path) -> None:
-    with Broker(pki, tmp_path / "broker", max_packet=32_768) as broker:
-        server = ClinicServer(clinic_config(pki, broker, tmp_path / "clinic.db", max_message_bytes=32_768)).start()
-        try:
-            with Device(pki, broker, tmp_path / "dev", chunk_bytes=16_384) as dev:
-                [sid] = make_finished_sessions(dev.store, 1, segments=480)  # 2 h at one utterance per 15 s
-                dev.sync.wake()
-                wait_until(lambda: dev.synced([sid]), 30, "long visit synced")
-                assert_same_at_clinic(dev.store, server.repo, sid, 1)
-                assert server.ingest.stats.chunks >= 5
-        finally:
-            server.stop()
+    with Broker(pki, tmp_path / "broker", max_packet=32_768) as broker, \
+            running_clinic(pki, broker, tmp_path / "clinic.db", max_message_bytes=32_768) as server, \
+            Device(pki, broker, tmp_path / "dev", chunk_bytes=16_384) as dev:
+        [sid] = make_finished_sessions(dev.store, 1, segments=480)  # 2 h at one utterance per 15 s
+        dev.sync.wake()
+        wait_until(lambda: dev.synced([sid]), 30, "long visit synced")
+        assert_same_at_clinic(dev.store, server.repo, sid, 1)
+        assert server.ingest.stats.chunks >= 5
 
 
 def test_chunks_shrink_to_a_broker_packet_limit_below_chunk_bytes(
     pki: Pki, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     with Broker(pki, tmp_path / "broker", max_packet=4096) as broker:
-        server = ClinicServer(clinic_config(pki, broker, tmp_path / "clinic.db", max_message_bytes=4096)).start()
-        try:
-            with Device(pki, broker, tmp_path / "dev") as dev:  # chunk_bytes: the default 128 KiB
-                [sid] = make_finished_sessions(dev.store, 1, segments=120)
-                dev.sync.wake()
-                wait_until(lambda: dev.synced([sid]), 30, "synced in chunks that fit")
-                assert_same_at_clinic(dev.store, server.repo, sid, 1)
-                assert server.ingest.stats.chunks >= 4
-        finally:
-            server.stop()
+        with running_clinic(pki, broker, tmp_path / "clinic.db", max_message_bytes=4096) as server, \
+                Device(pki, broker, tmp_path / "dev") as dev:  # chunk_bytes: the default 128 KiB
+            [sid] = make_finished_sessions(dev.store, 1, segments=120)
+            dev.sync.wake()
+            wait_until(lambda: dev.synced([sid]), 30, "synced in chunks that fit")
+            assert_same_at_clinic(dev.store, server.repo, sid, 1)
+            assert server.ingest.stats.chunks >= 4
         assert "oversize packet" not in broker.log
     assert "chunk_bytes is 131072 but the clinic broker accepts packets of at most 4096 bytes" in caplog.text
 
@@ -129,26 +102,22 @@ def test_edit_after_sync_reaches_the_clinic_and_retention_keeps_it_until_then(pk
     from appliance.sync.retention import RetentionPurger
 
     broker = Broker(pki, tmp_path / "broker")
-    with broker:
-        server = ClinicServer(clinic_config(pki, broker, tmp_path / "clinic.db")).start()
-        try:
-            with Device(pki, broker, tmp_path / "dev") as dev:
-                purger = RetentionPurger(dev.store, RetentionConfig(keep_days=0.0))  # purge at once once acked
-                [sid] = make_finished_sessions(dev.store, 1, segments=5)
-                dev.sync.wake()
-                wait_until(lambda: dev.synced([sid]), 20, "synced")
-                broker.stop()  # the clinic is out of reach while the clinician corrects the visit
-                seg = dev.store.read_transcript(sid, "clinician", "review")[0]
-                dev.store.edit_segment_text(sid, seg.id, "corrected after it was synced", "clinician")
-                assert purger.run_once() == []  # the correction is not at the clinic: kept
-                assert dev.store.get_session(sid).state is State.QUEUED
-                broker.start()
-                wait_until(lambda: dev.synced([sid]), 20, "correction delivered")
-                assert [s.revision for s in server.repo.list()] == [1, 2]
-                assert_same_at_clinic(dev.store, server.repo, sid, 2)
-                assert purger.run_once() == [sid]
-        finally:
-            server.stop()
+    with broker, running_clinic(pki, broker, tmp_path / "clinic.db") as server, \
+            Device(pki, broker, tmp_path / "dev") as dev:
+        purger = RetentionPurger(dev.store, RetentionConfig(keep_days=0.0))  # purge at once once acked
+        [sid] = make_finished_sessions(dev.store, 1, segments=5)
+        dev.sync.wake()
+        wait_until(lambda: dev.synced([sid]), 20, "synced")
+        broker.stop()  # the clinic is out of reach while the clinician corrects the visit
+        seg = dev.store.read_transcript(sid, "clinician", "review")[0]
+        dev.store.edit_segment_text(sid, seg.id, "corrected after it was synced", "clinician")
+        assert purger.run_once() == []  # the correction is not at the clinic: kept
+        assert dev.store.get_session(sid).state is State.QUEUED
+        broker.start()
+        wait_until(lambda: dev.synced([sid]), 20, "correction delivered")
+        assert [s.revision for s in server.repo.list()] == [1, 2]
+        assert_same_at_clinic(dev.store, server.repo, sid, 2)
+        assert purger.run_once() == [sid]
 
 
 def test_edited_revision_supersedes_the_queued_one(pki: Pki, tmp_path: Path) -> None:
@@ -158,21 +127,17 @@ def test_edited_revision_supersedes_the_queued_one(pki: Pki, tmp_path: Path) -> 
         seg = dev.store.read_transcript(sid, "clinician", "review")[0]
         dev.store.edit_segment_text(sid, seg.id, "corrected before it was ever sent", "clinician")
         dev.store.enqueue(sid, "clinician")  # send again: revision 2 supersedes revision 1
-        with broker:
-            server = ClinicServer(clinic_config(pki, broker, tmp_path / "clinic.db")).start()
-            try:
-                wait_until(lambda: dev.synced([sid]), 20, "synced")
-                assert [(s.revision) for s in server.repo.list()] == [2]
-                assert_same_at_clinic(dev.store, server.repo, sid, 2)
-                # Edited after sending: a third revision goes out as well, the clinic keeps both.
-                dev.store.edit_segment_text(sid, seg.id, "corrected again after sending", "clinician")
-                dev.store.enqueue(sid, "clinician")
-                dev.sync.wake()
-                wait_until(lambda: dev.synced([sid]), 20, "re-synced")
-                assert [s.revision for s in server.repo.list()] == [2, 3]
-                assert_same_at_clinic(dev.store, server.repo, sid, 3)
-            finally:
-                server.stop()
+        with broker, running_clinic(pki, broker, tmp_path / "clinic.db") as server:
+            wait_until(lambda: dev.synced([sid]), 20, "synced")
+            assert [(s.revision) for s in server.repo.list()] == [2]
+            assert_same_at_clinic(dev.store, server.repo, sid, 2)
+            # Edited after sending: a third revision goes out as well, the clinic keeps both.
+            dev.store.edit_segment_text(sid, seg.id, "corrected again after sending", "clinician")
+            dev.store.enqueue(sid, "clinician")
+            dev.sync.wake()
+            wait_until(lambda: dev.synced([sid]), 20, "re-synced")
+            assert [s.revision for s in server.repo.list()] == [2, 3]
+            assert_same_at_clinic(dev.store, server.repo, sid, 3)
 
 
 def test_notes_and_commands_from_the_clinic(pki: Pki, broker: Broker, clinic: ClinicServer, tmp_path: Path) -> None:

@@ -21,18 +21,12 @@ from tests.broker import (
     clinic_config,
     device_config,
     make_finished_sessions,
-    make_pki,
     sync_toml,
     wait_until,
 )
 from tests.daemon import DaemonProcess, write_config
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 def daemon_config(tmp: Path, pki: Pki, broker: Broker, **sync: object) -> Path:

@@ -9,10 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from clinic.server import ClinicServer
 from tests.broker import (
@@ -24,7 +21,6 @@ from tests.broker import (
     clinic_config,
     clinic_toml,
     make_finished_sessions,
-    make_pki,
     refused,
     wait_until,
 )
@@ -32,17 +28,6 @@ from tests.broker import (
 # The broker keeps no transcript for an absent clinic server (it takes them at QoS 0): the device
 # resends what was published while the server was away.
 QUICK_RESEND = {"ack_timeout_s": 1.0, "backoff_max_s": 2.0}
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return make_pki(tmp_path_factory.mktemp("pki"))
-
-
-@pytest.fixture
-def broker(pki: Pki, tmp_path: Path) -> Iterator[Broker]:
-    with Broker(pki, tmp_path / "broker") as b:
-        yield b
 
 
 class Clinic:

@@ -15,12 +15,7 @@ from appliance.store import open_store
 from appliance.sync import protocol
 from appliance.sync.payload import build_payload
 from clinic.server import ClinicServer
-from tests.broker import Broker, Pki, Raw, clinic_config, make_finished_sessions, make_pki, refused, wait_until
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return make_pki(tmp_path_factory.mktemp("pki"))
+from tests.broker import Broker, Pki, Raw, make_finished_sessions, make_pki, refused, running_clinic, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -32,10 +27,9 @@ def broker(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broke
 @pytest.fixture
 def clinic(pki: Pki, broker: Broker, tmp_path: Path) -> Iterator[ClinicServer]:
     # Clinic limit below the broker's, so an oversized message reaches the clinic and must be dropped there.
-    server = ClinicServer(clinic_config(pki, broker, tmp_path / "clinic.db", max_message_bytes=131_072)).start()
-    assert server.connected.wait(10)
-    yield server
-    server.stop()
+    with running_clinic(pki, broker, tmp_path / "clinic.db", max_message_bytes=131_072) as server:
+        assert server.connected.wait(10)
+        yield server
 
 
 def test_client_without_a_certificate_is_refused(pki: Pki, broker: Broker) -> None:

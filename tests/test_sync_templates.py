@@ -6,7 +6,6 @@ panel offers its config's list. A malformed announcement is dropped and the kept
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,24 +14,13 @@ from appliance.sync import protocol
 from appliance.sync.announced import FILE, load_announced
 from clinic.notes.templates import TemplateRegistry
 from clinic.server import ClinicServer
-from tests.broker import Broker, Device, Pki, Raw, clinic_config, make_pki, wait_until
+from tests.broker import Broker, Device, Pki, Raw, clinic_config, wait_until
 from tests.test_panel_app import Panel
 
 pytestmark = pytest.mark.slow
 
 DERM = ('+++\nname = "Dermatology Visit"\n[[sections]]\nkey = "a"\ntitle = "Findings"\ntakes = ["hpi", "exam"]\n'
         "+++\n")
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return make_pki(tmp_path_factory.mktemp("pki"))
-
-
-@pytest.fixture
-def broker(pki: Pki, tmp_path: Path) -> Iterator[Broker]:
-    with Broker(pki, tmp_path / "broker") as b:
-        yield b
 
 
 def offered(panel: Panel) -> list[str]:
