@@ -14,7 +14,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+import soundfile as sf
 
 from tests.daemon import DaemonProcess, free_port  # noqa: F401 (re-exported for the panel tests)
 
@@ -41,6 +43,13 @@ def panel_config(tmp: Path, audio: Path | None, port: int, *, models_dir: Path |
         f'{asr}[panel]\nport = {port}\n{extra}\n'
     )
     return cfg
+
+
+def quiet_wav(path: Path, seconds: int = 300, seed: int = 5) -> Path:
+    """A microphone in a silent room for the replayed capture: noise at -80 dBFS, 16 kHz mono."""
+    rng = np.random.default_rng(seed)
+    sf.write(path, rng.normal(0, 1e-4, 16000 * seconds).astype(np.float32), 16000)
+    return path
 
 
 @contextlib.contextmanager
@@ -87,6 +96,14 @@ def stop_on_panel(page: Any) -> None:
     """Stop the visit from the Recording screen: Stop, then "Yes, stop" (the panel asks first)."""
     page.click("#stop")
     page.click("#stop-confirm")
+
+
+def start_visit(page: Any, base: str, name: str) -> None:
+    """Start a visit for `name` from the Start screen and wait for the Recording screen's load."""
+    page.goto(base + "/")
+    page.fill("#name", name)
+    with page.expect_navigation():
+        page.click("#start")
 
 
 def status(base: str) -> dict[str, Any]:

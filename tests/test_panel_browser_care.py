@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 import pytest
-import soundfile as sf
 
 from appliance.store import State, open_store
 from tests.browser import (
@@ -24,6 +22,7 @@ from tests.browser import (
     new_page,
     panel_config,
     panel_daemon,
+    quiet_wav,
     set_pin_via_first_run,
     shot,
     small_targets,
@@ -36,10 +35,7 @@ SIZES = {"800x480": (800, 480), "720x1280": (720, 1280)}
 
 
 def quiet_config(tmp, port: int, extra: str = ""):
-    quiet = tmp / "quiet.wav"
-    rng = np.random.default_rng(5)
-    sf.write(quiet, rng.normal(0, 10 ** (-80 / 20), 16000 * 300).astype(np.float32), 16000)
-    return panel_config(tmp, quiet, port, models_dir=None, extra=f"auto_lock_s = 600\n{extra}")
+    return panel_config(tmp, quiet_wav(tmp / "quiet.wav"), port, models_dir=None, extra=f"auto_lock_s = 600\n{extra}")
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from importlib import resources
 
 import pytest
 
-from tests.browser import chromium, free_port, panel_config, panel_daemon, shot, status, stop_on_panel
+from tests.browser import chromium, free_port, panel_config, panel_daemon, shot, start_visit, status, stop_on_panel
 from tests.browser import wait_until as wait
 from tests.daemon import installed_models_dir
 
@@ -49,10 +49,7 @@ def test_the_words_being_spoken_stay_in_view_unless_the_clinician_scrolled_up(ch
     _, base = panel
     context = chromium.new_context(viewport={"width": 800, "height": 480}, has_touch=True)
     landscape = context.new_page()
-    landscape.goto(base + "/")
-    landscape.fill("#name", "L.V.")
-    with landscape.expect_navigation():
-        landscape.click("#start")
+    start_visit(landscape, base, "L.V.")
     portrait = context.new_page()
     portrait.set_viewport_size({"width": 720, "height": 1280})
     portrait.goto(base + "/visit")

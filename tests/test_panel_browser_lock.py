@@ -12,9 +12,7 @@ import sqlite3
 import stat
 import time
 
-import numpy as np
 import pytest
-import soundfile as sf
 
 from appliance.store import open_store
 from tests.browser import (
@@ -24,6 +22,7 @@ from tests.browser import (
     new_page,
     panel_config,
     panel_daemon,
+    quiet_wav,
     set_pin_via_first_run,
     shot,
     small_targets,
@@ -40,9 +39,7 @@ PIN = "2580"
 @pytest.fixture(scope="module")
 def panel(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("panel-lock")
-    quiet = tmp / "quiet.wav"  # a microphone that hears nothing: the panel must say so
-    rng = np.random.default_rng(5)
-    sf.write(quiet, rng.normal(0, 10 ** (-80 / 20), 16000 * 300).astype(np.float32), 16000)
+    quiet = quiet_wav(tmp / "quiet.wav")  # a microphone that hears nothing: the panel must say so
     port = free_port()
     cfg = panel_config(tmp, quiet, port, models_dir=None, capture="silence_alert_seconds = 3.0",
                        extra=f"auto_lock_s = {AUTO_LOCK_S}\npin_attempts = 3\npin_lockout_s = 30\n"

@@ -12,9 +12,7 @@ from __future__ import annotations
 import re
 import signal
 
-import numpy as np
 import pytest
-import soundfile as sf
 
 from appliance.store import open_store
 from tests.browser import (
@@ -26,7 +24,9 @@ from tests.browser import (
     new_page,
     panel_config,
     panel_daemon,
+    quiet_wav,
     shot,
+    start_visit,
     status,
     stop_on_panel,
     wait_for_panel,
@@ -45,8 +45,7 @@ STICKING_OUT_JS = """() => Array.from(document.querySelectorAll('body *')).map(e
 @pytest.fixture(scope="module")
 def panel(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("panel-screens")
-    quiet = tmp / "quiet.wav"  # the room is silent: the lines of a visit are written to the store below
-    sf.write(quiet, np.random.default_rng(3).normal(0, 1e-4, 16000 * 600).astype(np.float32), 16000)
+    quiet = quiet_wav(tmp / "quiet.wav", 600, seed=3)  # silent room: a visit's lines are written to the store below
     port = free_port()
     cfg = panel_config(tmp, quiet, port, models_dir=None, extra="auto_lock_s = 900\npin_attempts = 20")
     with panel_daemon(cfg, port) as (daemon, base):  # [sync] left out: sending is off, as shipped
@@ -122,10 +121,7 @@ def test_every_tab_follows_a_visit_paused_and_stopped_elsewhere(chromium, panel)
     _, base, _ = panel
     context = chromium.new_context(viewport={"width": 800, "height": 480}, has_touch=True)
     a = context.new_page()
-    a.goto(base + "/")
-    a.fill("#name", "T.B.")
-    with a.expect_navigation():
-        a.click("#start")
+    start_visit(a, base, "T.B.")
     sid = status(base)["session_id"]
     b = context.new_page()
     b.set_viewport_size({"width": 720, "height": 1280})
@@ -156,10 +152,7 @@ def test_every_tab_follows_a_visit_paused_and_stopped_elsewhere(chromium, panel)
 def test_a_button_on_a_screen_that_missed_the_stop_never_acts_on_another_visit(chromium, panel):
     daemon, base, _ = panel
     page = new_page(chromium, "800x480")
-    page.goto(base + "/")
-    page.fill("#name", "OLD")
-    with page.expect_navigation():
-        page.click("#start")
+    start_visit(page, base, "OLD")
     old = status(base)["session_id"]
     with page.expect_navigation():
         page.click("#pause")
@@ -213,10 +206,7 @@ def test_feedback_appears_where_the_clinician_is_looking(chromium, panel):
 def test_long_unbroken_names_stay_on_screen(chromium, panel):
     _, base, tmp = panel
     page = new_page(chromium, "800x480")
-    page.goto(base + "/")
-    page.fill("#name", LONG)
-    with page.expect_navigation():
-        page.click("#start")
+    start_visit(page, base, LONG)
     sid = status(base)["session_id"]
     with open_store(str(tmp / "state" / "sessions.db")) as store:
         for i in range(3):

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 import pytest
-import soundfile as sf
 
 from appliance.store import open_store
 from tests.browser import (
@@ -20,6 +18,7 @@ from tests.browser import (
     new_page,
     panel_config,
     panel_daemon,
+    quiet_wav,
     set_pin_via_first_run,
     shot,
     status,
@@ -35,8 +34,7 @@ PIN = "2580"
 @pytest.fixture(scope="module")
 def panel(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("panel-session-lock")
-    quiet = tmp / "quiet.wav"
-    sf.write(quiet, np.random.default_rng(3).normal(0, 1e-4, 16000 * 300).astype(np.float32), 16000)
+    quiet = quiet_wav(tmp / "quiet.wav", seed=3)
     port = free_port()
     cfg = panel_config(tmp, quiet, port, models_dir=None, extra=f"auto_lock_s = {AUTO_LOCK_S}\n")
     with panel_daemon(cfg, port) as (daemon, base):
