@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import stat
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,39 +18,12 @@ from typing import Any
 from sqlite_utils import Database
 from sqlite_utils.db import NotFoundError
 
+from appliance.privatefile import private_umask, tighten
 from appliance.store.errors import SessionNotFound, StoreError
 from appliance.store.states import State, check_transition
 
-PRIVATE_MODE = 0o600
 # Keys that would carry transcript text or patient identity; the audit trail must not hold them.
 _FORBIDDEN_DETAIL = frozenset({"text", "name", "clinician", "speaker_name"})
-
-
-_UMASK_LOCK = threading.Lock()  # umask is per process: two openings must not restore each other's
-
-
-def _tighten(path: str) -> None:
-    """Give an existing file mode 0600 if it is looser (an old copy). By path, never by opening it:
-    closing any descriptor of a database file drops every POSIX lock this process holds on it,
-    SQLite's included (then another process may reset the -shm under our mapping: SIGBUS)."""
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        return
-    if stat.S_IMODE(info.st_mode) != PRIVATE_MODE and info.st_uid == os.geteuid():
-        os.chmod(path, PRIVATE_MODE)
-
-
-@contextmanager
-def _private_umask() -> Iterator[None]:
-    """Files created inside are readable by their owner only, whatever the process umask."""
-    with _UMASK_LOCK:
-        old = os.umask(0o077)
-        os.umask(old | 0o077)
-        try:
-            yield
-        finally:
-            os.umask(old)
 
 
 def connect(path: str, *, busy_timeout: float = 5.0) -> Database:
@@ -59,11 +31,11 @@ def connect(path: str, *, busy_timeout: float = 5.0) -> Database:
 
     File modes: SQLite creates the database file itself, under a private umask; it gives the -wal
     and -shm files the mode of the database file (chmodding them when it creates them), so 0600
-    there makes them 0600 too. Python never opens SQLite's files (see _tighten)."""
+    there makes them 0600 too. Python never opens SQLite's files (see appliance.privatefile.tighten)."""
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, mode=0o700, exist_ok=True)
-    _tighten(path)
-    with _private_umask():
+    tighten(path)
+    with private_umask():
         conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
     # Plugins could hook the connection; a medical store should not pick them up implicitly.
     db = Database(conn, execute_plugins=False)
@@ -79,7 +51,7 @@ def connect(path: str, *, busy_timeout: float = 5.0) -> Database:
         # Zero deleted content, so purged transcripts do not linger in free pages or slack space.
         db.execute("PRAGMA secure_delete = ON")
         for suffix in ("-wal", "-shm"):
-            _tighten(path + suffix)  # left loose by older software; new ones follow the database file
+            tighten(path + suffix)  # left loose by older software; new ones follow the database file
     except BaseException:
         conn.close()
         raise

@@ -5,24 +5,11 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import stat
 import time
 from collections.abc import Callable
 
+from appliance.privatefile import PRIVATE_MODE, private_umask, tighten
 from clinic.store.base import TranscriptStore
-
-PRIVATE_MODE = 0o600
-
-
-def _tighten(path: str) -> None:
-    """chmod a file an older version made (or a restore copied in) wider than 0600, by name: the
-    file is never opened and closed behind SQLite's back, which would drop its POSIX locks."""
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        return
-    if stat.S_IMODE(info.st_mode) != PRIVATE_MODE and info.st_uid == os.geteuid():
-        os.chmod(path, PRIVATE_MODE)
 
 
 def connect_private(path: str, timeout: float = 10.0) -> sqlite3.Connection:
@@ -31,9 +18,8 @@ def connect_private(path: str, timeout: float = 10.0) -> sqlite3.Connection:
     file's mode, so the umask is narrowed while the connection is made and the WAL first opened."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
     for suffix in ("", "-wal", "-shm"):
-        _tighten(path + suffix)
-    old_umask = os.umask(0o077)
-    try:
+        tighten(path + suffix)
+    with private_umask():
         db = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
         try:
             db.row_factory = sqlite3.Row
@@ -47,8 +33,6 @@ def connect_private(path: str, timeout: float = 10.0) -> sqlite3.Connection:
         except BaseException:
             db.close()
             raise
-    finally:
-        os.umask(old_umask)
     return db
 
 
