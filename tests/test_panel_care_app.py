@@ -4,17 +4,10 @@ visit waiting in the outbox, search and discard follow who may see what."""
 
 from __future__ import annotations
 
-import pytest
-
 from appliance.store import State
-from tests.test_panel_app import PIN, Panel
+from tests.test_panel_app import PIN, panel
 
-
-@pytest.fixture
-def panel(tmp_path):
-    p = Panel(tmp_path)
-    yield p
-    p.close()
+__all__ = ["panel"]  # the fixture: a panel app on a real store, from test_panel_app
 
 
 def test_stop_without_its_confirmation_keeps_recording(panel):

@@ -97,6 +97,16 @@ def required(text: str) -> bool:
                 or lexicon.FOLLOW_UP.search(text) or (lexicon.VITALS.search(text) and lexicon.NUMBER.search(text)))
 
 
+def _cue_scores(sentence: str, cues: tuple[tuple[str, re.Pattern[str], float], ...], hpi: float) -> dict[str, float]:
+    """Each kind's score from its cues (at most three matches of one count), starting from `hpi`."""
+    scores = {"hpi": hpi}
+    for kind, pattern, weight in cues:
+        hits = len(pattern.findall(sentence))
+        if hits:
+            scores[kind] = scores.get(kind, 0.0) + weight * min(hits, 3)
+    return scores
+
+
 def _score(text: str, kind: str, role: str) -> float:
     cw = content_words(text)
     cues = sum(bool(p.search(text)) for p in (lexicon.SYMPTOM, lexicon.EXAM, lexicon.RESULTS, lexicon.PLAN,
@@ -144,11 +154,7 @@ class StatementBuilder:
                 self._question = _Question(seg.id, question, symptoms, drugs)
         if not sentence or not is_content(sentence):
             return
-        scores: dict[str, float] = {"hpi": 0.4}
-        for kind, pattern, weight in _CLINICIAN_CUES:
-            hits = len(pattern.findall(sentence))
-            if hits:
-                scores[kind] = scores.get(kind, 0.0) + weight * min(hits, 3)
+        scores = _cue_scores(sentence, _CLINICIAN_CUES, hpi=0.4)
         if "vitals" in scores and not lexicon.NUMBER.search(sentence):
             scores["vitals"] -= 2.0
         for kind, bonus in _PHASE_BONUS[self.phase].items():
@@ -171,11 +177,7 @@ class StatementBuilder:
         sentence = sentence[:1].upper() + sentence[1:]
         if is_question(sentence) or not is_content(sentence):
             return
-        scores: dict[str, float] = {"hpi": 1.0}
-        for kind, pattern, weight in _PATIENT_CUES:
-            hits = len(pattern.findall(sentence))
-            if hits:
-                scores[kind] = scores.get(kind, 0.0) + weight * min(hits, 3)
+        scores = _cue_scores(sentence, _PATIENT_CUES, hpi=1.0)
         if _drugs(sentence) or lexicon.DOSE.search(sentence):
             scores["medications"] = scores.get("medications", 0.0) + 2.0
         kind = max(scores, key=lambda k: scores[k])
