@@ -23,9 +23,9 @@ def clinic_config(tmp: Path, extra: str = "") -> Path:
 
 def store_visit(repo: TranscriptStore, templates: list[str], session_id: str = SESSION,
                 visit: list[tuple[str, str]] = VISIT, started_at: float = 1.0e9, room: str = "exam-3",
-                ) -> list[StoredNote]:
+                speakers: dict[str, str] | None = None) -> list[StoredNote]:
     """Store the visit as the ingest would, then one note per template as the note workers would."""
-    p = payload(templates, session_id=session_id, visit=visit)
+    p = payload(templates, session_id=session_id, visit=visit, speakers=speakers)
     p["started_at"], p["ended_at"], p["room"] = started_at, started_at + 600, room
     assert repo.store_many([p])[0].status == "stored"
     registry = TemplateRegistry("")

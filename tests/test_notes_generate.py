@@ -134,6 +134,25 @@ def test_speaker_n_roles_are_guessed_from_cues_and_marked_as_guesses() -> None:
     assert all(not r.guessed for r in named.roles)
 
 
+def test_a_reviewer_sets_the_clinician_and_sentences_follow_the_roles() -> None:
+    unnamed = {"S1": "Speaker 1", "S2": "Speaker 2"}
+    guessed, transcript = note_for("SOAP", speakers=unnamed)
+    assert {r.label: (r.role, r.guessed) for r in guessed.roles} == {"S1": ("clinician", True), "S2": ("patient", True)}
+    soap = REGISTRY.get("SOAP")
+    assert soap is not None
+    chosen = builtin.generate(transcript, soap, clinician="Speaker 2")
+    roles = {r.label: (r.role, r.guessed, r.set_by_reviewer) for r in chosen.roles}
+    assert roles == {"S2": ("clinician", False, True), "S1": ("patient", True, False)}
+    # Written exactly as if the device had named them so; the plan spoken by S1 is no longer the clinician's.
+    named, _ = note_for("SOAP", speakers={"S1": "Patient", "S2": "Clinician"})
+    assert [(s.kind, s.text) for s in chosen.statements] == [(s.kind, s.text) for s in named.statements]
+    assert [(s.kind, s.text) for s in chosen.statements] != [(s.kind, s.text) for s in guessed.statements]
+    assert "albuterol" in section(guessed, "plan") and "albuterol" not in section(chosen, "plan")
+    assert builtin.generate(transcript, soap, clinician="S2").roles == chosen.roles  # a label works too
+    with pytest.raises(ValueError, match="'Speaker 3' is not a speaker"):
+        builtin.generate(transcript, soap, clinician="Speaker 3")
+
+
 def test_patient_instructions_are_plain_second_person_and_graded() -> None:
     note, _ = note_for("Patient Instructions")
     text = " ".join(s.text for s in note.statements)

@@ -29,9 +29,10 @@ NAME = "builtin"
 VERSION = "1.0"
 
 
-def generate(transcript: Transcript, template: Template) -> Note:
+def generate(transcript: Transcript, template: Template, clinician: str | None = None) -> Note:
+    """`clinician`: a reviewer's choice of which speaker is the clinician (see roles.assign_roles)."""
     segments = tuple(s for s in transcript.segments if words(s.text))
-    roles = assign_roles(segments, transcript.speakers)
+    roles = assign_roles(segments, transcript.speakers, clinician)
     note = Note(template=template.name, generator=NAME, generator_version=VERSION, status=STATUS_OK,
                 roles=list(roles.values()))
     if not segments:

@@ -31,6 +31,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     gen.add_argument("--generator", choices=("builtin", "llm"),
                      help="default: [notes] generator; llm uses the [llm] server and fails (exit 2) if it gives "
                      "no answer")
+    gen.add_argument("--clinician", metavar="SPEAKER",
+                     help="this speaker (label or name, e.g. \"Speaker 2\") is the clinician, instead of the guess; "
+                     "recorded as set by a person (built-in generator)")
     ast = sub.add_parser("assist", help="ask the LLM to expand a section, suggest differentials, make a stored "
                          "note concise or rewrite it for the patient (a suggestion; nothing is stored)")
     ast.add_argument("session_id")
@@ -99,7 +102,10 @@ def _generate(args: argparse.Namespace, template: Template, cfg: ClinicConfig) -
     from clinic.notes.service import generate
 
     visit = transcript.load(args.file)
-    note = generate(visit, template, args.generator or cfg.notes.generator, cfg.llm)
+    try:
+        note = generate(visit, template, args.generator or cfg.notes.generator, cfg.llm, args.clinician)
+    except ValueError as exc:  # --clinician names no speaker of this visit
+        return _fail(str(exc))
     if note.fallback:
         return _fail(f"the LLM wrote no note: {note.fallback} (--generator builtin writes one without it)")
     if args.format in EXPORT_FORMATS:

@@ -30,6 +30,7 @@ class SpeakerRole:
     name: str  # display name from the device ("Clinician", "Speaker 2", …)
     role: str  # clinician | patient | other
     guessed: bool  # True when inferred from what was said, not named on the device
+    set_by_reviewer: bool = False  # a person chose this speaker as the clinician (`clinician=` override)
 
 
 @dataclass(frozen=True)

@@ -29,17 +29,27 @@ def _clinician_cues(texts: list[str]) -> float:
     return cues / len(texts)
 
 
-def assign_roles(segments: tuple[Segment, ...], speakers: dict[str, str]) -> dict[str, SpeakerRole]:
-    """Role of every speaker label in `segments`."""
+def assign_roles(segments: tuple[Segment, ...], speakers: dict[str, str],
+                 clinician: str | None = None) -> dict[str, SpeakerRole]:
+    """Role of every speaker label in `segments`. `clinician` (a label or display name) is a reviewer's
+    override: that speaker is the clinician, recorded as set by a person; the others are ranked as usual."""
     by_label: dict[str, list[str]] = defaultdict(list)
     for s in segments:
         by_label[s.speaker].append(s.text)
+    chosen = None
+    if clinician:
+        chosen = next((lb for lb in by_label if clinician in (lb, speakers.get(lb, lb))), None)
+        if chosen is None:
+            known = ", ".join(speakers.get(lb, lb) for lb in by_label) or "none"
+            raise ValueError(f"clinician {clinician!r} is not a speaker of this visit (speakers: {known})")
     roles: dict[str, SpeakerRole] = {}
     unnamed: list[str] = []
     for label in by_label:
         name = speakers.get(label, label)
         role = _named_role(name)
-        if role is None:
+        if label == chosen:
+            roles[label] = SpeakerRole(label, name, CLINICIAN, guessed=False, set_by_reviewer=True)
+        elif role is None or (chosen is not None and role == CLINICIAN):  # the override beats a device name
             unnamed.append(label)
         else:
             roles[label] = SpeakerRole(label, name, role, guessed=False)

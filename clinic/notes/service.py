@@ -28,20 +28,21 @@ Publish = Callable[[str, str, dict[str, Any]], None]
 
 
 def generate(transcript: Transcript, template: Template, generator: str = "builtin",
-             llm: LlmConfig | None = None) -> Note:
-    """A note by the chosen generator: builtin, or llm (which falls back to builtin, marked)."""
-    if generator == "llm":
+             llm: LlmConfig | None = None, clinician: str | None = None) -> Note:
+    """A note by the chosen generator: builtin, or llm (which falls back to builtin, marked).
+    `clinician` overrides who the clinician is; only the built-in generator assigns roles, so it writes."""
+    if generator == "llm" and not clinician:
         from clinic.notes.llm.generator import generate as llm_generate
 
         return llm_generate(transcript, template, llm or LlmConfig())
-    note = builtin.generate(transcript, template)
+    note = builtin.generate(transcript, template, clinician)
     # Kept with the note: a number, drug or dose its cited segments do not contain.
     note.warnings += [f"not in the cited segments: {u}" for u in grounding.check(note, transcript).unsupported]
     return note
 
 
 def write_note(transcript: Transcript, template_name: str, registry: TemplateRegistry, generator: str = "builtin",
-               llm: LlmConfig | None = None) -> tuple[Note, str]:
+               llm: LlmConfig | None = None, clinician: str | None = None) -> tuple[Note, str]:
     """The note and its text for one template; an unknown template gives an error note that says so."""
     template = registry.get(template_name)
     if template is None:
@@ -50,7 +51,7 @@ def write_note(transcript: Transcript, template_name: str, registry: TemplateReg
                     f"(it has: {', '.join(registry.names())}).")
         return note, note.message + "\n"
     try:
-        note = generate(transcript, template, generator, llm)
+        note = generate(transcript, template, generator, llm, clinician)
         return note, render(note, template, "text")
     except Exception as exc:  # e.g. a clinic template whose body fails on this visit's data
         log.exception("template %s failed on %s rev %d", template_name, transcript.session_id, transcript.revision)

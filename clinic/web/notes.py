@@ -66,9 +66,25 @@ def sign(note_id: int) -> Response | tuple[str, int]:
 
 @bp.post("/sessions/<session_id>/regenerate")
 def regenerate(session_id: str) -> Response | tuple[str, int]:
+    return _regenerate(session_id, request.form.get("template", ""), request.form.get("generator", "builtin"))
+
+
+@bp.post("/notes/<int:note_id>/clinician")
+def set_clinician(note_id: int) -> Response | tuple[str, int]:
+    """The reviewer's one-tap swap: this speaker is the clinician; the note is written again as a new
+    version (a signed note stays as signed, superseded)."""
+    note = _note(note_id)
+    speaker = request.form.get("speaker", "")
+    if not any(r.get("label") == speaker for r in note.body.get("roles", [])):
+        return render_template("error.html", title="Not regenerated",
+                               message=f"{speaker!r} is not a speaker of this note."), 400
+    return _regenerate(note.session_id, note.template, "builtin", clinician=speaker)
+
+
+def _regenerate(session_id: str, template: str, generator: str,
+                clinician: str | None = None) -> Response | tuple[str, int]:
     ctx = web()
     meta = ctx.repo.session_meta(session_id) or abort(404)
-    template, generator = request.form.get("template", ""), request.form.get("generator", "builtin")
     payload = ctx.repo.get(session_id, meta["revision"], actor=username(), reason="regenerate note")
     if payload is None:
         abort(404)
@@ -80,13 +96,14 @@ def regenerate(session_id: str) -> Response | tuple[str, int]:
             return render_template("error.html", title="Not regenerated", message=made), 409
         note, text = made
     elif generator == "builtin":
-        note, text = write_note(transcript, template, ctx.registry)
+        note, text = write_note(transcript, template, ctx.registry, clinician=clinician)
     else:
         return render_template("error.html", title="Not regenerated", message=f"Unknown generator {generator!r}."), 400
     stored = ctx.repo.add_note(session_id, meta["revision"], note.template, note.generator, note.generator_version,
                                note.status, text, note.to_dict())
+    chosen = f"; clinician set to {clinician}" if clinician else ""
     ctx.repo.audit(username(), "regenerate-note", session_id, meta["revision"],
-                   f"note {stored.id} ({stored.template}, {stored.generator})")
+                   f"note {stored.id} ({stored.template}, {stored.generator}{chosen})")
     return _to_note(stored)
 
 
