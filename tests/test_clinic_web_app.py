@@ -130,8 +130,9 @@ def test_state_changes_without_the_csrf_token_are_refused(site: Any) -> None:
     b = Browser(app)
     b.login()
     soap = repo.notes(SESSION, current_only=True)[0]
-    for url in (f"/notes/{soap.id}/sign", f"/sessions/{SESSION}/regenerate", f"/notes/{soap.id}/edit", "/logout"):
-        resp = b.client.post(url, data={"csrf_token": "forged", "template": "SOAP"})
+    for url in (f"/notes/{soap.id}/sign", f"/sessions/{SESSION}/regenerate", f"/notes/{soap.id}/edit",
+                f"/notes/{soap.id}/clinician", "/logout"):
+        resp = b.client.post(url, data={"csrf_token": "forged", "template": "SOAP", "speaker": "S2"})
         assert resp.status_code == 403, url
     assert repo.note(soap.id).signed_at is None and len(repo.notes(SESSION)) == 2
     assert b.client.post("/login", data={"username": "ada", "password": PASSWORD}).status_code == 403
@@ -223,6 +224,34 @@ def test_regenerate_with_another_template_and_unknown_generator(site: Any) -> No
     resp = b.post(f"/sessions/{SESSION}/regenerate", {"template": "SOAP", "generator": "llm"})
     assert resp.status_code == 409 and "LLM" in resp.get_data(as_text=True)  # a sentence, not a crash
     assert b.post(f"/sessions/{SESSION}/regenerate", {"template": "SOAP", "generator": "gpt"}).status_code == 400
+
+
+def test_the_reviewer_swaps_a_guessed_clinician_in_one_tap(tmp_path: Path, clinic_store: ClinicStoreTarget) -> None:
+    cfg = load_clinic_config(str(clinic_config(tmp_path)))
+    repo = clinic_store.open()
+    [guessed] = store_visit(repo, ["SOAP"], speakers={"S1": "Speaker 1", "S2": "Speaker 2"})
+    add_user(repo, "ada", "Dr Ada Osei", PASSWORD)
+    b = Browser(create_app(cfg, repo))
+    b.login()
+    page = b.get(f"/sessions/{SESSION}").get_data(as_text=True)
+    assert "guessed — Speaker 1 is the clinician" in page and "Swap: Speaker 2 is the clinician" in page
+    b.post(f"/notes/{guessed.id}/sign")  # a signed note is never changed: the swap is a new version
+    signed = repo.note(guessed.id)
+    resp = b.post(f"/notes/{guessed.id}/clinician", {"speaker": "S2"})
+    swapped = current(repo)
+    assert resp.headers["Location"] == f"/sessions/{SESSION}?note={swapped.id}"
+    kept = repo.note(guessed.id)
+    assert kept.superseded_by == swapped.id and (kept.signed_at, kept.text) == (signed.signed_at, signed.text)
+    assert {r["label"]: (r["role"], r["guessed"], r["set_by_reviewer"]) for r in swapped.body["roles"]} == {
+        "S2": ("clinician", False, True), "S1": ("patient", True, False)}
+    plan = next(s for s in swapped.body["sections"] if s["key"] == "plan")["sentences"]
+    assert "albuterol" in guessed.text and not any("albuterol" in s["text"] for s in plan)  # S1's plan moved out
+    page = b.get(f"/sessions/{SESSION}?note={swapped.id}").get_data(as_text=True)
+    assert "set by a reviewer" in page and "Swap: Speaker 1 is the clinician" in page
+    audited = [e.detail for e in repo.audit_log(SESSION) if e.action == "regenerate-note"]
+    assert audited == [f"note {swapped.id} (SOAP, builtin; clinician set to S2)"]
+    assert b.post(f"/notes/{swapped.id}/clinician", {"speaker": "S9"}).status_code == 400
+    assert len(repo.notes(SESSION)) == 2
 
 
 def test_assistant_without_an_llm_says_so_plainly(site: Any) -> None:
