@@ -75,6 +75,16 @@ def test_generate_from_a_sync_payload(tmp_path: Path, capsys: pytest.CaptureFixt
     assert code == 0 and out.startswith("INTERVAL HISTORY\n")
 
 
+def test_generate_with_the_clinician_set_by_the_reviewer(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "payload.json"
+    src.write_text(json.dumps(payload(["SOAP"], speakers={"S1": "Speaker 1", "S2": "Speaker 2"})))
+    code, out, _ = run(capsys, "generate", str(src), "--clinician", "Speaker 2", "--format", "json")
+    roles = {r["label"]: (r["role"], r["guessed"], r["set_by_reviewer"]) for r in json.loads(out)["roles"]}
+    assert code == 0 and roles == {"S2": ("clinician", False, True), "S1": ("patient", True, False)}
+    code, out, err = run(capsys, "generate", str(src), "--clinician", "Speaker 3")
+    assert code == 2 and out == "" and err.count("\n") == 1 and "'Speaker 3' is not a speaker" in err
+
+
 @pytest.mark.parametrize(("content", "message"), [
     ("not json {", "not JSON"),
     ('{"segments": []}', "expected a list of segments"),
