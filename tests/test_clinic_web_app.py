@@ -175,6 +175,7 @@ def test_viewing_a_session_audits_the_transcript_and_the_note(site: Any) -> None
     soap, instructions = repo.notes(SESSION, current_only=True)
     page = b.get(f"/sessions/{SESSION}").get_data(as_text=True)
     assert 'data-evidence="' in page and 'data-seg="' in page
+    assert "Clinician: clinician" in page and "guessed" not in page and "Swap:" not in page  # named on the device
     b.get(f"/sessions/{SESSION}?note={instructions.id}")
     views = [(e.actor, e.action, e.detail) for e in repo.audit_log(SESSION) if e.actor == "ada"]
     assert views == [("ada", "read", "clinic web view"), ("ada", "read-note", f"note {soap.id} (SOAP)"),
@@ -248,6 +249,7 @@ def test_the_reviewer_swaps_a_guessed_clinician_in_one_tap(tmp_path: Path, clini
     assert "albuterol" in guessed.text and not any("albuterol" in s["text"] for s in plan)  # S1's plan moved out
     page = b.get(f"/sessions/{SESSION}?note={swapped.id}").get_data(as_text=True)
     assert "set by a reviewer" in page and "Swap: Speaker 1 is the clinician" in page
+    assert "Swap:" not in b.get(f"/sessions/{SESSION}?note={guessed.id}").get_data(as_text=True)  # superseded
     audited = [e.detail for e in repo.audit_log(SESSION) if e.action == "regenerate-note"]
     assert audited == [f"note {swapped.id} (SOAP, builtin; clinician set to S2)"]
     assert b.post(f"/notes/{swapped.id}/clinician", {"speaker": "S9"}).status_code == 400
