@@ -163,6 +163,9 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
             print(f"[{g['start']:7.2f} – {g['end']:7.2f}] {g['speaker']}: {g['text']}")
     if not segments:
         print(f"no speech detected in {args.audio}", file=sys.stderr)
+    if result.stats.asr_events:  # e.g. "short": text implausibly short for the speech, decoded again
+        print("recognition events: " + ", ".join(f"{n} {k}" for k, n in sorted(result.stats.asr_events.items())),
+              file=sys.stderr)
     return 0
 
 

@@ -28,6 +28,9 @@ class Recognition:
     no_speech_prob: float | None = None
     # One 0–1 confidence per word of `text` (split on whitespace), when the engine can tell.
     word_confidence: tuple[float, ...] | None = None
+    # What decoding took beyond one pass ("seek", "fallback", "hallucination", "short",
+    # "short-recovered"): counted in PipelineStats.asr_events, shown in the daemon's status.
+    events: tuple[str, ...] = ()
 
 
 class Cancelled(Exception):

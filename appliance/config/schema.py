@@ -140,6 +140,18 @@ class AsrConfig:
         2.4, "Whisper: text compressing better than this (zlib ratio) is a repetition loop and is cut.",
         min=1.0, max=10.0,
     )
+    prompt_previous_text: bool = setting(
+        True, "Whisper: the previous utterance's text (after the vocabulary) is the next one's prompt, as Whisper "
+        "does across its windows; forgotten after a silence, a hallucination or a new visit.",
+    )
+    prompt_reset_s: float = setting(
+        10.0, "Whisper: a silence longer than this between utterances forgets the previous text.",
+        min=0.0, max=600.0, unit="s",
+    )
+    implausible_chars_per_s: float = setting(
+        3.0, "Whisper: a final text with fewer characters per second of VAD speech than this is implausibly "
+        "short and the utterance is decoded again in pieces (0 turns the check off).", min=0.0, max=20.0,
+    )
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from appliance.capture import Capture, CapturedBlock, CaptureStatus
@@ -51,6 +51,8 @@ class Snapshot:
     segments: int
     pending_s: float
     storage: dict[str, Any] | None = None
+    # recognition events since the daemon started ("short": text implausibly short for the speech, …)
+    asr_events: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         cap = self.capture
@@ -62,6 +64,7 @@ class Snapshot:
             "elapsed_s": round(self.elapsed_s, 1),
             "segments": self.segments,
             "pending_s": round(self.pending_s, 1),
+            "asr_events": dict(self.asr_events),
             "capture": None if cap is None else {
                 "state": cap.state, "device": cap.device, "message": cap.message,
                 "levels_dbfs": [round(x, 1) for x in cap.levels_dbfs],
@@ -178,7 +181,8 @@ class SessionController:
             state = "stopping" if self._stopping else s.state if s else "idle"
             elapsed = self._offset + (cap.status_time() if cap else 0.0)
             return Snapshot(state, s, elapsed, cap.status() if cap else None, self._segments,
-                            self.pipeline.pending_seconds(), self.storage.status())
+                            self.pipeline.pending_seconds(), self.storage.status(),
+                            dict(self.pipeline.stats.asr_events))
 
     def _refresh(self, actor: str, new_state: str) -> Session:
         """The command takes effect in the room at once; the store gets it now, or in order once

@@ -13,7 +13,7 @@ import logging
 import math
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -100,6 +100,8 @@ class PipelineStats:
     no_speech: int = 0
     partials: int = 0
     early_finals: int = 0  # finals whose text was decoded before the VAD closed the utterance
+    # what recognition needed beyond one pass, by kind ("seek", "fallback", "short", …; see Recognition.events)
+    asr_events: Counter[str] = field(default_factory=Counter)
     last_error: str = ""
     # seconds from the end of an utterance's audio to its stored text, assuming real-time capture
     latencies: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
@@ -144,6 +146,7 @@ class SpeechPipeline:
         self._cond = threading.Condition()
         self._vad_lock = threading.Lock()  # segmenter state is shared by capture and worker
         self._session: str | None = None
+        self._last_session: str | None = None
         self._offset = 0.0
         # the in-flight utterance's recognizer stream, fed incrementally for partials
         self._stream: RecognizerStream | None = None
@@ -165,6 +168,11 @@ class SpeechPipeline:
     # -- capture side ------------------------------------------------------------
     def begin(self, session_id: str, offset: float) -> None:
         """Route what follows to ``session_id``; capture time 0 maps to ``offset``."""
+        if session_id != self._last_session:  # a new visit: the last one's words must not prompt this one
+            reset = getattr(self.engine, "reset_context", None)
+            if reset is not None:
+                reset()
+            self._last_session = session_id
         self._session, self._offset = session_id, offset
 
     def feed(self, block: CapturedBlock) -> None:
@@ -258,7 +266,7 @@ class SpeechPipeline:
         if start is None:
             return
         try:  # the audio the final will most likely hold: speech plus its trailing padding
-            stream = self.engine.new_stream()
+            stream = self._new_stream(start)
             stream.accept(audio[: speech_end + slack])
             result: Recognition | None = stream.finish()
         except Exception as exc:
@@ -317,10 +325,22 @@ class SpeechPipeline:
         """
         overfed = self._stream_fed > audio.size
         if self._stream is None or self._stream_start != start or (overfed and exact):
-            self._stream, self._stream_start, self._stream_fed = self.engine.new_stream(), start, 0
+            self._stream, self._stream_start, self._stream_fed = self._new_stream(start), start, 0
         self._stream.accept(audio[self._stream_fed:])
         self._stream_fed = max(self._stream_fed, audio.size)
         return self._stream
+
+    def _new_stream(self, start: float) -> RecognizerStream:
+        stream = self.engine.new_stream()
+        if hasattr(stream, "start_s"):  # Whisper: where the utterance sits, for its previous-text prompt
+            setattr(stream, "start_s", start)  # noqa: B010 (an optional attribute of some streams)
+        return stream
+
+    def _note_final(self, utt: Utterance, result: Recognition) -> None:
+        self.stats.asr_events.update(result.events)
+        note = getattr(self.engine, "note_final", None)
+        if note is not None:
+            note(utt.start, utt.end, result)
 
     def _final(self, item: _Queued) -> None:
         utt = item.utt
@@ -336,6 +356,8 @@ class SpeechPipeline:
             log.exception("recognition failed for %.1f s utterance at %.1f s", utt.duration, utt.start)
             self._stream, result = None, None
         speaker, turns, parts = label.result()
+        if result is not None:
+            self._note_final(utt, result)
         if result is not None and result.no_speech:
             self.stats.no_speech += 1
             return  # no invented text from noise

@@ -13,11 +13,8 @@ bounded by the audio's length.
 from __future__ import annotations
 
 import logging
-import math
 import threading
-import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +22,20 @@ import onnxruntime as ort
 
 from appliance.asr.engine import Cancelled, Recognition, RecognizerStream
 from appliance.asr.vocabulary import load_vocabulary
+from appliance.asr.whisper.decoding import (
+    SECONDS_PER_TIMESTAMP,
+    Decoded,
+    PromptHistory,
+    apply_timestamp_rules,
+    compression_ratio,
+    looping_tail,
+    pick,
+    repeated_tail,
+    window_end,
+    word_confidences,
+)
 from appliance.asr.whisper.features import HOP, SAMPLE_RATE, log_mel
+from appliance.asr.whisper.longform import transcribe_utterance
 from appliance.asr.whisper.tokenizer import WhisperTokenizer
 from appliance.config.schema import AsrConfig
 
@@ -43,52 +53,6 @@ MIN_SECONDS = 0.1  # shorter audio cannot hold a word
 # the full 30 s was worse (LibriVox 5.6 %) at 3–6× the encoder time.
 TAIL_FRAMES = (200, 500)  # (min, max): up to 5 s for short utterances, 2 s from ~8 s on
 SHORT_FRAMES = 1000
-
-
-@dataclass
-class Decoded:
-    tokens: list[int]
-    text: str
-    avg_logprob: float
-    no_speech_prob: float
-    cut_loop: bool = False
-    token_logprobs: list[float] = field(default_factory=list)  # one per token in `tokens`
-
-
-def compression_ratio(text: str) -> float:
-    data = text.encode("utf-8")
-    return len(data) / max(1, len(zlib.compress(data))) if data else 0.0
-
-
-def repeated_tail(tokens: list[int], min_repeats: int = 3, max_period: int = 24) -> int | None:
-    """Length to keep when ``tokens`` ends in a loop (a block repeated ``min_repeats``+ times)."""
-    n = len(tokens)
-    for period in range(1, min(max_period, n // min_repeats) + 1):
-        block = tokens[n - period:]
-        reps = 1
-        while (reps + 1) * period <= n and tokens[n - (reps + 1) * period:n - reps * period] == block:
-            reps += 1
-        if reps >= min_repeats and (reps * period >= 8 or reps >= 6):
-            return n - (reps - 1) * period
-    return None
-
-
-def looping_tail(tokens: list[int], min_period: int = 3) -> int | None:
-    """Length to keep when ``tokens`` ends by going round again: a block of ≥ ``min_period``
-    tokens followed by at least one whole copy of it (the last copy may be cut short).
-
-    Only for a decode that ran out of its length budget, which speech that ended never does:
-    there, two rounds of the same phrase are a loop ("Hi, how are you? Hi, how are you? Hi,"),
-    not a speaker repeating themselves.
-    """
-    n = len(tokens)
-    for period in range(min_period, n // 2 + 1):
-        run = 0  # length of the suffix where every token equals the one a period earlier
-        while run < n - period and tokens[n - 1 - run] == tokens[n - 1 - run - period]:
-            run += 1
-        if run >= period:
-            return n - run  # the loop's first round ends where the repetition starts
-    return None
 
 
 def _session_options(threads: int) -> ort.SessionOptions:
@@ -148,6 +112,7 @@ class WhisperOnnx:
 
         self.vocabulary = load_vocabulary(cfg)
         self.prompt = self._prompt_tokens(self.vocabulary)
+        self.history = PromptHistory(cfg.prompt_reset_s)
         self._enc_outputs = [o.name for o in self._enc.get_outputs()]
         # Self-attention K/V for the longest sequence, allocated once and reused by every utterance.
         shape = (1, self.n_ctx, self.n_state)
@@ -175,7 +140,7 @@ class WhisperOnnx:
         return [self.sot_prev, *ids] if ids else []
 
     # -- model calls -----------------------------------------------------------------------------
-    def _encode(self, audio: np.ndarray, run_options: ort.RunOptions | None) -> list[ort.OrtValue]:
+    def _encode(self, audio: np.ndarray, run_options: ort.RunOptions | None) -> tuple[list[ort.OrtValue], int]:
         mel = log_mel(audio, self.n_mels, padding=HOP)
         tail = min(TAIL_FRAMES[1], max(TAIL_FRAMES[0], SHORT_FRAMES - mel.shape[1]))
         frames = min(mel.shape[1] + tail, 3000)
@@ -183,7 +148,7 @@ class WhisperOnnx:
         mel = np.pad(mel, ((0, 0), (0, max(0, frames - mel.shape[1]))))[:, :frames]
         feed = {"mel": ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(mel[None]))}
         try:
-            return self._enc.run_with_ort_values(self._enc_outputs, feed, run_options)
+            return self._enc.run_with_ort_values(self._enc_outputs, feed, run_options), frames
         except Exception:
             if run_options is not None and run_options.terminate:
                 raise Cancelled from None
@@ -207,82 +172,139 @@ class WhisperOnnx:
         return self._logits[0]
 
     # -- decoding --------------------------------------------------------------------------------
+    def full_prompt(self, previous: Sequence[int] = ()) -> list[int]:
+        """<|startofprev|> + vocabulary terms + the previous utterance's text (either may be empty)."""
+        if not previous:
+            return self.prompt
+        return [*(self.prompt or [self.sot_prev]), *previous]
+
     def decode(self, audio: np.ndarray, max_tokens: int | None = None,
-               run_options: ort.RunOptions | None = None) -> Decoded:
-        """Greedy decoding; setting ``run_options.terminate`` from another thread raises Cancelled."""
+               run_options: ort.RunOptions | None = None, *, prompt: Sequence[int] | None = None,
+               temperature: float = 0.0, timestamps: bool = False, seed: int = 0) -> Decoded:
+        """One window (≤ 30 s) decoded once: greedy at temperature 0, else sampled (``seed``).
+
+        ``prompt`` defaults to the vocabulary prompt. With ``timestamps`` the decoder emits
+        Whisper's timestamp tokens and the result says how much of the window it accounted for.
+        Setting ``run_options.terminate`` from another thread raises Cancelled.
+        """
         audio = np.asarray(audio, dtype=np.float32).reshape(-1)
         seconds = audio.size / SAMPLE_RATE
-        if seconds > 30.0:
-            log.warning("utterance of %.1f s: only its first 30 s are recognised", seconds)
+        if seconds > 30.0:  # callers window longer audio (longform.transcribe_utterance)
             audio, seconds = audio[:30 * SAMPLE_RATE], 30.0
         budget = min(self.n_ctx // 2, int(8 + TOKENS_PER_SECOND * seconds))
         capped = max_tokens is not None and max_tokens < budget  # a partial's cap, not the audio's
         if max_tokens is not None:
             budget = min(budget, max_tokens)
-        cross = self._encode(audio, run_options)
+        cross, frames = self._encode(audio, run_options)
+        # Timestamps stop at the end of the real audio (the silent tail holds nothing to time).
+        last_ts = min(int(seconds / SECONDS_PER_TIMESTAMP), frames // 2) if timestamps else -1
         with self._lock:
             io = self._dec.io_binding()
             for i, value in enumerate(cross):
                 io.bind_ortvalue_input(self._enc_outputs[i], value)
-            r = self._greedy(io, budget, run_options)
+            r = self._sample(io, budget, run_options, self.prompt if prompt is None else list(prompt),
+                             temperature, last_ts, np.random.default_rng(seed))
         if not capped and not r.cut_loop and len(r.tokens) >= budget:
             keep = looping_tail(r.tokens)
             if keep is not None:
-                tokens = r.tokens[:keep]
-                return Decoded(tokens, self.tokenizer.decode(tokens).strip(), r.avg_logprob, r.no_speech_prob, True,
-                               r.token_logprobs[:keep])
+                r.tokens, r.token_logprobs, r.cut_loop = r.tokens[:keep], r.token_logprobs[:keep], True
+                r.text = self.tokenizer.decode(r.tokens).strip()
+        r.compression_ratio = compression_ratio(r.text)
         return r
 
-    def _greedy(self, io: ort.IOBinding, budget: int, run_options: ort.RunOptions | None) -> Decoded:
+    def _sample(self, io: ort.IOBinding, budget: int, run_options: ort.RunOptions | None, prompt: list[int],
+                temperature: float, last_ts: int, rng: np.random.Generator) -> Decoded:
         # Two calls before the first text token: Whisper's no-speech probability is read at the
         # <|startoftranscript|> position, and the fast decoder returns only the last position.
-        start = [*self.prompt, self.sot]
-        no_speech_prob = _softmax_at(self._step(io, start, 0), self.no_speech_id)
-        rest = [*self.sot_sequence[1:], self.no_timestamps]
-        logits = self._step(io, rest, len(start))
+        timestamps = last_ts >= 0
+        ts_begin = self.no_timestamps + 1
+        start = [*prompt, self.sot]
+        logits = self._step(io, start, 0)
+        no_speech_prob = _softmax_at(logits, self.no_speech_id)
+        rest = [*self.sot_sequence[1:]] + ([] if timestamps else [self.no_timestamps])
+        if rest:  # (an English-only model with timestamps starts its text right after <|startoftranscript|>)
+            logits = self._step(io, rest, len(start))
         past = len(start) + len(rest)
-        tokens: list[int] = []
+        seq: list[int] = []  # every sampled token, timestamps included
+        tokens: list[int] = []  # text tokens
         token_logprobs: list[float] = []
         sum_logprob, count, cut = 0.0, 0, False
+        if timestamps:
+            budget += 4 + budget // 4  # room for the timestamp pairs
         while True:
             masked = logits + (self._bias_begin if not tokens else self._bias)
-            tok = int(np.argmax(masked))
-            # log-softmax of the chosen (maximal) logit: -log(sum(exp(masked - max)))
-            logprob = -float(np.log(np.exp(masked - masked[tok]).sum()))
+            if timestamps:
+                masked[ts_begin:] = logits[ts_begin:]
+                apply_timestamp_rules(masked, seq, ts_begin, self.eot, last_ts)
+            tok, logprob = pick(masked, temperature, rng)
             sum_logprob += logprob
             count += 1
             if tok == self.eot:
                 break
-            tokens.append(tok)
-            token_logprobs.append(logprob)
-            keep = repeated_tail(tokens)
-            if keep is None and len(tokens) % 16 == 0 and \
-                    compression_ratio(self.tokenizer.decode(tokens)) > self.cfg.compression_ratio_threshold:
-                keep = repeated_tail(tokens, min_repeats=2, max_period=len(tokens) // 2) or len(tokens)
-            if keep is not None:
-                tokens, token_logprobs, cut = tokens[:keep], token_logprobs[:keep], True
-                break
-            if len(tokens) >= budget or past + 1 >= self.n_ctx:
+            seq.append(tok)
+            if tok < self.eot:
+                tokens.append(tok)
+                token_logprobs.append(logprob)
+                keep = repeated_tail(tokens)
+                if keep is None and len(tokens) % 16 == 0 and \
+                        compression_ratio(self.tokenizer.decode(tokens)) > self.cfg.compression_ratio_threshold:
+                    keep = repeated_tail(tokens, min_repeats=2, max_period=len(tokens) // 2) or len(tokens)
+                if keep is not None:
+                    tokens, token_logprobs, cut = tokens[:keep], token_logprobs[:keep], True
+                    break
+            if len(seq) >= budget or past + 1 >= self.n_ctx:
                 break
             if run_options is not None and run_options.terminate:
                 raise Cancelled
             logits = self._step(io, [tok], past)
             past += 1
-        text = self.tokenizer.decode(tokens).strip()
-        return Decoded(tokens, text, sum_logprob / max(1, count), no_speech_prob, cut, token_logprobs)
+        consumed, closed = window_end(seq, ts_begin) if timestamps else (None, True)
+        last = max((i for i, t in enumerate(seq) if t >= ts_begin), default=-1)
+        closed_tokens = sum(1 for t in seq[:last] if t < self.eot) if timestamps else len(tokens)
+        return Decoded(tokens, self.tokenizer.decode(tokens).strip(), sum_logprob / max(1, count), no_speech_prob,
+                       cut, token_logprobs, temperature, consumed_s=consumed,
+                       complete=closed and (not seq or count > len(seq)), closed_tokens=min(closed_tokens, len(tokens)))
+
+    def is_silent(self, r: Decoded) -> bool:
+        """Whisper's no-speech rule: the <|nospeech|> probability is high and the text unlikely."""
+        if not any(c.isalnum() for c in r.text):  # "", ".", "..." are what silence decodes to
+            return True
+        return r.no_speech_prob > self.cfg.no_speech_threshold and r.avg_logprob < self.cfg.logprob_threshold
 
     def recognize(self, audio: np.ndarray, max_tokens: int | None = None,
-                  run_options: ort.RunOptions | None = None) -> Recognition:
+                  run_options: ort.RunOptions | None = None, *, start_s: float | None = None) -> Recognition:
+        """A final text (``max_tokens`` None: timestamps, seek, temperature fallback, the
+        implausibly-short check) or a quick greedy partial (``max_tokens`` set).
+
+        ``start_s`` places the utterance on the visit's timeline, so the previous utterance's
+        text can be the prompt unless a silence came between (None: vocabulary prompt only)."""
         audio = np.asarray(audio, dtype=np.float32).reshape(-1)
         if audio.size < MIN_SECONDS * SAMPLE_RATE:
             return Recognition(text="", no_speech=True)
-        r = self.decode(audio, max_tokens, run_options)
-        silent = r.no_speech_prob > self.cfg.no_speech_threshold and r.avg_logprob < self.cfg.logprob_threshold
-        if silent or not any(c.isalnum() for c in r.text):  # "", ".", "..." are what silence decodes to
-            return Recognition(text="", no_speech=True, avg_logprob=r.avg_logprob, no_speech_prob=r.no_speech_prob)
+        previous = self.history.for_start(start_s) if self.cfg.prompt_previous_text else []
+        if max_tokens is not None:
+            r = self.decode(audio, max_tokens, run_options, prompt=self.full_prompt(previous))
+            events: tuple[str, ...] = ()
+        else:
+            r, events = transcribe_utterance(self, audio, previous, run_options)
+        if self.is_silent(r):
+            return Recognition(text="", no_speech=True, avg_logprob=r.avg_logprob, no_speech_prob=r.no_speech_prob,
+                               events=events)
         per_word = word_confidences([self.tokenizer.decode_bytes([t]) for t in r.tokens], r.token_logprobs, r.text)
         return Recognition(text=r.text, avg_logprob=r.avg_logprob, no_speech_prob=r.no_speech_prob,
-                           word_confidence=per_word)
+                           word_confidence=per_word, events=events)
+
+    # -- visit context ---------------------------------------------------------------------------
+    def reset_context(self) -> None:
+        """A new visit: nothing said in the last one may prompt this one."""
+        self.history.reset()
+
+    def note_final(self, start_s: float, end_s: float, result: Recognition) -> None:
+        """The stored text of an utterance becomes the next one's prompt (unless it looked like a
+        hallucination: a loop, or only reached at a high temperature)."""
+        hallucinated = result.no_speech or "hallucination" in result.events
+        tokens = self.tokenizer.encode(" " + result.text.strip()) if result.text.strip() else []
+        self.history.remember(tokens, end_s, hallucinated)
 
     # -- Engine / Transcriber --------------------------------------------------------------------
     def transcribe(self, audio: np.ndarray) -> Recognition:
@@ -290,26 +312,6 @@ class WhisperOnnx:
 
     def new_stream(self) -> RecognizerStream:
         return WhisperStream(self)
-
-
-def word_confidences(token_bytes: Sequence[bytes], logprobs: Sequence[float], text: str) -> tuple[float, ...] | None:
-    """One confidence per word of ``text``: exp of the lowest log-probability among the word's
-    tokens (a word is as doubtful as its weakest piece). A token starting with whitespace starts a
-    word. None when the tokens do not spell exactly ``text``'s words (nothing is guessed)."""
-    if len(token_bytes) != len(logprobs):
-        return None
-    words: list[tuple[bytes, float]] = []
-    for piece, logprob in zip(token_bytes, logprobs, strict=True):
-        if not words or piece[:1].isspace():
-            words.append((piece, logprob))
-        else:
-            joined, lowest = words[-1]
-            words[-1] = (joined + piece, min(lowest, logprob))
-    spelled = [(w.decode("utf-8", errors="replace").strip(), lp) for w, lp in words]
-    spelled = [(w, lp) for w, lp in spelled if w]
-    if [w for w, _ in spelled] != text.split():
-        return None
-    return tuple(round(math.exp(min(0.0, lp)), 3) for _, lp in spelled)
 
 
 def _softmax_at(logits: np.ndarray, index: int) -> float:
@@ -327,6 +329,7 @@ class WhisperStream:
         self._samples = 0
         self._last_partial: tuple[int, str] = (-1, "")
         self._partial_run: ort.RunOptions | None = None  # the partial decode in progress, for cancel()
+        self.start_s: float | None = None  # where the utterance starts in the visit (set by the pipeline)
 
     def accept(self, samples: np.ndarray) -> None:
         chunk = np.array(samples, dtype=np.float32, copy=True).reshape(-1)
@@ -340,7 +343,8 @@ class WhisperStream:
         if self._last_partial[0] != self._samples:  # no new audio: no new decode
             self._partial_run = ort.RunOptions()
             try:
-                r = self._engine.recognize(self._audio(), max_tokens=PARTIAL_TOKENS, run_options=self._partial_run)
+                r = self._engine.recognize(self._audio(), max_tokens=PARTIAL_TOKENS, run_options=self._partial_run,
+                                           start_s=self.start_s)
             finally:
                 self._partial_run = None
             self._last_partial = (self._samples, "" if r.no_speech else r.text)
@@ -356,4 +360,8 @@ class WhisperStream:
         audio = self._audio()
         self._chunks.clear()
         self._samples = 0
-        return self._engine.recognize(audio)
+        return self._engine.recognize(audio, start_s=self.start_s)
+
+
+__all__ = ["Decoded", "WhisperOnnx", "WhisperStream", "compression_ratio", "looping_tail", "repeated_tail",
+           "word_confidences"]
