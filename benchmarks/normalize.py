@@ -68,3 +68,12 @@ def wer(refs: list[str], hyps: list[str]) -> float:
     pairs = [(normalize(r), normalize(h)) for r, h in zip(refs, hyps, strict=True)]
     pairs = [(r, h) for r, h in pairs if r]
     return float(jiwer.wer([r for r, _ in pairs], [h for _, h in pairs]))
+
+
+def error_rates(refs: list[str], hyps: list[str]) -> dict[str, float]:
+    """WER split into deletions, substitutions and insertions, each per reference word."""
+    pairs = [(normalize(r), normalize(h)) for r, h in zip(refs, hyps, strict=True)]
+    pairs = [(r, h) for r, h in pairs if r]
+    out = jiwer.process_words([r for r, _ in pairs], [h for _, h in pairs])
+    n = max(1, sum(len(r.split()) for r, _ in pairs))
+    return {"wer": float(out.wer), "del": out.deletions / n, "sub": out.substitutions / n, "ins": out.insertions / n}

@@ -1,7 +1,7 @@
 """faster-whisper (CTranslate2) behind our Engine contract: the reference in the ASR benchmark.
 
-Same tiny.en weights, int8, greedy, no timestamps, fed the same utterances by the same
-VAD, so the comparison isolates the recognizer.
+Same tiny.en weights, int8, beam 1 (greedy) or 5, no timestamps, fed the same utterances by
+the same VAD, so the comparison isolates the recognizer.
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from appliance.asr.engine import Recognition
 
 
 class _Stream:
-    def __init__(self, model: object) -> None:
+    def __init__(self, model: object, beam: int) -> None:
         self.model = model
+        self.beam = beam
         self.chunks: list[np.ndarray] = []
 
     def accept(self, samples: np.ndarray) -> None:
@@ -28,7 +29,7 @@ class _Stream:
     def _decode(self) -> Recognition:
         audio = np.concatenate(self.chunks) if self.chunks else np.zeros(0, np.float32)
         segments, _ = self.model.transcribe(  # type: ignore[attr-defined]
-            audio, language="en", beam_size=1, best_of=1, temperature=0.0, without_timestamps=True,
+            audio, language="en", beam_size=self.beam, best_of=1, temperature=0.0, without_timestamps=True,
             condition_on_previous_text=False, vad_filter=False,
         )
         text = " ".join(s.text.strip() for s in segments).strip()
@@ -36,11 +37,12 @@ class _Stream:
 
 
 class FasterWhisperEngine:
-    def __init__(self, ct2_dir: str, threads: int) -> None:
+    def __init__(self, ct2_dir: str, threads: int, beam: int = 1) -> None:
         from faster_whisper import WhisperModel
 
         self.model = WhisperModel(ct2_dir, device="cpu", compute_type="int8", cpu_threads=threads)
-        self.name = "faster-whisper:tiny.en-int8"
+        self.beam = beam
+        self.name = f"faster-whisper:tiny.en-int8-beam{beam}"
 
     def new_stream(self) -> _Stream:
-        return _Stream(self.model)
+        return _Stream(self.model, self.beam)

@@ -14,3 +14,12 @@ def test_numbers_case_and_punctuation():
 def test_wer_counts_real_differences():
     assert wer(["the patient has a fever"], ["the patient has a fever"]) == 0.0
     assert wer(["the patient has a fever"], ["the patient has no fever"]) == 0.2
+
+
+def test_error_rates_split_deletions_substitutions_insertions():
+    from benchmarks.normalize import error_rates
+
+    r = error_rates(["the patient has a fever today", "take it twice"],
+                    ["the patient has no fever", "take it twice a day"])
+    assert (r["del"], r["sub"], r["ins"]) == (1 / 9, 1 / 9, 2 / 9)
+    assert abs(r["wer"] - (r["del"] + r["sub"] + r["ins"])) < 1e-9
