@@ -47,10 +47,16 @@ def decode_with_fallback(engine: WhisperOnnx, audio: np.ndarray, previous: Seque
     """One window, greedy first, hotter while the result fails Whisper's quality test."""
     cfg = engine.cfg
     attempts: list[Decoded] = []
-    for i, temperature in enumerate(TEMPERATURES):
+    # Greedy with timestamps, then greedy without them, then sampling. The second is not Whisper's:
+    # on an utterance encoded at its real length (not a padded 30 s window), tiny.en sometimes
+    # never closes a short one with a timestamp and goes round again ("10 of clubs. 10 of
+    # clubs."), where the plain greedy decode ends cleanly (pocketsphinx cards).
+    plan = [(0.0, True), (0.0, False), *((t, True) for t in TEMPERATURES[1:])]
+    for i, (temperature, timestamps) in enumerate(plan):
         # Whisper drops the previous-text prompt once sampling: a bad prompt may be the cause.
         prompt = engine.full_prompt(previous if temperature <= HALLUCINATION_TEMPERATURE else ())
-        r = engine.decode(audio, None, run_options, prompt=prompt, temperature=temperature, timestamps=True, seed=i)
+        r = engine.decode(audio, None, run_options, prompt=prompt, temperature=temperature, timestamps=timestamps,
+                          seed=i)
         attempts.append(r)
         if not needs_fallback(r, cfg.compression_ratio_threshold, cfg.logprob_threshold, cfg.no_speech_threshold):
             return r

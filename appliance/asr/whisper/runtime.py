@@ -23,7 +23,6 @@ import onnxruntime as ort
 from appliance.asr.engine import Cancelled, Recognition, RecognizerStream
 from appliance.asr.vocabulary import load_vocabulary
 from appliance.asr.whisper.decoding import (
-    SECONDS_PER_TIMESTAMP,
     Decoded,
     PromptHistory,
     apply_timestamp_rules,
@@ -196,8 +195,9 @@ class WhisperOnnx:
         if max_tokens is not None:
             budget = min(budget, max_tokens)
         cross, frames = self._encode(audio, run_options)
-        # Timestamps stop at the end of the real audio (the silent tail holds nothing to time).
-        last_ts = min(int(seconds / SECONDS_PER_TIMESTAMP), frames // 2) if timestamps else -1
+        # Timestamps may run into the silent tail (a last word's closing timestamp often lies just
+        # past the samples), but not past what was encoded.
+        last_ts = frames // 2 if timestamps else -1
         with self._lock:
             io = self._dec.io_binding()
             for i, value in enumerate(cross):
@@ -258,12 +258,15 @@ class WhisperOnnx:
                 raise Cancelled
             logits = self._step(io, [tok], past)
             past += 1
+        ended = count > len(seq)  # by <|endoftext|>, not by the budget or a cut loop
         consumed, closed = window_end(seq, ts_begin) if timestamps else (None, True)
+        if ended and not closed:
+            consumed = None  # ended without a closing timestamp: the whole window counts as heard (as Whisper)
         last = max((i for i, t in enumerate(seq) if t >= ts_begin), default=-1)
         closed_tokens = sum(1 for t in seq[:last] if t < self.eot) if timestamps else len(tokens)
         return Decoded(tokens, self.tokenizer.decode(tokens).strip(), sum_logprob / max(1, count), no_speech_prob,
-                       cut, token_logprobs, temperature, consumed_s=consumed,
-                       complete=closed and (not seq or count > len(seq)), closed_tokens=min(closed_tokens, len(tokens)))
+                       cut, token_logprobs, temperature, consumed_s=consumed, complete=ended or not timestamps,
+                       closed_tokens=min(closed_tokens, len(tokens)))
 
     def is_silent(self, r: Decoded) -> bool:
         """Whisper's no-speech rule: the <|nospeech|> probability is high and the text unlikely."""
