@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import re
 import subprocess
 from dataclasses import dataclass
@@ -19,7 +20,8 @@ import soundfile as sf
 from scipy.signal import resample_poly
 
 PSPHINX = Path("/usr/share/pocketsphinx/test/data")
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+# ../shared/data beside the main checkout; a git worktree elsewhere names it with EXAM_SCRIBE_SHARED_DATA
+SHARED = Path(os.environ.get("EXAM_SCRIBE_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
 RATE = 16000
 
 

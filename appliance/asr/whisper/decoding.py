@@ -205,7 +205,7 @@ class PromptHistory:
         """Previous text tokens for an utterance starting at ``start_s`` (none if unknown)."""
         if start_s is None or self.end_s is None:
             return []
-        if start_s - self.end_s > self.reset_after_s:
+        if not -1.0 <= start_s - self.end_s <= self.reset_after_s:  # a long silence, or another recording
             self.reset()
             return []
         return self.tokens
