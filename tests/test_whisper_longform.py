@@ -135,3 +135,37 @@ def test_previous_text_prompts_the_next_utterance_until_a_silence_or_a_new_visit
     assert engine.history.for_start(13.5)
     pipeline.begin("visit-2", 0.0)  # the next patient
     assert engine.history.for_start(13.5) == []
+
+
+def test_the_daemon_status_shows_the_events(tmp_path):
+    """A visit of Korean speech (tiny.en cannot write it): its greedy decode is unlikely, the
+    fallback is taken, and `status` reports it."""
+    import threading
+
+    from appliance.config import parse_config
+    from appliance.daemon.service import build_controller
+    from tests.daemon import installed_models_dir
+
+    wav = tmp_path / "korean.wav"
+    silence = np.zeros(RATE, np.float32)
+    sf.write(wav, np.concatenate([silence, espeak(KOREAN, voice="ko"), silence]), RATE)
+    cfg = parse_config({
+        "paths": {"state_dir": str(tmp_path / "state"), "models_dir": str(installed_models_dir())},
+        "capture": {"source": "file", "file": str(wav), "realtime": False},
+        "asr": {"engine": "whisper-onnx", "model": "whisper-tiny.en"},
+        "vad": {"engine": "energy"}, "diarize": {"enabled": False},
+    })
+    c = build_controller(cfg)
+    stop = threading.Event()
+    worker = threading.Thread(target=c.pipeline.run, args=(stop,), daemon=True)
+    worker.start()
+    try:
+        c.start(name="KO")
+        c.wait_source_finished(30)
+        c.stop()
+        status = c.snapshot().as_dict()["asr_events"]
+        assert status == dict(c.pipeline.stats.asr_events) and status.get("fallback", 0) >= 1
+    finally:
+        stop.set()
+        worker.join(5)
+        c.store.close()
