@@ -176,15 +176,15 @@ CATALOG: dict[str, CatalogEntry] = {e.name: e for e in (
         extra={"language": "en", "sample_rate": 16000, "engines": ["whisper-onnx", "sherpa-offline-whisper"]},
     ),
     CatalogEntry(
+        name="silero-vad", engine="silero-vad", version="6.2.3", licence="MIT",
+        description="Silero VAD v6 (ONNX, 16 kHz, 512-sample windows)", source=_SILERO,
+        extra={"model": "silero_vad.onnx", "sample_rate": 16000, "window": 512, "context": 64},
+    ),
+    CatalogEntry(
         name="whisper-base", engine="whisper-onnx", version="1.0.0", licence="MIT",
         description="Whisper base (multilingual, English forced) converted to ONNX (both layouts), int8",
         source=_WHISPER_BASE, build="whisper-export",
         extra={"language": "en", "sample_rate": 16000, "engines": ["whisper-onnx", "sherpa-offline-whisper"]},
-    ),
-    CatalogEntry(
-        name="silero-vad", engine="silero-vad", version="6.2.3", licence="MIT",
-        description="Silero VAD v6 (ONNX, 16 kHz, 512-sample windows)", source=_SILERO,
-        extra={"model": "silero_vad.onnx", "sample_rate": 16000, "window": 512, "context": 64},
     ),
     CatalogEntry(
         # The wheel's metadata declares no licence; the upstream Vosk small Korean model
