@@ -39,6 +39,8 @@ class Decoded:
     consumed_s: float | None = None
     complete: bool = True  # ended by a closing timestamp and end-of-text, not by the token budget
     closed_tokens: int = 0  # text tokens before the last timestamp (the rest is an open segment)
+    failed: bool = False  # every temperature failed the quality test: this is the least bad attempt
+    attempts: int = 1  # decodes it took (more than one: the fallback was taken)
 
 
 def compression_ratio(text: str) -> float:
@@ -154,7 +156,9 @@ def best_of(attempts: Sequence[Decoded], cr_threshold: float) -> Decoded:
     """When every temperature failed: the likeliest attempt that is not a loop (faster-whisper's
     choice), else the first (greedy, its loop already cut)."""
     ok = [a for a in attempts if not a.cut_loop and a.compression_ratio <= cr_threshold and a.text]
-    return max(ok, key=lambda a: a.avg_logprob) if ok else attempts[0]
+    best = max(ok, key=lambda a: a.avg_logprob) if ok else attempts[0]
+    best.failed, best.attempts = True, len(attempts)
+    return best
 
 
 def implausibly_short(text: str, seconds: float, min_chars_per_s: float) -> bool:

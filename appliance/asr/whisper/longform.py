@@ -59,6 +59,7 @@ def decode_with_fallback(engine: WhisperOnnx, audio: np.ndarray, previous: Seque
                           seed=i)
         attempts.append(r)
         if not needs_fallback(r, cfg.compression_ratio_threshold, cfg.logprob_threshold, cfg.no_speech_threshold):
+            r.attempts = len(attempts)
             return r
     return best_of(attempts, cfg.compression_ratio_threshold)
 
@@ -71,7 +72,8 @@ def _join(pieces: Sequence[Decoded], engine: WhisperOnnx) -> Decoded:
     weights = [max(1, len(p.tokens)) for p in pieces]
     avg = float(np.average([p.avg_logprob for p in pieces], weights=weights))
     return Decoded(tokens, engine.tokenizer.decode(tokens).strip(), avg, pieces[0].no_speech_prob,
-                   any(p.cut_loop for p in pieces), logprobs, max(p.temperature for p in pieces))
+                   any(p.cut_loop for p in pieces), logprobs, max(p.temperature for p in pieces),
+                   failed=any(p.failed for p in pieces))
 
 
 def _trim_open_segment(engine: WhisperOnnx, r: Decoded) -> Decoded:
@@ -82,7 +84,7 @@ def _trim_open_segment(engine: WhisperOnnx, r: Decoded) -> Decoded:
     keep = r.closed_tokens
     tokens = r.tokens[:keep]
     return Decoded(tokens, engine.tokenizer.decode(tokens).strip(), r.avg_logprob, r.no_speech_prob, r.cut_loop,
-                   r.token_logprobs[:keep], r.temperature, r.compression_ratio, r.consumed_s, True, keep)
+                   r.token_logprobs[:keep], r.temperature, r.compression_ratio, r.consumed_s, True, keep, r.failed)
 
 
 def _credible(engine: WhisperOnnx, r: Decoded) -> bool:
@@ -91,6 +93,7 @@ def _credible(engine: WhisperOnnx, r: Decoded) -> bool:
     cfg = engine.cfg
     return (bool(r.tokens) and not engine.is_silent(r) and r.avg_logprob >= cfg.logprob_threshold
             and r.no_speech_prob <= cfg.no_speech_threshold and r.temperature <= HALLUCINATION_TEMPERATURE
+            and not r.failed
             and not r.cut_loop and compression_ratio(r.text) <= cfg.compression_ratio_threshold
             and looping_tail(r.tokens) is None)
 
@@ -113,17 +116,17 @@ def seek_decode(engine: WhisperOnnx, audio: np.ndarray, previous: Sequence[int],
         if offset > 0 and engine.is_silent(r):
             r = Decoded([], "", r.avg_logprob, r.no_speech_prob)  # a continuation into silence adds nothing
         pieces.append(r)
-        if r.temperature > HALLUCINATION_TEMPERATURE or r.cut_loop:
-            events.append("hallucination")
-        elif r.temperature > 0:
+        if r.attempts > 1:
             events.append("fallback")
+        if r.failed or r.temperature > HALLUCINATION_TEMPERATURE or r.cut_loop:
+            events.append("hallucination")
         if not more:
             break
         offset += int(consumed * SAMPLE_RATE)
         events.append("seek")
         log.info("decode ended at %.1f s of %.1f s: continuing from there", offset / SAMPLE_RATE,
                  audio.size / SAMPLE_RATE)
-        prev = [] if r.temperature > HALLUCINATION_TEMPERATURE else [*prev, *r.tokens][-64:]
+        prev = [] if r.failed or r.temperature > HALLUCINATION_TEMPERATURE else [*prev, *r.tokens][-64:]
     spoken = [p for p in pieces if p.tokens] or pieces[:1]
     return _join(spoken, engine)
 
