@@ -1,4 +1,4 @@
-"""Whisper on ONNX Runtime with our own greedy decoder: the appliance's default recogniser.
+"""Whisper on ONNX Runtime with our own decoder: the appliance's default recogniser.
 
 Per utterance: log-mel of the real length plus a short silent tail (never padded to 30 s)
 → encoder → cross K/V kept as ONNX Runtime values → decoder steps through I/O binding. The self-attention K/V live in
@@ -7,7 +7,9 @@ writes its new rows straight into the next slots, so nothing is copied per token
 
 Guards against Whisper's failure modes: no-speech probability with mean log-probability
 (silence, noise), repetition loops cut early and by compression ratio, a token budget
-bounded by the audio's length.
+bounded by the audio's length. A final text is decoded by ``longform.transcribe_utterance``
+(timestamps, seek, temperature fallback, the implausibly-short check); partials are one
+greedy pass.
 """
 
 from __future__ import annotations
