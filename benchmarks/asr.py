@@ -80,8 +80,21 @@ def worker(args: argparse.Namespace) -> None:
         busy = time.perf_counter() - t0
         out.append({"file": f, "text": " ".join(s.text for s in result.segments), "audio_s": result.duration_s,
                     "wall_s": busy, "latencies": list(result.stats.latencies)})
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_mb = peak_rss_mb()
     print(json.dumps({"results": out, "peak_rss_mb": rss_mb}))
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS. VmHWM belongs to the address space and starts afresh at exec;
+    ru_maxrss does not on Linux, so a worker started by a parent that built the rooms
+    (pyroomacoustics, ~650 MB) would report the parent's peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def whole_files(files: list[str], threads: int, out: list[dict], beam: int) -> None:
