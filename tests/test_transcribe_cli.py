@@ -22,11 +22,14 @@ def test_json_segments_with_two_alternating_speakers():
     assert out.returncode == 0, out.stderr
     segments = json.loads(out.stdout)
     assert [set(s) for s in segments] == [{"start", "end", "speaker", "speaker_uncertain", "text"}] * len(segments)
-    assert len(segments) == 7  # seven turns: clinician, patient, clinician, …
+    assert len(segments) == 10  # ten turns: clinician, patient, … a pause (the exam), clinician, patient, clinician
     speakers = [s["speaker"] for s in segments]
-    assert speakers == [speakers[0], speakers[1]] * 3 + [speakers[0]] and speakers[0] != speakers[1]
+    clinician, patient = speakers[0], speakers[1]
+    assert speakers == [clinician, patient] * 3 + [clinician] * 2 + [patient, clinician] and clinician != patient
     assert all(a["end"] <= b["start"] for a, b in itertools.pairwise(segments))
-    assert "throat" in " ".join(s["text"] for s in segments).lower()
+    assert max(b["start"] - a["end"] for a, b in itertools.pairwise(segments)) > 5  # the examination
+    text = " ".join(s["text"] for s in segments).lower()
+    assert all(w in text for w in ("what brings you in today", "sore throat", "ibuprofen", "rapid strep test"))
     assert not any(s["speaker_uncertain"] for s in segments)  # two clearly different voices: no doubt
 
 
