@@ -103,6 +103,7 @@ class PanelClient:
         self.cookies = http.cookiejar.CookieJar()
         self._opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.cookies))
         self._csrf = ""
+        self.visited: list[str] = []  # final path of every page loaded (redirects followed), in order
 
     # -- plain requests ------------------------------------------------------------------------
 
@@ -124,9 +125,10 @@ class PanelClient:
 
     def _page(self, resp: Any) -> tuple[str, str]:
         html = resp.read().decode()
+        self.visited.append(urllib.parse.urlsplit(resp.geturl()).path)
         if m := CSRF.search(html):
             self._csrf = m.group(1)
-        return urllib.parse.urlsplit(resp.geturl()).path, html
+        return self.visited[-1], html
 
     def status(self) -> dict[str, Any]:
         with self._opener.open(self.base + "/status", timeout=self.timeout) as r:

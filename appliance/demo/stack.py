@@ -178,10 +178,14 @@ def clinic_toml(pki: Path, port: int, db: Path, *, notes: bool = True, client_id
             f'[store]\npath = "{db}"\n[notes]\nenabled = {str(notes).lower()}\n')
 
 
+def clinic_exe() -> str:
+    """The `clinic` console script installed next to this interpreter."""
+    exe = Path(sys.executable).with_name("clinic")
+    return str(exe) if exe.exists() else shutil.which("clinic") or "clinic"
+
+
 def clinic(config: Path, log: Path, env: dict[str, str] | None = None) -> Child:
-    exe = Path(sys.executable).with_name("clinic")  # the console script installed with this package
-    return Child("the clinic server", [str(exe if exe.exists() else shutil.which("clinic") or "clinic"),
-                                   "--config", str(config), "run"], log, env)
+    return Child("the clinic server", [clinic_exe(), "--config", str(config), "run"], log, env)
 
 
 def device_toml(pki: Path, port: int, device: str, site: str, state_dir: Path, models_dir: Path) -> str:
