@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from appliance.capture.status import MSG_FINISHED
-from appliance.demo import bundled_recording, stack
+from appliance.demo import bundled_recording
+from appliance.demo import stack as stack_
 from appliance.demo.panel_client import PanelClient
 
 DEVICE, SITE = "room-demo", "demo-site"
@@ -32,7 +33,7 @@ def step(text: str) -> None:
     print(f"==> {text}", flush=True)
 
 
-def wait_for(pred: Callable[[], Any], timeout: float, what: str, children: list[stack.Child]) -> Any:
+def wait_for(pred: Callable[[], Any], timeout: float, what: str, children: list[stack_.Child]) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for child in children:
@@ -69,9 +70,9 @@ def run_demo(models_dir: str = "models", audio: str | None = None, fast: bool = 
         return 2
     signal.signal(signal.SIGTERM, _terminate)
     work = Path(tempfile.mkdtemp(prefix="scribe-demo-"))
-    children: list[stack.Child] = []
+    stack = stack_.Stack(work, DEVICE)
     try:
-        return _run(work, children, models, audio_path, fast, port, once)
+        return _run(stack, models, audio_path, fast, port, once)
     except KeyboardInterrupt:
         print("\n==> interrupted", flush=True)
         return 130
@@ -81,10 +82,7 @@ def run_demo(models_dir: str = "models", audio: str | None = None, fast: bool = 
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
-        for child in reversed(children):
-            if child.alive():
-                step(f"stopping {child.name} (pid {child.pid})")
-                child.stop()
+        stack.stop(say=step)
         if keep:
             step(f"kept {work}")
         else:
@@ -93,44 +91,10 @@ def run_demo(models_dir: str = "models", audio: str | None = None, fast: bool = 
         step("all stopped")
 
 
-def _run(work: Path, children: list[stack.Child], models: Path, audio: Path, fast: bool, port: int,
-         once: bool) -> int:
-    env = {"TMPDIR": str(work / "tmp")}
-    (work / "tmp").mkdir()
-    step(f"demo certificates (clinic CA, broker, clinic server, room {DEVICE}) with scripts/pki in {work / 'pki'}")
-    pki = stack.make_pki(work / "pki", {DEVICE: SITE})
-
-    broker_port = stack.free_port()
-    step(f"starting Mosquitto: shipped config, TLS on 127.0.0.1:{broker_port}, ACL from make-acl.sh")
-    broker = stack.mosquitto(pki, work / "broker", broker_port)
-    children.append(broker.start())
-    broker.wait_ready(stack.listening(broker_port), 15, "listening")
-
-    step("starting the clinic server (clinic run, built-in note generator on)")
-    clinic_cfg = work / "clinic.toml"
-    clinic_cfg.write_text(stack.clinic_toml(pki, broker_port, work / "clinic" / "transcripts.db"))
-    (work / "clinic").mkdir()
-    clinic = stack.clinic(clinic_cfg, work / "clinic" / "clinic.log", env)
-    children.append(clinic.start())
-    clinic.wait_ready(lambda: "connected" in clinic.log.read_text(errors="replace").lower(), 30,
-                      "connected to the broker")
-
-    panel_port = stack.free_port(port)
-    step(f"starting the room daemon (appliance run): the recording {audio.name} is its microphone, "
-         f"replayed {'as fast as possible' if fast else 'in real time'}")
-    device_cfg = work / "appliance.toml"
-    device_cfg.write_text(
-        stack.device_toml(pki, broker_port, DEVICE, SITE, work / "device", models)
-        + f'[capture]\nsource = "file"\nfile = "{audio}"\nrealtime = {str(not fast).lower()}\n'
-        f'[daemon]\ncontrol_socket = "{work / "ctl.sock"}"\n[panel]\nport = {panel_port}\n')
-    daemon = stack.daemon(device_cfg, work / "daemon.log", env)
-    children.append(daemon.start())
-    base = f"http://127.0.0.1:{panel_port}"
+def _run(stack: stack_.Stack, models: Path, audio: Path, fast: bool, port: int, once: bool) -> int:
+    stack_.start_stack(stack, models, audio, realtime=not fast, panel_port=port, site=SITE, say=step)
+    children, base = stack.children, stack.panel
     panel = PanelClient(base)
-    daemon.wait_ready(lambda: panel.status() is not None, 60, "the panel answering")
-    if unavailable := panel.status().get("unavailable"):
-        raise RuntimeError(f"the room daemon cannot record: {unavailable}")
-
     step(f"panel: {base}/  (open it in a browser to watch the live transcript)")
     step(f"Start on the panel: a visit with the {TEMPLATE} note, the patient's consent ticked")
     panel.start("DEMO", [TEMPLATE])

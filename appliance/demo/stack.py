@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -199,3 +200,69 @@ def device_toml(pki: Path, port: int, device: str, site: str, state_dir: Path, m
 
 def daemon(config: Path, log: Path, env: dict[str, str] | None = None) -> Child:
     return Child("the room daemon", [sys.executable, "-m", "appliance", "--config", str(config), "run"], log, env)
+
+
+@dataclass
+class Stack:
+    """Broker, clinic server and one room daemon started by `start_stack` (stop them with `stop`)."""
+
+    work: Path
+    device: str
+    panel: str = ""  # the panel's base URL
+    children: list[Child] = field(default_factory=list)
+
+    @property
+    def daemon(self) -> Child:
+        return self.children[-1]
+
+    def stop(self, say: Callable[[str], None] = lambda _: None) -> None:
+        for child in reversed(self.children):
+            if child.alive():
+                say(f"stopping {child.name} (pid {child.pid})")
+                child.stop()
+
+
+def start_stack(stack: Stack, models: Path, audio: Path, *, realtime: bool, panel_port: int = 0,
+                site: str = "site1", say: Callable[[str], None] = lambda _: None) -> Stack:
+    """Certificates, Mosquitto, `clinic run` (notes on) and `appliance run` replaying `audio` as its
+    microphone, all under `stack.work`; children are added to `stack.children` as they start, so
+    the caller can stop what did start if a later step fails."""
+    from appliance.demo.panel_client import PanelClient
+
+    work = stack.work
+    env = {"TMPDIR": str(work / "tmp")}
+    (work / "tmp").mkdir(exist_ok=True)
+    say(f"demo certificates (clinic CA, broker, clinic server, room {stack.device}) with scripts/pki in {work / 'pki'}")
+    pki = make_pki(work / "pki", {stack.device: site})
+
+    broker_port = free_port()
+    say(f"starting Mosquitto: shipped config, TLS on 127.0.0.1:{broker_port}, ACL from make-acl.sh")
+    broker = mosquitto(pki, work / "broker", broker_port)
+    stack.children.append(broker.start())
+    broker.wait_ready(listening(broker_port), 15, "listening")
+
+    say("starting the clinic server (clinic run, built-in note generator on)")
+    (work / "clinic").mkdir(exist_ok=True)
+    clinic_cfg = work / "clinic" / "clinic.toml"
+    clinic_cfg.write_text(clinic_toml(pki, broker_port, work / "clinic" / "transcripts.db"))
+    server = clinic(clinic_cfg, work / "clinic" / "clinic.log", env)
+    stack.children.append(server.start())
+    server.wait_ready(lambda: "connected" in server.log.read_text(errors="replace").lower(), 30,
+                      "connected to the broker")
+
+    port = free_port(panel_port)
+    say(f"starting the room daemon (appliance run): the recording {audio.name} is its microphone, "
+        f"replayed {'in real time' if realtime else 'as fast as possible'}")
+    device_cfg = work / "appliance.toml"
+    device_cfg.write_text(
+        device_toml(pki, broker_port, stack.device, site, work / "device", models)
+        + f'[capture]\nsource = "file"\nfile = "{audio}"\nrealtime = {str(realtime).lower()}\n'
+        f'[daemon]\ncontrol_socket = "{work / "ctl.sock"}"\n[panel]\nport = {port}\n')
+    room = daemon(device_cfg, work / "daemon.log", env)
+    stack.children.append(room.start())
+    stack.panel = f"http://127.0.0.1:{port}"
+    client = PanelClient(stack.panel)
+    room.wait_ready(lambda: client.status() is not None, 60, "the panel answering")
+    if unavailable := client.status().get("unavailable"):
+        raise RuntimeError(f"the room daemon cannot record: {unavailable}")
+    return stack
