@@ -52,6 +52,8 @@ bench: setup models
 	$(BIN)/python -m benchmarks.embedders --models-dir $(MODELS_DIR)
 	$(BIN)/python -m benchmarks.sync
 	$(BIN)/python -m benchmarks.notes
+	$(BIN)/python -m benchmarks.e2e --models-dir $(MODELS_DIR)
+	$(BIN)/python -m benchmarks.e2e_clinic
 
 lint: setup
 	$(BIN)/ruff check appliance clinic tests benchmarks scripts

@@ -4,13 +4,15 @@ Every room is a light client speaking the device's protocol with the device's ow
 (appliance/sync/mqtt.py: MQTT 5, TLS, persistent session) and its own certificate from
 scripts/pki (the broker's ACL, from make-acl.sh, confines each to its topics). A room publishes
 finished visits (scribe.transcript/1, built from a real session store by the device's payload
-code) and, like the device, sends again what is not acknowledged within --ack-timeout-s.
+code) and sends again what is not acknowledged within --ack-timeout-s (the device does the same,
+backing off up to sync.backoff_max_s).
 
 Phase 1, steady: each room sends --visits visits, one every --interval-s (compressed time: a
 real room finishes a visit every 15-20 minutes), starts spread over one interval.
 Phase 2, burst: the clinic server stops; every room finishes --burst-visits more visits;
 after --outage-s every room drops its connection and reconnects at once, then the clinic server
-starts again and works through the backlog (queued at the broker plus the rooms' resends).
+starts again and works through the backlog: the rooms' resends (the clinic subscribes to
+transcripts at QoS 0, so none wait at the broker while it is down).
 
 Printed: transcripts/s stored, ack latency p50/p95 (first send → ack), notes/s (notes received
 by the rooms), the clinic server's CPU share and peak RSS per phase, and zero loss with
