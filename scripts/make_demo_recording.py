@@ -6,7 +6,7 @@ shifted up ~4 semitones (higher pitch and formants; no second English Piper voic
 or with `--patient espeak` espeak-ng's female variant. Halfway through there is a pause
 (the examination) of PAUSE_S seconds. Each talker is placed at its own direction around a
 ReSpeaker-style 4-mic circle (radius 32 mm) by fractional free-field delays, with quiet room
-noise. Run it again to regenerate the bundled file (needs the `dev` extra):
+noise (ventilation rumble and hiss). Run it again to regenerate the bundled file (needs the `dev` extra):
 
     .venv/bin/python scripts/make_demo_recording.py [OUT.flac] [--patient piper|espeak]
 """
@@ -20,7 +20,7 @@ from functools import cache
 
 import numpy as np
 import soundfile as sf
-from scipy.signal import resample_poly
+from scipy.signal import butter, resample_poly, sosfilt
 
 RATE = 16000
 SPEED_OF_SOUND = 343.0
@@ -70,7 +70,7 @@ def espeak(text: str, voice: str = "en-us+f4", wpm: int = 155) -> tuple[np.ndarr
 
 
 def speak(who: str, text: str, patient_voice: str) -> np.ndarray:
-    """16 kHz mono speech of one turn, trimmed and at a speaking level of about -24 dBFS RMS."""
+    """16 kHz mono speech of one turn, trimmed and at a speaking level of about -22 dBFS RMS."""
     if who == "clinician":
         audio, rate = piper(text)
     elif patient_voice == "espeak":
@@ -82,7 +82,7 @@ def speak(who: str, text: str, patient_voice: str) -> np.ndarray:
     out = resample_poly(audio, RATE, rate).astype(np.float32)
     nz = np.flatnonzero(np.abs(out) > 1e-3)
     out = out[nz[0]:nz[-1] + 1]
-    return out * (0.06 / max(float(np.sqrt(np.mean(out ** 2))), 1e-6))
+    return out * (0.08 / max(float(np.sqrt(np.mean(out ** 2))), 1e-6))
 
 
 def place(mono: np.ndarray, azimuth_deg: float) -> np.ndarray:
@@ -100,6 +100,17 @@ def silence(seconds: float) -> np.ndarray:
     return np.zeros((int(seconds * RATE), 4), np.float32)
 
 
+def room_noise(rng: np.random.Generator, n: int) -> np.ndarray:
+    """A quiet room, the same at every mic (diffuse noise would cost the FLAC file four
+    incompressible channels): ventilation rumble below 250 Hz at about -56 dBFS (it keeps the
+    panel's level meter, which starts at -60 dBFS, alive between turns) over a -72 dBFS hiss."""
+    sos = butter(4, 250, "lowpass", fs=RATE, output="sos")
+    rumble = sosfilt(sos, rng.normal(0, 1, n))
+    rumble *= 10 ** (-56 / 20) / np.sqrt(np.mean(rumble ** 2))
+    hiss = rng.normal(0, 10 ** (-72 / 20), n)
+    return (rumble + hiss).astype(np.float32)[:, None]
+
+
 def main(out: str, patient_voice: str) -> None:
     rng = np.random.default_rng(7)
     pieces = [silence(0.8)]
@@ -108,9 +119,7 @@ def main(out: str, patient_voice: str) -> None:
             pieces.append(place(speak(who, text, patient_voice), AZIMUTH[who]))
             pieces.append(silence(gap_after if i == len(turns) - 1 else rng.uniform(0.7, 1.0)))
     audio = np.concatenate(pieces)
-    # Quiet room noise, one source for all mics: diffuse noise would be as loud but costs the
-    # FLAC file four incompressible channels.
-    audio += rng.normal(0, 10 ** (-72 / 20), (audio.shape[0], 1)).astype(np.float32)
+    audio += room_noise(rng, audio.shape[0])
     sf.write(out, np.clip(audio, -1, 1), RATE, format="FLAC", subtype="PCM_16")
     print(f"wrote {out}: {audio.shape[0] / RATE:.1f} s, {audio.shape[1]} channels, "
           f"{len(BEFORE_PAUSE) + len(AFTER_PAUSE)} turns, a {PAUSE_S:.0f} s pause after turn {len(BEFORE_PAUSE)}")

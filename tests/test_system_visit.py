@@ -67,7 +67,7 @@ def test_a_visit_from_the_room_to_the_note_and_back(tmp_path: Path) -> None:
     room = tmp_path / "room"
     (room / "tmp").mkdir(parents=True)
     port = free_port()
-    extra = ("auto_lock_s = 900\n" + sync_toml(pki, broker, "dev-a")
+    extra = ('auto_lock_s = 900\nstart_consent = "required"\n' + sync_toml(pki, broker, "dev-a")
              + f"[retention]\nkeep_days = {KEEP_S / 86400}\ncheck_interval_s = 1\n")
     cfg = panel_config(room, src / "visit.wav", port, models_dir=models, extra=extra)
     try:
@@ -88,7 +88,9 @@ def test_a_visit_from_the_room_to_the_note_and_back(tmp_path: Path) -> None:
 def run_visit(panel: PanelClient, room: Path, clinic_cfg: Path, clinic_db: Path) -> None:
     panel.set_pin(PIN)
     panel.start("J.D.", TEMPLATES, consent=True)
-    panel.recording_screen()
+    stream = panel.events(panel.recording_screen())  # the Recording screen and its live text stream
+    assert next(stream)[0] == "status"
+    stream.close()
     wait_until(lambda: panel.status()["segments"] >= 2, 60, "two lines recognised")
     panel.pause()
     assert panel.status()["state"] == "paused"
@@ -141,7 +143,7 @@ def run_visit(panel: PanelClient, room: Path, clinic_cfg: Path, clinic_db: Path)
 
         # Every view of the transcript is in the audit log on its side.
         reads = [e for e in device.audit_events(sid) if e.action == "read" and e.actor == "panel"]
-        views = {"live transcript": panel.visited.count("/visit"),
+        views = {"live transcript": panel.visited.count("/visit"), "live stream": 1,
                  "review": sum(1 for p in panel.visited if p == f"/review/{sid}") - 1}  # the purged one reads none
         for reason, count in views.items():
             assert count > 0 and [e.detail["reason"] for e in reads].count(reason) == count, (reason, reads)

@@ -47,10 +47,14 @@ def wait_for(pred: Callable[[], Any], timeout: float, what: str, children: list[
 
 def print_live_lines(panel: PanelClient, stream_pass: str) -> None:
     """The live transcript as the Recording screen receives it (the panel's event stream)."""
+    names: dict[str, str] = {}  # what the Recording screen calls each label ("S1" → "Speaker 1")
     try:
         for kind, data in panel.events(stream_pass):
-            if kind == "segment" and data.get("text"):
-                print(f"    [{data['start']:6.1f} s] {data['speaker']}: {data['text']}", flush=True)
+            if kind == "status":
+                names = data.get("speaker_names") or names
+            elif kind == "segment" and data.get("text"):
+                who = names.get(data["speaker"], data["speaker"].replace("S", "Speaker ", 1))
+                print(f"    [{data['start']:6.1f} s] {who}: {data['text']}", flush=True)
     except OSError:
         pass  # the daemon stopped: the stream ends
 
