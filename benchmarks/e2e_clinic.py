@@ -18,12 +18,13 @@ Printed: transcripts/s stored, ack latency p50/p95 (first send → ack), notes/s
 by the rooms), the clinic server's CPU share and peak RSS per phase, and zero loss with
 exactly-once checked field by field against the store. The clinic store's backend is a parameter.
 
-    .venv/bin/python -m benchmarks.e2e_clinic [--rooms 200] [--backend sqlite] [--store KEY=VALUE ...]
+    .venv/bin/python -m benchmarks.e2e_clinic [--rooms 200] [--backend sqlite|postgresql] [--store KEY=VALUE]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import tempfile
 import threading
@@ -41,7 +42,7 @@ from appliance.sync import protocol
 from appliance.sync.payload import build_payload
 from benchmarks.e2e import cpu_seconds, pct, peak_rss_mb
 from clinic.config import load_clinic_config
-from clinic.storage import open_repository
+from clinic.store import open_repository
 from tests.broker import Broker, make_finished_sessions, make_pki, wait_until
 
 SITE = "site1"
@@ -194,7 +195,7 @@ def phase_report(name: str, t0: float, totals: Totals, acks_before: int, notes_b
 def verify(cfg_path: Path, sent: dict[tuple[str, int], dict[str, Any]], totals: Totals) -> None:
     """Zero loss and exactly once, field by field; a note for every visit reached its room."""
     cfg = load_clinic_config(str(cfg_path))
-    repo = open_repository(cfg.store.backend, cfg.store.path)
+    repo = open_repository(cfg.store)
     try:
         stored = [(r.session_id, r.revision) for r in repo.list()]
         assert len(stored) == len(set(stored)), "a transcript is stored twice"
@@ -223,12 +224,20 @@ def main() -> None:
     ap.add_argument("--interval-s", type=float, default=10.0, help="time between a room's visits (steady phase)")
     ap.add_argument("--outage-s", type=float, default=20.0, help="how long the clinic server is down")
     ap.add_argument("--ack-timeout-s", type=float, default=10.0, help="a room sends again after this long")
-    ap.add_argument("--backend", default="sqlite", help="clinic store backend ([store] backend)")
+    ap.add_argument("--backend", default="sqlite", choices=("sqlite", "postgresql"),
+                    help="clinic store backend ([store] backend)")
     ap.add_argument("--store", action="append", default=[], metavar="KEY=VALUE",
-                    help="more [store] keys of the clinic config (e.g. a database URL)")
+                    help="more [store] keys of the clinic config, e.g. url=postgresql://… (postgresql without "
+                         "a url: a throwaway local PostgreSQL server, as the tests use)")
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-clinic-") as tmpdir:
+    with tempfile.TemporaryDirectory(prefix="bench-clinic-") as tmpdir, contextlib.ExitStack() as cleanup:
         work = Path(tmpdir)
+        if args.backend == "postgresql" and not any(s.startswith("url=") for s in args.store):
+            from tests.postgres import PostgresServer
+
+            server = PostgresServer().start()
+            cleanup.callback(server.stop)
+            args.store.append(f"url={server.create_database()}")
         pki = make_pki(work / "pki", devices=())
         t = time.monotonic()
         rooms = build_rooms(pki.dir, args.rooms, args.visits + args.burst_visits, args.segments, work)

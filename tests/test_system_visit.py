@@ -26,7 +26,7 @@ from appliance.demo import bundled_recording, stack
 from appliance.demo.panel_client import PanelClient, ReviewPage
 from appliance.panel.app import state_words
 from appliance.store import State, open_store
-from clinic.storage import SqliteTranscriptStore
+from clinic.store import SqliteTranscriptStore
 from tests.broker import Broker, make_pki, sync_toml, wait_until
 from tests.browser import panel_config, panel_daemon
 from tests.browser import wait_until as wait_for_value
