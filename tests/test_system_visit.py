@@ -101,9 +101,10 @@ def run_visit(panel: PanelClient, room: Path, clinic_cfg: Path, clinic_db: Path)
 
     review = panel.review(sid)
     assert len(review.lines) >= 8 and review.notes == {}
-    assert any("ibuprofen" in line.text for line in review.lines)  # real recognition of the visit
-    target = next(line for line in review.lines if "ibuprofen" in line.text)
-    corrected = target.text.replace("ibuprofen", "naproxen")  # the clinician corrects the drug
+    said = " ".join(line.text for line in review.lines).lower()
+    assert "sore throat" in said and "rapid strep test" in said  # real recognition of the visit
+    target = next(line for line in review.lines if "milligrams" in line.text)  # the patient's dose
+    corrected = "Only naproxen, 400 milligrams twice a day."  # the clinician corrects the line
     panel.edit_text(sid, target.id, corrected)
     panel.send(sid)
 
@@ -130,7 +131,7 @@ def run_visit(panel: PanelClient, room: Path, clinic_cfg: Path, clinic_db: Path)
             note = stored_notes[template]
             assert note.status == "ok" and note.revision == reviewed.revision
             assert review.notes[template] == note.text.strip()  # the panel shows what the clinic wrote
-        assert "naproxen" in review.notes["SOAP"]  # written from the reviewed words
+        assert "naproxen, 400 mg" in review.notes["SOAP"], review.notes  # written from the reviewed words
 
         # Retention: the device purges the visit; the clinic keeps it.
         wait_until(lambda: device.get_session(sid).state is State.PURGED, KEEP_S + 60, "purge after retention")
