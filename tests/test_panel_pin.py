@@ -22,7 +22,6 @@ from clinic.server import ClinicServer
 from tests.broker import Broker, Pki, device_config, wait_until
 from tests.conftest import Clock
 from tests.test_panel_app import PIN, Panel
-from tests.test_sync_delivery import broker, clinic, pki  # noqa: F401 (fixtures)
 
 CFG = PanelConfig(pin_attempts=2, pin_lockout_s=60.0, pin_lockout_max_s=300.0, pin_alert_lockouts=2)
 
@@ -133,7 +132,7 @@ def test_lan_mode_needs_6_digit_pins_and_a_shorter_old_pin_works_only_on_the_dev
     lan.check("258046", over_network=True)
 
 
-def test_the_alert_reaches_the_clinic_on_the_status_topic(pki: Pki, broker: Broker, clinic: ClinicServer,  # noqa: F811
+def test_the_alert_reaches_the_clinic_on_the_status_topic(pki: Pki, broker: Broker, clinic: ClinicServer,
                                                           tmp_path: Path):
     cfg = device_config(pki, broker, "dev-a", tmp_path / "dev")
     store = open_store(cfg.store_path)
