@@ -53,6 +53,8 @@ class ClinicServer:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
+        self._subscribe_mid: int | None = None
 
     # -- paho callbacks (network thread) ------------------------------------------------------
 
@@ -64,16 +66,21 @@ class ClinicServer:
         # Transcripts at QoS 0: the broker never queues one for an absent server, so none is ever
         # written to its persistence file (mosquitto.db) in clear. Nothing is lost: the device's
         # outbox is the durable copy and resends every transcript not acked (sync.ack_timeout_s).
-        client.subscribe([(f"{prefix}/+/+/transcript", 0), (f"{prefix}/+/+/status", 1)])
+        _rc, self._subscribe_mid = client.subscribe([(f"{prefix}/+/+/transcript", 0), (f"{prefix}/+/+/status", 1)])
         if self.templates is not None:
             # Retained: a device that connects later (or restarts) gets the list at once.
             topic, data = templates_message(prefix, self.templates.names(), time.time())
             client.publish(topic, data, qos=1, retain=True)
-        self.connected.set()
         log.info("connected to %s:%d", self.cfg.mqtt.host, self.cfg.mqtt.port)
         if self.notes is not None and not self._caught_up:
             self._caught_up = True  # once per start: later reconnects find nothing new to catch up
             self.notes.catch_up(self.cfg.notes.catch_up_hours)
+
+    def _on_subscribe(self, _c: mqtt.Client, _u: Any, mid: int, _codes: Any, _p: Any) -> None:
+        # Ready only once the broker has the subscription: a QoS 0 transcript published before
+        # that would not be delivered (the device would resend it, but only after ack_timeout_s).
+        if mid == self._subscribe_mid:
+            self.connected.set()
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         self.connected.clear()
