@@ -16,12 +16,13 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.broker import free_port
+from tests.broker import free_port, wait_until
+from tests.systemd import assert_verifies
 
 ROOT = Path(__file__).resolve().parents[1]
 ANSIBLE = ROOT / "ansible"
@@ -110,15 +111,6 @@ def changed_tasks(output: str) -> str:
     return "\n".join(ln for ln in output.splitlines() if ln.startswith(("TASK", "changed", "fatal")))
 
 
-def wait_for(what: str, check: callable, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     base = tmp_path_factory.mktemp("provision")
@@ -199,10 +191,7 @@ def test_units_are_enabled_and_verify_in_their_rootfs(site: Site) -> None:
     for host, unit in ((site.room, "appliance.service"), (site.clinic, "clinic-server.service")):
         installed = host.root / "etc/systemd/system" / unit
         assert installed.read_text() == (ROOT / "image/systemd" / unit).read_text()
-        res = subprocess.run(["systemd-analyze", "verify", f"--root={host.root}", unit], capture_output=True,
-                             text=True, timeout=120, env={**os.environ, "SYSTEMD_COLORS": "0"})
-        about_unit = [ln for ln in (res.stdout + res.stderr).splitlines() if unit in ln]
-        assert not about_unit and res.returncode == 0, res.stdout + res.stderr
+        assert_verifies(installed, root=host.root)
 
 
 def _seed_reviewed_visit(room: Host) -> None:
@@ -235,15 +224,15 @@ def test_units_start_from_their_installed_files_and_a_rooms_transcript_reaches_t
         def status_ok() -> bool:
             return room.run("/opt/appliance/.venv/bin/appliance", "--config", "/etc/appliance/appliance.toml",
                             "ctl", "status", user="appliance", check=False).returncode == 0
-        wait_for("the room daemon to answer `appliance ctl status`", status_ok)
+        wait_until(status_ok, 90, "the room daemon answering `appliance ctl status`", interval=1)
 
         def arrived() -> bool:
             out = clinic.run("/opt/clinic/.venv/bin/clinic", "--config", "/etc/clinic/clinic.toml", "sessions",
                              "list", user="clinic", check=False)
             return ROOM in out.stdout
         try:
-            wait_for("the transcript at the clinic", arrived, timeout=120)
-        except AssertionError:
+            wait_until(arrived, 120, "the transcript at the clinic", interval=1)
+        except TimeoutError:
             sync = room.run("/opt/appliance/.venv/bin/appliance", "--config", "/etc/appliance/appliance.toml",
                             "ctl", "status", user="appliance", check=False)
             raise AssertionError("no transcript at the clinic; room status:\n" + sync.stdout) from None
@@ -271,7 +260,7 @@ def test_revoked_and_unsigned_devices_are_refused_by_the_provisioned_broker(site
                                "-t", f"scribe/{SITE}/{ROOM}/status", "-m", "{}", "-q", "1"],
                               capture_output=True, text=True, timeout=30)
 
-    def with_broker(check: callable) -> None:
+    def with_broker(check: Callable[[], None]) -> None:
         clinic.start_broker()
         try:
             time.sleep(1.5)
