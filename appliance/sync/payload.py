@@ -7,12 +7,12 @@ delivering, so a resend carries the same content as the first send.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from appliance.config.schema import ApplianceConfig
+from appliance.models.manifest import ModelError, read_manifest_json
 from appliance.store import SessionStore
 
 
@@ -21,9 +21,8 @@ def model_info(cfg: ApplianceConfig) -> list[dict[str, str]]:
 
     def version(model: str) -> str:
         try:
-            manifest = json.loads((Path(cfg.paths.models_dir) / model / "manifest.json").read_text())
-            return str(manifest.get("version") or "unknown")[:256]
-        except (OSError, ValueError):
+            return str(read_manifest_json(Path(cfg.paths.models_dir) / model).get("version") or "unknown")[:256]
+        except ModelError:
             return "unknown"
 
     out = [{"role": "asr", "name": f"{cfg.asr.engine}:{cfg.asr.model}"[:256],
