@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from appliance.asr.registry import ENGINES
 from appliance.config.schema import ApplianceConfig
 from appliance.models.manifest import ModelError, read_manifest_json
 from appliance.store import SessionStore
@@ -26,7 +27,7 @@ def model_info(cfg: ApplianceConfig) -> list[dict[str, str]]:
             return "unknown"
 
     out = [{"role": "asr", "name": f"{cfg.asr.engine}:{cfg.asr.model}"[:256],
-            "version": version(cfg.asr.model) if cfg.asr.engine != "none" else "none"}]
+            "version": version(cfg.asr.model) if ENGINES.spec(cfg.asr.engine).needs_model else "none"}]
     vad_model = "silero-vad" if cfg.vad.engine == "silero" else "energy"
     out.append({"role": "vad", "name": vad_model,
                 "version": version(vad_model) if vad_model != "energy" else "builtin"})
