@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance import __version__, jsontext
+from appliance.asr.registry import ENGINES
 from appliance.config import ApplianceConfig, ConfigError, load_config, rules
 from appliance.config.loader import resolve_path
 from appliance.config.option import config_option_parser
@@ -226,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help='print a JSON array of segments {"start", "end", "speaker", "text"}')
     tr.add_argument("--model", help="model directory (default: asr.model under paths.models_dir)")
     tr.add_argument("--models-dir", help="installed models, incl. the VAD (default: paths.models_dir)")
-    tr.add_argument("--engine", choices=["whisper-onnx", "sherpa-offline", "sherpa-online", "vosk"],
+    tr.add_argument("--engine", choices=[s.name for s in ENGINES.specs() if s.needs_model],
                     help="recognition engine (default: asr.engine)")
     tr.add_argument("--threads", type=int, help="inference threads (default: asr.threads)")
 

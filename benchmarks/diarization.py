@@ -91,11 +91,12 @@ class TimedEngine:
     """The recognition engine, its streams timed (wall and thread CPU), whatever thread runs them."""
 
     def __init__(self, inner) -> None:  # type: ignore[no-untyped-def]
-        self.inner, self.name = inner, inner.name
+        self.inner, self.name, self.abilities = inner, inner.name, inner.abilities
+        self.reset_context, self.note_final = inner.reset_context, inner.note_final
         self.wall = self.cpu = 0.0
 
-    def new_stream(self):  # type: ignore[no-untyped-def]
-        engine, stream = self, self.inner.new_stream()
+    def new_stream(self, start_s=None):  # type: ignore[no-untyped-def]
+        engine, stream = self, self.inner.new_stream(start_s)
 
         class Timed:
             def _t(self, fn, *a):  # type: ignore[no-untyped-def]
@@ -112,11 +113,11 @@ class TimedEngine:
             def partial(self):  # type: ignore[no-untyped-def]
                 return self._t(stream.partial)
 
+            def cancel(self):  # type: ignore[no-untyped-def]
+                stream.cancel()  # from the capture thread: not the decoder's time
+
             def finish(self):  # type: ignore[no-untyped-def]
                 return self._t(stream.finish)
-
-            def __getattr__(self, name):  # type: ignore[no-untyped-def]
-                return getattr(stream, name)  # e.g. cancel()
 
         return Timed()
 

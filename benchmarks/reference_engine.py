@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from appliance.asr.engine import Recognition
+from appliance.asr.engine import NoVisitContext, Recognition
+from appliance.asr.registry import Abilities
 
 
 class _Stream:
@@ -23,6 +24,9 @@ class _Stream:
     def partial(self) -> str:
         return self._decode().text
 
+    def cancel(self) -> None:
+        pass  # CTranslate2 cannot stop a decode
+
     def finish(self) -> Recognition:
         return self._decode()
 
@@ -36,7 +40,10 @@ class _Stream:
         return Recognition(text=text, no_speech=not text)
 
 
-class FasterWhisperEngine:
+class FasterWhisperEngine(NoVisitContext):
+    # Not offline, though it decodes at finish(): the benchmark measures it without early decoding.
+    abilities = Abilities(offline=False, vocabulary=False, visit_context=False)
+
     def __init__(self, ct2_dir: str, threads: int, beam: int = 1) -> None:
         from faster_whisper import WhisperModel
 
@@ -44,5 +51,5 @@ class FasterWhisperEngine:
         self.beam = beam
         self.name = f"faster-whisper:tiny.en-int8-beam{beam}"
 
-    def new_stream(self) -> _Stream:
+    def new_stream(self, start_s: float | None = None) -> _Stream:
         return _Stream(self.model, self.beam)

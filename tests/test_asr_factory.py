@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from appliance.asr.engine import NullTranscriber, Recognition
-from appliance.asr.factory import ModelError, as_transcriber, engine_matches, make_engine
+from appliance.asr.factory import ModelError, as_transcriber, make_engine
+from appliance.asr.registry import ENGINES
 from appliance.config.schema import AsrConfig
 from tests.speech import espeak
 from tests.test_asr_sherpa import SENTENCE, WPM, wer, whisper_dir  # noqa: F401  (fixture)
@@ -75,6 +76,9 @@ def test_engine_mismatch_names_both_sides(tmp_path):
 
 
 def test_engine_family_matches():
+    def engine_matches(engine: str, manifest: dict) -> bool:
+        return ENGINES.spec(engine).runs(manifest)
+
     assert engine_matches("sherpa-online", {"engine": "sherpa-online-transducer"})
     assert engine_matches("sherpa-offline", {"engine": "whisper-onnx", "engines": ["sherpa-offline-whisper"]})
     assert not engine_matches("sherpa-online", {"engine": "sherpa-offline-whisper"})

@@ -8,7 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from appliance.asr.engine import Recognition
+from appliance.asr.engine import NoVisitContext, Recognition
+from appliance.asr.registry import Abilities
 from appliance.capture.blocks import CapturedBlock
 from appliance.config.schema import VadConfig
 from appliance.speech.pipeline import FinalSegment, PartialText, SpeechPipeline
@@ -27,6 +28,9 @@ class LengthStream:
         self.engine.partials.append(self.samples)
         return f"{self.samples / RATE:.2f}"
 
+    def cancel(self) -> None:
+        pass
+
     def finish(self) -> Recognition:
         e = self.engine
         e.calls += 1
@@ -35,10 +39,11 @@ class LengthStream:
         return Recognition(text=f"{self.samples / RATE:.2f}", no_speech=e.calls in e.no_speech_on)
 
 
-class LengthTranscriber:
+class LengthTranscriber(NoVisitContext):
     """Reports the audio length it was given; fails on demand (a real engine's contract)."""
 
     name = "length"
+    abilities = Abilities(offline=False, vocabulary=False, visit_context=False)
 
     def __init__(self, fail_on: set[int] | None = None, no_speech_on: set[int] | None = None) -> None:
         self.calls = 0
@@ -46,7 +51,7 @@ class LengthTranscriber:
         self.fail_on = fail_on or set()
         self.no_speech_on = no_speech_on or set()
 
-    def new_stream(self) -> LengthStream:
+    def new_stream(self, start_s: float | None = None) -> LengthStream:
         return LengthStream(self)
 
 
@@ -171,7 +176,7 @@ def test_a_waiting_final_cancels_the_partial_in_progress():
     engine = LengthTranscriber()
     streams: list[BlockingPartialStream] = []
 
-    def new_stream() -> BlockingPartialStream:
+    def new_stream(start_s: float | None = None) -> BlockingPartialStream:
         streams.append(BlockingPartialStream(engine))
         return streams[-1]
 
@@ -222,7 +227,8 @@ def test_labels_follow_utterance_order_while_text_decodes_alongside():
 
 
 class OfflineLengthTranscriber(LengthTranscriber):
-    offline = True  # decodes at finish(), like Whisper: the pipeline may decode early
+    # decodes at finish(), like Whisper: the pipeline may decode early
+    abilities = Abilities(offline=True, vocabulary=False, visit_context=False)
 
 
 def run_paced(engine, audio):

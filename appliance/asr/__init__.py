@@ -1,5 +1,4 @@
-"""Speech recognition engines behind one interface."""
+"""Speech recognition engines behind one interface (`engine.py`), registered in `registry.py`.
 
-from appliance.asr.engine import NullTranscriber, Recognition, Transcriber
-
-__all__ = ["NullTranscriber", "Recognition", "Transcriber"]
+Nothing is imported here: the config schema reads the registry without loading numpy or an engine.
+"""

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from appliance.asr.engine import Engine, NullTranscriber, Recognition, Transcriber, transcribe_with
+from appliance.asr.registry import ENGINES, engines_running, made_for
 from appliance.asr.vocabulary import VocabularyError
 from appliance.config.schema import AsrConfig
 from appliance.models import ModelError, load_manifest, resolve_model
@@ -25,62 +25,32 @@ def resolve_model_dir(cfg: AsrConfig, models_dir: str) -> Path:
     return resolve_model(models_dir, cfg.model)
 
 
-def load_checked_manifest(model_dir: Path, *, fresh: bool = False) -> dict[str, Any]:
-    """The manifest's JSON layout, after every file was verified (sha256)."""
-    return load_manifest(model_dir, fresh=fresh).to_json()
-
-
-def manifest_engines(manifest: dict[str, Any]) -> list[str]:
-    names = [manifest.get("engine"), *(manifest.get("engines") or [])]
-    return list(dict.fromkeys(e for e in names if isinstance(e, str)))
-
-
-def engine_matches(engine: str, manifest: dict[str, Any]) -> bool:
-    """"sherpa-online" runs a model made for "sherpa-online-transducer"; names match exactly otherwise."""
-    return any(e == engine or e.startswith(engine + "-") for e in manifest_engines(manifest))
-
-
 def make_engine(cfg: AsrConfig, models_dir: str, *, fresh: bool = False) -> Engine:
     """The engine for cfg.engine running cfg.model. ``fresh=True`` rehashes the model's files."""
-    if cfg.engine == "none":
-        return NullTranscriber()
-    model_dir = resolve_model_dir(cfg, models_dir)
-    manifest = load_checked_manifest(model_dir, fresh=fresh)
-    name = str(manifest.get("name") or model_dir.name)
-    if not engine_matches(cfg.engine, manifest):
-        made_for = " / ".join(manifest_engines(manifest)) or "an unnamed engine"
-        raise ModelError(
-            name, f"made for {made_for}, but asr.engine is {cfg.engine!r}: set asr.engine to match, "
-                  f"or set asr.model to a model made for {cfg.engine}",
-        )
+    spec = ENGINES.spec(cfg.engine)
+    if not spec.needs_model:
+        return spec.build(cfg, None)
+    manifest = load_manifest(resolve_model_dir(cfg, models_dir), fresh=fresh)
+    layout = manifest.to_json()
+    if not spec.runs(layout):
+        made = " / ".join(made_for(layout)) or "an unnamed engine"
+        others = engines_running(layout)
+        fix = (f"set asr.engine to {' or '.join(others)}" if others
+               else f"no engine here runs it (asr.engine runs {', '.join(ENGINES)})")
+        raise ModelError(manifest.name, f"made for {made}, but asr.engine is {cfg.engine!r}: {fix}, "
+                                        f"or set asr.model to a model made for {cfg.engine}")
     try:
-        return _build(cfg, model_dir, manifest)
+        engine = spec.build(cfg, manifest)
     except VocabularyError:
         raise  # a config problem (asr.vocabulary_file), not the model's
+    except ImportError as e:  # an optional engine's package (vosk, sherpa-onnx) is not installed
+        raise ModelError(manifest.name, f"the {cfg.engine} engine is not available here: {e}") from e
     except (FileNotFoundError, ValueError) as e:  # sherpa ManifestError, missing files, bad layout
-        raise ModelError(name, f"cannot be loaded by {cfg.engine}: {e}") from e
-
-
-def _build(cfg: AsrConfig, model_dir: Path, manifest: dict[str, Any]) -> Engine:
-    if cfg.engine == "whisper-onnx":
-        try:
-            from appliance.asr.whisper import WhisperOnnx  # built separately; imported only when chosen
-        except ImportError as e:
-            raise ModelError(str(manifest.get("name")), f"the whisper-onnx engine is not available here: {e}") from e
-        return WhisperOnnx(model_dir, cfg)
-    if cfg.engine == "sherpa-offline":
-        from appliance.asr.sherpa_engine import SherpaOfflineEngine
-
-        return SherpaOfflineEngine(model_dir, cfg, manifest)
-    if cfg.engine == "sherpa-online":
-        from appliance.asr.sherpa_engine import SherpaOnlineEngine
-
-        return SherpaOnlineEngine(model_dir, cfg, manifest)
-    if cfg.engine == "vosk":
-        from appliance.asr.vosk_engine import VoskEngine
-
-        return VoskEngine(model_dir, cfg)
-    raise ValueError(f"unknown asr.engine {cfg.engine!r}")
+        raise ModelError(manifest.name, f"cannot be loaded by {cfg.engine}: {e}") from e
+    if engine.abilities != spec.abilities:  # the pipeline trusts them: a builder must not drift from its entry
+        raise TypeError(f"{cfg.engine} built {engine.name} with abilities {engine.abilities}, "
+                        f"registered {spec.abilities}")
+    return engine
 
 
 class EngineTranscriber:

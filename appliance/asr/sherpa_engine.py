@@ -17,7 +17,6 @@ sherpa-onnx sees it, because sherpa-onnx ends the whole process on some bad inpu
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -29,9 +28,11 @@ from typing import Any
 
 import numpy as np
 
-from appliance.asr.engine import Recognition
+from appliance.asr.engine import NoVisitContext, Recognition
+from appliance.asr.registry import ENGINES, engine_abilities
 from appliance.asr.vocabulary import hotwords_plan, load_vocabulary, tokens_case, write_hotwords
 from appliance.config.schema import AsrConfig
+from appliance.models.manifest import Manifest, ModelError, read_manifest_json
 
 log = logging.getLogger(__name__)
 
@@ -53,29 +54,23 @@ class ManifestError(ValueError):
 
 
 def manifest_dict(model_dir: Path, manifest: Any = None) -> dict[str, Any]:
-    """The manifest as its JSON layout, whatever form the caller has it in."""
+    """The manifest as its JSON layout, whatever form the caller has it in (read from
+    ``model_dir`` when None: a hand-written manifest need not pin its files)."""
     if manifest is None:
-        path = model_dir / "manifest.json"
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ManifestError(f"{path} is missing: every model directory needs a manifest.json") from None
-        except (OSError, ValueError) as e:
-            raise ManifestError(f"{path} cannot be read as JSON: {e}") from None
+            return read_manifest_json(model_dir)
+        except ModelError as e:
+            raise ManifestError(e.problem) from None
     if isinstance(manifest, Mapping):
         return dict(manifest)
-    if callable(getattr(manifest, "to_json", None)):  # appliance.models.Manifest
-        return dict(manifest.to_json())
+    if isinstance(manifest, Manifest):
+        return manifest.to_json()
     raise ManifestError(f"unsupported manifest object {type(manifest).__name__}")
 
 
-def engine_kind(m: Mapping[str, Any], prefix: str) -> str | None:
-    """"transducer" from engine "sherpa-online-transducer" (or from the "engines" list)."""
-    names = [m.get("engine"), *(m.get("engines") or [])]
-    for e in names:
-        if isinstance(e, str) and e.startswith(prefix + "-"):
-            return e[len(prefix) + 1:].replace("-", "_")
-    return None
+def engine_kind(m: Mapping[str, Any], engine: str) -> str | None:
+    """"transducer" from "sherpa-online-transducer" (in "engine" or the "engines" list)."""
+    return ENGINES.spec(engine).kind(m)
 
 
 def _infer_whisper(model_dir: Path) -> dict[str, str] | None:
@@ -190,9 +185,10 @@ def _build_offline(spec: Mapping[str, Any], cfg: AsrConfig) -> Any:
     )
 
 
-class SherpaOfflineEngine:
+class SherpaOfflineEngine(NoVisitContext):
     """Whole-utterance models: the stream keeps the audio and decodes it on demand."""
 
+    abilities = engine_abilities("sherpa-offline")
     MIN_SAMPLES = RATE // 20  # below 50 ms there is nothing to recognise
 
     def __init__(self, model_dir: Path | str, cfg: AsrConfig, manifest: Any = None) -> None:
@@ -203,7 +199,7 @@ class SherpaOfflineEngine:
         self.name = f"sherpa-offline:{self.spec['name']}"
         self._lock = threading.Lock()  # partial() from the panel may race the worker's finish()
 
-    def new_stream(self) -> SherpaOfflineStream:
+    def new_stream(self, start_s: float | None = None) -> SherpaOfflineStream:
         return SherpaOfflineStream(self)
 
     def decode(self, audio: np.ndarray) -> Recognition:
@@ -240,14 +236,19 @@ class SherpaOfflineStream:
     def partial(self) -> str:
         return self._decode().text
 
+    def cancel(self) -> None:
+        pass  # sherpa-onnx cannot stop a decode; partial() on a whole utterance is one short pass
+
     def finish(self) -> Recognition:
         result = self._decode()
         self._chunks = []  # the utterance's audio is dropped as soon as it is transcribed
         return result
 
 
-class SherpaOnlineEngine:
+class SherpaOnlineEngine(NoVisitContext):
     """Streaming transducer / CTC: decodes while samples arrive; partial() is the running result."""
+
+    abilities = engine_abilities("sherpa-online")
 
     def __init__(self, model_dir: Path | str, cfg: AsrConfig, manifest: Any = None,
                  vocabulary: Sequence[str] | None = None) -> None:
@@ -285,7 +286,7 @@ class SherpaOnlineEngine:
             if path:
                 os.unlink(path)
 
-    def new_stream(self) -> SherpaOnlineStream:
+    def new_stream(self, start_s: float | None = None) -> SherpaOnlineStream:
         return SherpaOnlineStream(self)
 
     def tidy(self, text: str) -> str:
@@ -315,6 +316,9 @@ class SherpaOnlineStream:
 
     def partial(self) -> str:
         return self._engine.tidy(self._rec.get_result(self._stream))
+
+    def cancel(self) -> None:
+        pass  # partial() only reads the running result: nothing to abandon
 
     def finish(self) -> Recognition:
         if not self._finished:

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from appliance.asr.engine import Recognition
+from appliance.asr.engine import NoVisitContext, Recognition
+from appliance.asr.registry import engine_abilities
 from appliance.config.schema import AsrConfig
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,9 @@ class VoskStream:
         current = json.loads(self._rec.PartialResult()).get("partial", "")
         return self._joined([current])
 
+    def cancel(self) -> None:
+        pass  # partial() only reads Kaldi's running result: nothing to abandon
+
     def finish(self) -> Recognition:
         if not self._finished:
             self._keep(self._rec.FinalResult())
@@ -80,7 +84,9 @@ def _load_model(path: str) -> object:
     return vosk.Model(path)
 
 
-class VoskEngine:
+class VoskEngine(NoVisitContext):
+    abilities = engine_abilities("vosk")
+
     def __init__(self, model_dir: Path | str, cfg: AsrConfig) -> None:
         try:
             import vosk
@@ -95,5 +101,5 @@ class VoskEngine:
         if cfg.vocabulary or cfg.vocabulary_file:
             log.info("vosk ignores asr.vocabulary: it supports only fixed grammars, not biasing")
 
-    def new_stream(self) -> VoskStream:
+    def new_stream(self, start_s: float | None = None) -> VoskStream:
         return VoskStream(self._vosk.KaldiRecognizer(self.model, RATE))

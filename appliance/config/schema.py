@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from appliance.asr.registry import EMBEDDERS, ENGINES
 from appliance.config.fields import section, setting
 
 
@@ -110,11 +111,8 @@ class VadConfig:
 @dataclass(frozen=True)
 class AsrConfig:
     engine: str = setting(
-        "whisper-onnx",
-        "Recognition engine: Whisper on ONNX Runtime with the project's decoder (default), sherpa-onnx "
-        "offline (Whisper/Moonshine/SenseVoice layouts) or online (streaming transducer / CTC), Vosk, or "
-        "none (utterance timing only).",
-        choices=("whisper-onnx", "sherpa-offline", "sherpa-online", "vosk", "none"),
+        "whisper-onnx", "Recognition engine: " + "; ".join(s.describe() for s in ENGINES.specs()) + ".",
+        choices=ENGINES,
     )
     model: str = setting(
         "whisper-tiny.en", "Model name under paths.models_dir, or an absolute model directory (with manifest.json)."
@@ -158,8 +156,8 @@ class AsrConfig:
 class DiarizeConfig:
     enabled: bool = setting(True, "Label who spoke (clinician, patient, others) on the device.")
     model: str = setting(
-        "voicefilter-embedder", "Speaker-embedding model under paths.models_dir (d-vector ONNX, or a sherpa-onnx "
-        "speaker-embedding model named by its manifest)."
+        "voicefilter-embedder", "Speaker-embedding model under paths.models_dir; its manifest's engine picks the "
+        "embedder: " + "; ".join(f"{' / '.join(s.model_kinds)}: {s.summary}" for s in EMBEDDERS.specs()) + "."
     )
     min_speakers: int = setting(2, "Fewest speakers expected in a visit.", min=1, max=8)
     max_speakers: int = setting(4, "Most speakers a visit is split into (exam room: 2–4).", min=1, max=8)

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from appliance.asr.registry import EMBEDDERS, embedder_for
 from appliance.models import Manifest, ModelError, load_manifest, resolve_model
 
 if TYPE_CHECKING:
@@ -214,8 +215,9 @@ class DVectorEmbedder:
 class SherpaEmbedder:
     """A sherpa-onnx speaker-embedding model (3D-Speaker, WeSpeaker, NeMo) named by a manifest.
 
-    The manifest says ``"engine": "speaker-embedding"``, ``"sherpa_embedding": true`` and
-    names the ONNX file in ``"model"``; sherpa-onnx reads the model's own front-end metadata.
+    The manifest says ``"engine": "sherpa-speaker-embedding"`` (or ``"speaker-embedding"`` with
+    ``"sherpa_embedding": true``) and names the ONNX file in ``"model"``; sherpa-onnx reads the
+    model's own front-end metadata.
     """
 
     def __init__(self, model_dir: Path | str, manifest: Manifest | None = None, *, threads: int = 1,
@@ -255,11 +257,11 @@ class SherpaEmbedder:
 
 
 def make_embedder(cfg: DiarizeConfig, models_dir: Path | str, *, threads: int = 1) -> Embedder:
-    """The embedder ``cfg.model`` names: a d-vector model, or a sherpa-onnx model per its manifest."""
-    model_dir = resolve_model(models_dir, cfg.model)
-    manifest = load_manifest(model_dir)
-    if manifest.engine not in ("speaker-embedding", "sherpa-speaker-embedding"):
-        raise ModelError(manifest.name, f"engine {manifest.engine!r} is not a speaker-embedding model")
-    if manifest.get("sherpa_embedding") or manifest.engine == "sherpa-speaker-embedding":
-        return SherpaEmbedder(model_dir, manifest, threads=threads)
-    return DVectorEmbedder(model_dir, threads=threads)
+    """The embedder registered for the kind of model ``cfg.model`` names (appliance/asr/registry.py)."""
+    manifest = load_manifest(resolve_model(models_dir, cfg.model))
+    spec = embedder_for(manifest.to_json())
+    if spec is None:
+        kinds = ", ".join(k for s in EMBEDDERS.specs() for k in s.model_kinds)
+        raise ModelError(manifest.name, f"engine {manifest.engine!r} is not a speaker-embedding model "
+                                        f"(embedders here run {kinds})")
+    return spec.build(manifest, threads)

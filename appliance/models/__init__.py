@@ -16,6 +16,7 @@ from appliance.models.manifest import (
     installed_models,
     load_manifest,
     read_manifest,
+    read_manifest_json,
     resolve_model,
     sha256_file,
     write_manifest,
@@ -24,6 +25,6 @@ from appliance.models.manifest import (
 __all__ = [
     "CATALOG", "DEFAULT_MODELS", "MANIFEST", "ArchiveSource", "CatalogEntry", "FileEntry", "InstallResult",
     "Manifest", "ModelError", "ModelState", "WheelSource", "check_files", "get_entry", "install_models",
-    "installed_models", "load_manifest", "model_state", "model_states", "read_manifest", "resolve_model",
-    "sha256_file", "write_manifest",
+    "installed_models", "load_manifest", "model_state", "model_states", "read_manifest", "read_manifest_json",
+    "resolve_model", "sha256_file", "write_manifest",
 ]

@@ -69,6 +69,10 @@ class CatalogEntry:
     build: str | None = None  # "whisper-export": convert the extracted files with export_whisper
     extra: dict[str, Any] = field(default_factory=dict)  # engine-specific manifest fields
 
+    def manifest_names(self) -> dict[str, Any]:
+        """The engine names its manifest will carry, as registry lookups take them."""
+        return {"engine": self.engine, "engines": self.extra.get("engines", [])}
+
 
 _SILERO = WheelSource(
     package="silero-vad", version="6.2.3", wheel="silero_vad-6.2.3-py3-none-any.whl",

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from appliance.asr.registry import engines_running
 from appliance.models.catalog import CATALOG, DEFAULT_MODELS, TIERS, ArchiveSource
 from appliance.models.install import install_models, model_state, model_states
 from appliance.models.manifest import ModelError, installed_models
@@ -42,8 +43,9 @@ def cmd_install(args: argparse.Namespace) -> int:
         return 1
     print(f"models in {models_dir}: " + ", ".join(f"{r.name} {r.action}" for r in results))
     if tier is not None:
-        print(f"tier {tier.name} ({tier.hardware}): in the config set [asr] model = \"{tier.asr_model}\", "
-              f"threads = {tier.threads}")
+        engine = engines_running(CATALOG[tier.asr_model].manifest_names())[0]
+        print(f"tier {tier.name} ({tier.hardware}): in the config set [asr] engine = \"{engine}\", "
+              f"model = \"{tier.asr_model}\", threads = {tier.threads}")
     return 0
 
 

@@ -99,19 +99,27 @@ def _safe_rel(model: str, rel: str) -> str:
     return rel
 
 
+def read_manifest_json(model_dir: Path | str) -> dict[str, Any]:
+    """manifest.json as a JSON object, its keys not checked: the one place that reads the file."""
+    path = Path(model_dir) / MANIFEST
+    fallback = Path(model_dir).name
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(fallback, f"manifest unreadable: {path} is missing: every model directory needs a "
+                                   f"{MANIFEST}", MANIFEST) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(fallback, f"manifest unreadable: {path} cannot be read as JSON: {exc}", MANIFEST) from None
+    if not isinstance(data, dict):
+        raise ModelError(fallback, "manifest unreadable: not a JSON object", MANIFEST)
+    return data
+
+
 def read_manifest(model_dir: Path) -> Manifest:
     """Parse manifest.json without checking the files."""
     model_dir = Path(model_dir)
-    fallback = model_dir.name
-    try:
-        data = json.loads((model_dir / MANIFEST).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ModelError(fallback, f"manifest unreadable: no {MANIFEST} in {model_dir}", MANIFEST) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelError(fallback, f"manifest unreadable: {exc}", MANIFEST) from None
-    if not isinstance(data, dict):
-        raise ModelError(fallback, "manifest unreadable: not a JSON object", MANIFEST)
-    name = str(data.get("name") or fallback)
+    data = read_manifest_json(model_dir)
+    name = str(data.get("name") or model_dir.name)
     missing = [k for k in _REQUIRED if k not in data]
     if missing:
         raise ModelError(name, f"manifest unreadable: missing key(s) {', '.join(missing)}", MANIFEST)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from appliance.asr.engine import Engine, NullTranscriber
+from appliance.asr.factory import make_engine
 from appliance.config.schema import ApplianceConfig
 from appliance.models import ModelError
 from appliance.vad import EnergySegmenter, Segmenter, make_segmenter
@@ -23,10 +24,6 @@ def build_engine(cfg: ApplianceConfig) -> tuple[Engine, str]:
     A missing or corrupt model must not crash the daemon in a loop: the panel stays up and
     says what is wrong, and Start is refused, since a visit without text would be lost.
     """
-    if cfg.asr.engine == "none":
-        return NullTranscriber(), ""
-    from appliance.asr.factory import make_engine
-
     try:
         return make_engine(cfg.asr, cfg.paths.models_dir), ""
     except Exception as exc:

@@ -156,7 +156,7 @@ class SpeechPipeline:
         self._partial_stream: RecognizerStream | None = None  # set while a partial decodes
         # Engines that decode the whole utterance at finish() (Whisper) start on it as soon as
         # the speaker falls silent; the result stands if no speech followed.
-        self._speculative = bool(getattr(engine, "offline", False))
+        self._speculative = engine.abilities.offline
         self._spec: _Speculation | None = None
         # Speaker labels are computed on their own thread while the text decodes (one thread:
         # the online diarizer assigns utterances in order), so they add nothing to latency.
@@ -169,9 +169,7 @@ class SpeechPipeline:
     def begin(self, session_id: str, offset: float) -> None:
         """Route what follows to ``session_id``; capture time 0 maps to ``offset``."""
         if session_id != self._last_session:  # a new visit: the last one's words must not prompt this one
-            reset = getattr(self.engine, "reset_context", None)
-            if reset is not None:
-                reset()
+            self.engine.reset_context()
             self._last_session = session_id
         self._session, self._offset = session_id, offset
 
@@ -212,9 +210,8 @@ class SpeechPipeline:
             self.stats.utterances += 1
             self._cond.notify_all()
         stream = self._partial_stream  # a final is waiting: the partial in progress gives way
-        cancel = getattr(stream, "cancel", None)
-        if cancel is not None:
-            cancel()
+        if stream is not None:
+            stream.cancel()
 
     # -- worker side -------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -266,7 +263,7 @@ class SpeechPipeline:
         if start is None:
             return
         try:  # the audio the final will most likely hold: speech plus its trailing padding
-            stream = self._new_stream(start)
+            stream = self.engine.new_stream(start)
             stream.accept(audio[: speech_end + slack])
             result: Recognition | None = stream.finish()
         except Exception as exc:
@@ -325,22 +322,14 @@ class SpeechPipeline:
         """
         overfed = self._stream_fed > audio.size
         if self._stream is None or self._stream_start != start or (overfed and exact):
-            self._stream, self._stream_start, self._stream_fed = self._new_stream(start), start, 0
+            self._stream, self._stream_start, self._stream_fed = self.engine.new_stream(start), start, 0
         self._stream.accept(audio[self._stream_fed:])
         self._stream_fed = max(self._stream_fed, audio.size)
         return self._stream
 
-    def _new_stream(self, start: float) -> RecognizerStream:
-        stream = self.engine.new_stream()
-        if hasattr(stream, "start_s"):  # Whisper: where the utterance sits, for its previous-text prompt
-            setattr(stream, "start_s", start)  # noqa: B010 (an optional attribute of some streams)
-        return stream
-
     def _note_final(self, utt: Utterance, result: Recognition) -> None:
         self.stats.asr_events.update(result.events)
-        note = getattr(self.engine, "note_final", None)
-        if note is not None:
-            note(utt.start, utt.end, result)
+        self.engine.note_final(utt.start, utt.end, result)
 
     def _final(self, item: _Queued) -> None:
         utt = item.utt

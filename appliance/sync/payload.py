@@ -7,12 +7,13 @@ delivering, so a resend carries the same content as the first send.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from appliance.asr.registry import ENGINES
 from appliance.config.schema import ApplianceConfig
+from appliance.models.manifest import ModelError, read_manifest_json
 from appliance.store import SessionStore
 
 
@@ -21,13 +22,12 @@ def model_info(cfg: ApplianceConfig) -> list[dict[str, str]]:
 
     def version(model: str) -> str:
         try:
-            manifest = json.loads((Path(cfg.paths.models_dir) / model / "manifest.json").read_text())
-            return str(manifest.get("version") or "unknown")[:256]
-        except (OSError, ValueError):
+            return str(read_manifest_json(Path(cfg.paths.models_dir) / model).get("version") or "unknown")[:256]
+        except ModelError:
             return "unknown"
 
     out = [{"role": "asr", "name": f"{cfg.asr.engine}:{cfg.asr.model}"[:256],
-            "version": version(cfg.asr.model) if cfg.asr.engine != "none" else "none"}]
+            "version": version(cfg.asr.model) if ENGINES.spec(cfg.asr.engine).needs_model else "none"}]
     vad_model = "silero-vad" if cfg.vad.engine == "silero" else "energy"
     out.append({"role": "vad", "name": vad_model,
                 "version": version(vad_model) if vad_model != "energy" else "builtin"})

@@ -23,6 +23,7 @@ import numpy as np
 import onnxruntime as ort
 
 from appliance.asr.engine import Cancelled, Recognition, RecognizerStream
+from appliance.asr.registry import engine_abilities
 from appliance.asr.vocabulary import load_vocabulary
 from appliance.asr.whisper.decoding import (
     Decoded,
@@ -75,7 +76,7 @@ def _find(model_dir: Path, stem: str) -> Path:
 class WhisperOnnx:
     """The Engine (and Transcriber) for a model directory written by ``export_whisper``."""
 
-    offline = True  # decodes the whole utterance at finish(): the pipeline may start it early
+    abilities = engine_abilities("whisper-onnx")  # offline: the pipeline may start the final decode early
 
     def __init__(self, model_dir: Path, cfg: AsrConfig) -> None:
         model_dir = Path(model_dir)
@@ -315,8 +316,10 @@ class WhisperOnnx:
     def transcribe(self, audio: np.ndarray) -> Recognition:
         return self.recognize(audio)
 
-    def new_stream(self) -> RecognizerStream:
-        return WhisperStream(self)
+    def new_stream(self, start_s: float | None = None) -> RecognizerStream:
+        stream = WhisperStream(self)
+        stream.start_s = start_s  # where the utterance sits, for the previous text as its prompt
+        return stream
 
 
 def _softmax_at(logits: np.ndarray, index: int) -> float:
@@ -334,7 +337,7 @@ class WhisperStream:
         self._samples = 0
         self._last_partial: tuple[int, str] = (-1, "")
         self._partial_run: ort.RunOptions | None = None  # the partial decode in progress, for cancel()
-        self.start_s: float | None = None  # where the utterance starts in the visit (set by the pipeline)
+        self.start_s: float | None = None  # where the utterance starts in the visit (new_stream's start_s)
 
     def accept(self, samples: np.ndarray) -> None:
         chunk = np.array(samples, dtype=np.float32, copy=True).reshape(-1)
