@@ -19,9 +19,9 @@ from appliance.capture import Capture, CapturedBlock
 from appliance.config.schema import ApplianceConfig
 from appliance.daemon.controller import SessionController
 from appliance.diarize.enrol import EnrolmentError
+from appliance.speech.visit import CaptureFactory
 
 log = logging.getLogger(__name__)
-CaptureFactory = Callable[[Callable[[CapturedBlock], None]], Capture]
 
 
 class ToolBusy(RuntimeError):
