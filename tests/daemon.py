@@ -15,7 +15,9 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
+from appliance.config.schema import VadConfig
 from appliance.daemon.control import send_command
+from appliance.vad import EnergySegmenter, Utterance
 from tests.speech import RATE, dialogue
 
 PHRASES = [
@@ -45,6 +47,12 @@ def write_visit_wav(path: Path, gap_s: float = 1.0) -> tuple[np.ndarray, list[tu
     sf.write(path, audio, RATE, subtype="PCM_16")
     pcm, _ = sf.read(path, dtype="float32")  # what the daemon will read back
     return pcm, truth
+
+
+def offline_utterances(pcm: np.ndarray) -> list[Utterance]:
+    """The utterances the daemon's energy VAD (these tests' config) finds in ``pcm``, all at once."""
+    seg = EnergySegmenter(VadConfig())
+    return seg.feed(pcm, 0.0) + seg.flush()
 
 
 def write_silent_wav(path: Path, seconds: float = 1.0) -> Path:

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import tempfile
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -68,3 +69,12 @@ def dialogue(phrases: list[str], gap_s: float = 1.0, noise_dbfs: float = -60.0,
     audio = np.concatenate(parts)
     audio += rng.normal(0, 10 ** (noise_dbfs / 20), audio.size).astype(np.float32)
     return audio, truth
+
+
+def file_direction_tracker(cfg, path: str):  # type: ignore[no-untyped-def]
+    """The direction tracker a visit replaying ``path`` gets (speech/visit.py's one rule, given the
+    file's name, channels and rate as capture reports them), or None."""
+    from appliance.speech.visit import direction_tracker
+
+    info = sf.info(path)
+    return direction_tracker(cfg, Path(path).name, info.channels, int(info.samplerate))

@@ -31,7 +31,7 @@ from appliance.hardware.arrays import (
     array_for_device,
     load_geometry,
 )
-from appliance.speech.offline import file_direction_tracker
+from tests.speech import file_direction_tracker
 from tests.test_diarize_voices import plane_wave
 
 

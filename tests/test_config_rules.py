@@ -8,7 +8,6 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -16,10 +15,9 @@ from appliance.cli import main
 from appliance.config import load_config, parse_config, rules
 from appliance.config.schema import SyncConfig
 from appliance.daemon.alerts import Alerts
-from appliance.daemon.supervisor import Supervisor
 from appliance.panel.server import PanelConfigError, check_exposure
 from appliance.store import open_store
-from appliance.sync import add_sync
+from appliance.sync import build_sync
 from appliance.sync.service import DisabledSync, SyncService
 from tests.broker import CONF, make_pki
 from tests.daemon import DaemonProcess, write_config
@@ -73,8 +71,8 @@ def _config(tmp_path: Path, pki, toml: str, key_mode: int = 0o644) -> Path:
 
 
 def _add_sync(cfg, store):
-    """What the daemon does at start-up: add_sync with its supervisor (not started) and the store."""
-    return add_sync(Supervisor(1.0, 60.0), cfg, SimpleNamespace(store=store, alerts=Alerts()))
+    """What the daemon does at start-up: build_sync with the store and the alerts (not started)."""
+    return build_sync(cfg, store, Alerts())[0]
 
 
 @pytest.mark.parametrize(("toml", "key", "part"), [c[1:] for c in REFUSED], ids=[c[0] for c in REFUSED])

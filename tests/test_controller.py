@@ -15,7 +15,10 @@ from appliance.capture import Capture
 from appliance.config import parse_config
 from appliance.daemon.control import ControlServer, send_command
 from appliance.daemon.controller import ControlError
-from appliance.daemon.service import build_controller
+from appliance.daemon.room import build_controller
+from appliance.daemon.status import RoomStatus
+from appliance.daemon.supervisor import Supervisor
+from appliance.sync.service import DisabledSync
 from tests.daemon import write_visit_wav
 
 
@@ -34,7 +37,6 @@ def make_controller(tmp_path, wav, realtime=True):
         "asr": {"engine": "none"},
         "vad": {"engine": "energy"},
     })
-    controller = build_controller(cfg)
     delivered: list[float] = []  # wall-clock time of every block that reached the pipeline
 
     def factory(sink):
@@ -43,9 +45,9 @@ def make_controller(tmp_path, wav, realtime=True):
             sink(block)
         return Capture(cfg.capture, spy)
 
-    controller.capture_factory = factory
+    controller = build_controller(cfg, capture_factory=factory)
     stop = threading.Event()
-    worker = threading.Thread(target=controller.pipeline.run, args=(stop,), daemon=True)
+    worker = threading.Thread(target=controller.visit.run, args=(stop,), daemon=True)
     worker.start()
     return controller, delivered, stop
 
@@ -58,7 +60,7 @@ def test_pause_reads_nothing_and_keeps_the_utterance_in_flight(tmp_path, visit):
     time.sleep(first_start + 1.0)  # in the middle of the first phrase
     c.pause(actor="test")
     paused_at = time.monotonic()
-    assert c.pipeline.drain(5)
+    assert c.visit.drain(5)
     assert c.store.segment_count(s.id) == 1  # the phrase cut by Pause was kept
     time.sleep(2.0)
     resumed_at = time.monotonic()
@@ -93,7 +95,7 @@ def test_control_socket_survives_malformed_requests(tmp_path, visit):
     wav, _, _ = visit
     c, _, stop = make_controller(tmp_path, wav)
     path = str(tmp_path / "ctl.sock")
-    server = ControlServer(path, c)
+    server = ControlServer(path, RoomStatus(c, DisabledSync(c.store), Supervisor(1.0, 1.0)))
     t = threading.Thread(target=server.run, args=(stop,), daemon=True)
     t.start()
     for _ in range(50):

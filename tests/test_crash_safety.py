@@ -15,18 +15,12 @@ import pytest
 
 from appliance.config.schema import VadConfig
 from appliance.store import open_store
-from appliance.vad import EnergySegmenter
-from tests.daemon import DaemonProcess, write_config, write_visit_wav
+from tests.daemon import DaemonProcess, offline_utterances, write_config, write_visit_wav
 
 pytestmark = pytest.mark.slow
 
 # An utterance is final once min_silence_ms of pause follows it; allow the worker a moment.
 SETTLE_S = VadConfig().min_silence_ms / 1000 + 0.5
-
-
-def offline_utterances(pcm):
-    seg = EnergySegmenter(VadConfig())
-    return seg.feed(pcm, 0.0) + seg.flush()
 
 
 def test_sigkill_mid_visit_loses_at_most_the_utterance_in_flight(tmp_path):

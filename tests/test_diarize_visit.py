@@ -6,7 +6,6 @@ SQLite store. Recognition is off (`asr.engine = "none"`): these tests are about 
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -16,12 +15,12 @@ from appliance.asr.factory import make_engine
 from appliance.config import parse_config
 from appliance.config.rules import check
 from appliance.config.schema import AsrConfig
-from appliance.daemon.service import build_controller
+from appliance.daemon.room import build_controller
 from appliance.diarize import DirectionTracker, enrol, save_enrolment
 from appliance.diarize.visit import enrolment_path
 from appliance.hardware.arrays import ARRAY_KEYS, RESPEAKER_USB_4MIC_V2, array_for_capture
-from appliance.speech.offline import file_direction_tracker, transcribe_file
-from tests.speech import RATE, espeak
+from appliance.speech.offline import transcribe_file
+from tests.speech import RATE, espeak, file_direction_tracker
 from tests.test_diarize_voices import CLINIC, MODEL, accuracy, embedder_dir, piper, plane_wave, recordings
 
 
@@ -49,18 +48,12 @@ def _visit(tmp_path: Path, turns: list[np.ndarray], gap_s: float = 1.2) -> Path:
 
 
 def _record(controller, name: str):  # type: ignore[no-untyped-def]
-    stop = threading.Event()
-    worker = threading.Thread(target=controller.pipeline.run, args=(stop,), daemon=True)
-    worker.start()
     events: list[str] = []
     controller.add_listener(lambda kind, _data: events.append(kind))
-    try:
+    with controller.visit.running():
         session = controller.start(name=name)
         assert controller.wait_source_finished(60)
         controller.stop()
-    finally:
-        stop.set()
-        worker.join(5)
     return session, events
 
 
@@ -72,8 +65,8 @@ def test_enrolment_round_trip_labels_a_new_visit_and_a_swap_fix_is_a_revision(tm
 
     # Settings → enrol: ~15 s of the clinician reading other sentences; only the print is saved.
     controller = build_controller(cfg)
-    embedder = controller.diarization.embedder
-    assert embedder is not None, controller.diarization.unavailable
+    embedder = controller.speakers.embedder
+    assert embedder is not None, controller.speakers.unavailable
     save_enrolment(enrolment_path(cfg), enrol(np.concatenate(reader[:3]), embedder), "Dr Example",
                    model=embedder.name)
     assert [p.name for p in enrolment_path(cfg).parent.iterdir()] == ["clinician.json"]
@@ -103,7 +96,7 @@ def test_an_all_silent_visit_with_diarization_on_stores_nothing_and_says_so(tmp_
     rng = np.random.default_rng(3)
     sf.write(wav, rng.normal(0, 10 ** (-70 / 20), RATE * 5).astype(np.float32), RATE)
     controller = build_controller(_config(tmp_path, wav))
-    assert controller.diarization.embedder is not None  # labelling is really on
+    assert controller.speakers.embedder is not None  # labelling is really on
     session, events = _record(controller, "QUIET")
     store = controller.store
     assert "no_speech" in events
@@ -154,17 +147,11 @@ def test_capture_array_key_names_the_geometry_of_a_replayed_recording(tmp_path):
 
     # The daemon's controller attaches the tracker the same way for a file source.
     controller = build_controller(named)
-    stop = threading.Event()
-    worker = threading.Thread(target=controller.pipeline.run, args=(stop,), daemon=True)
-    worker.start()
-    try:
+    with controller.visit.running():
         controller.start(name="ARRAY")
-        assert isinstance(controller.pipeline.tracker, DirectionTracker)
         assert controller.wait_source_finished(60)
+        assert isinstance(controller.visit.pipeline.tracker, DirectionTracker)
         session = controller.stop()
-    finally:
-        stop.set()
-        worker.join(5)
     labels = [g.speaker for g in controller.store.read_transcript(session.id, actor="test", reason="check")]
     assert accuracy(truth, labels) == 1.0, labels
     controller.store.close()
@@ -179,14 +166,10 @@ def test_a_visit_resumed_after_a_crash_keeps_its_speaker_labels(tmp_path):
     cfg = _config(tmp_path, before_crash)
 
     first = build_controller(cfg)
-    stop = threading.Event()
-    worker = threading.Thread(target=first.pipeline.run, args=(stop,), daemon=True)
-    worker.start()
-    session = first.start(name="CRASH")
-    assert first.wait_source_finished(60) and first.pipeline.drain(60)
-    stop.set()
-    worker.join(5)
-    first._capture.stop()  # the process dies here: no stop, no relabel, the visit left "recording"
+    with first.visit.running():
+        session = first.start(name="CRASH")
+        assert first.wait_source_finished(60) and first.visit.drain(60)
+    first.visit.close()  # the process dies here: no stop, no relabel, the visit left "recording"
     labels_before = [g.speaker for g in first.store.read_transcript(session.id, actor="test", reason="check")]
     assert len(labels_before) == 3 and labels_before[0] == labels_before[2] != labels_before[1]
     assert len(first.store.load_voiceprints(session.id)) >= 3
@@ -194,16 +177,10 @@ def test_a_visit_resumed_after_a_crash_keeps_its_speaker_labels(tmp_path):
     cfg2 = _config(tmp_path, after_crash)
     second = build_controller(cfg2)  # the restarted daemon
     assert second.recover() == [session.id]
-    stop = threading.Event()
-    worker = threading.Thread(target=second.pipeline.run, args=(stop,), daemon=True)
-    worker.start()
-    try:
+    with second.visit.running():
         second.resume()
         assert second.wait_source_finished(60)
         second.stop()
-    finally:
-        stop.set()
-        worker.join(5)
     labels = [g.speaker for g in second.store.read_transcript(session.id, actor="test", reason="check")]
     assert len(labels) == 6
     piper_label, reader_label = labels[0], labels[1]

@@ -20,9 +20,10 @@ import pytest
 import soundfile as sf
 
 from appliance.config import parse_config
-from appliance.daemon.service import build_controller
+from appliance.daemon.room import build_controller
 from appliance.panel import create_app
 from appliance.panel.server import PanelConfigError, check_exposure
+from appliance.sync.service import DisabledSync
 from tests.conftest import Clock
 
 DEMO = str(resources.files("appliance.data") / "demo_visit.flac")
@@ -41,10 +42,11 @@ class Panel:
             conf[k] = {**conf.get(k, {}), **v}
         self.cfg = parse_config(conf)
         self.controller = build_controller(self.cfg)
+        self.sync = DisabledSync(self.controller.store)  # sync is off in these configs
         self.stop_event = threading.Event()
-        threading.Thread(target=self.controller.pipeline.run, args=(self.stop_event,), daemon=True).start()
+        threading.Thread(target=self.controller.visit.run, args=(self.stop_event,), daemon=True).start()
         self.clock = Clock(1000.0)
-        self.app = create_app(self.cfg, self.controller, clock=self.clock)
+        self.app = create_app(self.cfg, self.controller, self.sync, clock=self.clock)
         self.client = self.app.test_client()
         self.token = ""
 

@@ -14,7 +14,8 @@ import pytest
 from appliance.config.schema import PanelConfig
 from appliance.daemon.alerts import Alerts
 from appliance.daemon.control import handle_request
-from appliance.daemon.service import status_line
+from appliance.daemon.status import RoomStatus
+from appliance.daemon.supervisor import Supervisor
 from appliance.panel.pin import ALERT_KEY, PinError, PinGuard
 from appliance.store import open_store
 from appliance.sync.service import SyncService
@@ -105,13 +106,14 @@ def test_the_alert_shows_in_ctl_status_and_the_systemd_status_line(tmp_path):
     try:
         p.set_pin()
         p.post("/lock")
-        assert handle_request(p.controller, {"cmd": "status"})["status"]["alerts"] == []
+        room = RoomStatus(p.controller, p.sync, Supervisor(1.0, 1.0))
+        assert handle_request(room, {"cmd": "status"})["status"]["alerts"] == []
         for _ in range(2):
             r = p.post("/unlock", {"pin": "9999", "next": "/history"})
         assert "blocked for 60 seconds" in p.get(r.location).get_data(as_text=True)
-        (alert,) = handle_request(p.controller, {"cmd": "status"})["status"]["alerts"]
+        (alert,) = handle_request(room, {"cmd": "status"})["status"]["alerts"]
         assert "1 PIN lockouts in a row" in alert["message"] and alert["since"] > 0
-        assert "ALERT: 1 PIN lockouts in a row" in status_line(p.controller)
+        assert "ALERT: 1 PIN lockouts in a row" in room.line()
         failed = [e.detail for e in p.store.audit_events() if e.action == "panel:pin-failed"]
         assert failed[-1]["lockout_s"] == 60
     finally:

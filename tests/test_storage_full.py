@@ -19,16 +19,14 @@ from pathlib import Path
 import pytest
 
 from appliance.config import parse_config
-from appliance.config.schema import VadConfig
 from appliance.daemon.controller import ControlError, SessionController
-from appliance.daemon.service import build_controller
+from appliance.daemon.room import build_controller
 from appliance.daemon.storage import STORAGE_FULL
 from appliance.speech.pipeline import FinalSegment
 from appliance.store import State, open_store
-from appliance.vad import EnergySegmenter
 from clinic.server import ClinicServer
 from tests.broker import Broker, clinic_config, make_pki, sync_toml, wait_until
-from tests.daemon import DaemonProcess, free_port, write_config, write_visit_wav
+from tests.daemon import DaemonProcess, free_port, offline_utterances, write_config, write_visit_wav
 
 pytestmark = pytest.mark.slow
 
@@ -78,8 +76,7 @@ def get_json(url: str) -> dict:
 def test_full_disk_during_a_visit_keeps_every_utterance(tmp_path: Path, small_fs: Path) -> None:
     wav = tmp_path / "visit.wav"
     pcm, _ = write_visit_wav(wav)
-    seg = EnergySegmenter(VadConfig())
-    expected = seg.feed(pcm, 0.0) + seg.flush()
+    expected = offline_utterances(pcm)
     pki = make_pki(tmp_path / "pki")
     broker = Broker(pki, tmp_path / "broker").start()
     clinic = ClinicServer(clinic_config(pki, broker, tmp_path / "clinic.db")).start()
@@ -163,7 +160,7 @@ def test_at_the_ram_limit_the_microphone_pauses_instead_of_dropping_text(tmp_pat
         # What recognition hands over (the pipeline's on_segment), 12 utterances on a full disk.
         said = [FinalSegment(sid, i * 2.0, i * 2.0 + 1.5, f"utterance number {i}") for i in range(12)]
         for seg in said:
-            c.pipeline.on_segment(seg)
+            c.visit.pipeline.on_segment(seg)
         st = c.snapshot().storage
         assert st is not None and st["held"] == 12 and "microphone is paused" in st["message"]
         heard = c.snapshot().elapsed_s
@@ -189,7 +186,7 @@ def test_pause_resume_and_stop_on_a_full_disk_reach_the_store_in_order(tmp_path:
         assert c.pause(actor="test").state == "paused"  # the room sees the pause at once …
         assert c.snapshot().state == "paused" and c.snapshot().storage["state"] == "full"
         assert c.resume(actor="test").state == "recording"
-        c.pipeline.on_segment(FinalSegment(sid, 1.0, 2.0, "said after the resume"))
+        c.visit.pipeline.on_segment(FinalSegment(sid, 1.0, 2.0, "said after the resume"))
         with pytest.raises(ControlError, match=r"Storage full .* Recording has ended"):
             c.stop(actor="test")
         assert c.snapshot().state == "stopping" and c.snapshot().capture is None

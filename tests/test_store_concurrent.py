@@ -18,9 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.config.schema import VadConfig
 from appliance.store import State, open_store
-from appliance.vad import EnergySegmenter
 from clinic.server import ClinicServer
 from tests.broker import (
     Broker,
@@ -32,7 +30,7 @@ from tests.broker import (
     sync_toml,
     wait_until,
 )
-from tests.daemon import DaemonProcess, write_config, write_visit_wav
+from tests.daemon import DaemonProcess, offline_utterances, write_config, write_visit_wav
 from tests.speech import RATE
 
 
@@ -97,8 +95,7 @@ def test_daemon_survives_readers_and_writers_in_other_processes(tmp_path: Path) 
     store.close()  # no connection of the test's own may hold the shared memory for the daemon
     wav = tmp_path / "visit.wav"
     pcm, _ = write_visit_wav(wav)
-    seg = EnergySegmenter(VadConfig())
-    expected = seg.feed(pcm, 0.0) + seg.flush()
+    expected = offline_utterances(pcm)
     extra = (sync_toml(pki, broker, "dev-a", max_in_flight=4)
              + "[panel]\nenabled = false\n[diarize]\nenabled = false\n")
     config = write_config(tmp_path, wav, extra=extra)

@@ -66,3 +66,41 @@ def test_stop_ends_all_components_promptly():
     sup.stop(timeout=2)
     assert time.monotonic() - t0 < 1.0
     assert not any(s.running for s in sup.states())
+
+
+def test_a_component_waiting_to_restart_shows_in_the_status_line_and_ctl_status(tmp_path):
+    """The supervisor's health reaches IT: systemd STATUS (RoomStatus.line) and `ctl status`."""
+    from appliance.config import parse_config
+    from appliance.daemon.control import handle_request
+    from appliance.daemon.room import build_controller
+    from appliance.daemon.status import RoomStatus
+    from appliance.sync.service import DisabledSync
+
+    controller = build_controller(parse_config({
+        "paths": {"state_dir": str(tmp_path / "state"), "models_dir": str(tmp_path / "models")},
+        "asr": {"engine": "none"}, "vad": {"engine": "energy"}, "diarize": {"enabled": False},
+    }))
+
+    def broken(stop: threading.Event) -> None:
+        raise OSError("address already in use")
+
+    sup = Supervisor(initial_backoff=30.0, max_backoff=30.0)
+    sup.add("panel", broken)
+    sup.add("steady", lambda stop: stop.wait())
+    room = RoomStatus(controller, DisabledSync(controller.store), sup)
+    assert room.line() == "idle"
+    sup.start()
+    try:
+        deadline = time.monotonic() + 5
+        while sup.unhealthy() != ["panel"] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        line = room.line()
+        assert line == "idle; RESTARTING: panel (restart 1: OSError: address already in use)", line
+        status = handle_request(room, {"cmd": "status"})["status"]
+        components = {c["name"]: c for c in status["components"]}
+        assert components["panel"]["restarts"] == 1 and not components["panel"]["running"]
+        assert components["steady"] == {"name": "steady", "running": True, "restarts": 0, "last_error": ""}
+        assert status["sync"]["enabled"] is False  # sync is always there, a disabled one when off
+    finally:
+        sup.stop()
+        controller.store.close()

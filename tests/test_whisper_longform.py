@@ -140,10 +140,8 @@ def test_previous_text_prompts_the_next_utterance_until_a_silence_or_a_new_visit
 def test_the_daemon_status_shows_the_events(tmp_path):
     """A visit of Korean speech (tiny.en cannot write it): its greedy decode is unlikely, the
     fallback is taken, and `status` reports it."""
-    import threading
-
     from appliance.config import parse_config
-    from appliance.daemon.service import build_controller
+    from appliance.daemon.room import build_controller
     from tests.daemon import installed_models_dir
 
     wav = tmp_path / "korean.wav"
@@ -156,16 +154,12 @@ def test_the_daemon_status_shows_the_events(tmp_path):
         "vad": {"engine": "energy"}, "diarize": {"enabled": False},
     })
     c = build_controller(cfg)
-    stop = threading.Event()
-    worker = threading.Thread(target=c.pipeline.run, args=(stop,), daemon=True)
-    worker.start()
     try:
-        c.start(name="KO")
-        c.wait_source_finished(30)
-        c.stop()
+        with c.visit.running():
+            c.start(name="KO")
+            c.wait_source_finished(30)
+            c.stop()
         status = c.snapshot().as_dict()["asr_events"]
-        assert status == dict(c.pipeline.stats.asr_events) and status.get("fallback", 0) >= 1
+        assert status == dict(c.visit.stats.asr_events) and status.get("fallback", 0) >= 1
     finally:
-        stop.set()
-        worker.join(5)
         c.store.close()

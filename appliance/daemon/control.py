@@ -17,27 +17,21 @@ from pathlib import Path
 from typing import Any
 
 from appliance import jsontext
-from appliance.daemon.controller import ControlError, SessionController
-from appliance.daemon.hardening import core_dumps_disabled
+from appliance.daemon.controller import ControlError
+from appliance.daemon.status import RoomStatus
 from appliance.store import IllegalTransition
 
 log = logging.getLogger(__name__)
 MAX_REQUEST = 64 * 1024
 
 
-def handle_request(controller: SessionController, req: Any) -> dict[str, Any]:
+def handle_request(room: RoomStatus, req: Any) -> dict[str, Any]:
     if not isinstance(req, dict) or not isinstance(req.get("cmd"), str):
         return {"ok": False, "error": "request must be a JSON object with a string 'cmd'"}
-    cmd, actor = req["cmd"], "control"
+    cmd, actor, controller = req["cmd"], "control", room.controller
     try:
         if cmd == "status":
-            status = controller.snapshot().as_dict()
-            status["alerts"] = controller.alerts.active()
-            status["core_dumps_disabled"] = core_dumps_disabled()  # read back from the kernel
-            sync = getattr(controller, "sync", None)  # set by appliance.sync.add_sync
-            if sync is not None:
-                status["sync"] = sync.status()
-            return {"ok": True, "status": status}
+            return {"ok": True, "status": room.as_dict()}
         if cmd == "start":
             templates = req.get("templates", [])
             if not isinstance(templates, list) or not all(isinstance(t, str) for t in templates):
@@ -54,9 +48,9 @@ def handle_request(controller: SessionController, req: Any) -> dict[str, Any]:
 
 
 class ControlServer:
-    def __init__(self, path: str, controller: SessionController) -> None:
+    def __init__(self, path: str, room: RoomStatus) -> None:
         self.path = path
-        self.controller = controller
+        self.room = room  # the controller for commands, and everything `status` reports
 
     def run(self, stop: threading.Event) -> None:
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -93,7 +87,7 @@ class ControlServer:
                         log.warning("dropped malformed control request: %s", exc)
                         reply: dict[str, Any] = {"ok": False, "error": f"malformed JSON: {exc}"}
                     else:
-                        reply = handle_request(self.controller, req)
+                        reply = handle_request(self.room, req)
                     conn.sendall(jsontext.dumps(reply).encode() + b"\n")
             except (OSError, ValueError) as exc:
                 log.warning("control connection closed: %s", exc)

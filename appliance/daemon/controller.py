@@ -1,7 +1,9 @@
 """The session controller: the one place that starts, pauses and stops a visit.
 
 The panel, the physical button and the control socket all call this object, so they
-can never disagree about the state. Order matters for the promises:
+can never disagree about the state. The audio side of a visit (capture, recognition, speaker
+labels) is its VisitAudio (speech/visit.py); this object adds the store, the state machine and the
+storage guard. Order matters for the promises:
 - pause closes the input stream *before* the utterance in flight is flushed, so
   nothing said during a pause reaches any buffer;
 - stop drains recognition before the session is marked stopped, so a stopped session
@@ -20,21 +22,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from appliance.capture import Capture, CapturedBlock, CaptureStatus
+from appliance.capture import CaptureStatus
 from appliance.config.schema import ApplianceConfig
 from appliance.daemon.alerts import Alerts
 from appliance.daemon.storage import STORAGE_FULL, StorageGuard, is_disk_full
-from appliance.diarize.direction import Direction, DirectionTracker
 from appliance.diarize.visit import VisitDiarization
-from appliance.hardware.arrays import array_for_capture
-from appliance.speech.pipeline import FinalSegment, PartialText, SpeechPipeline
+from appliance.speech.pipeline import FinalSegment, PartialText
+from appliance.speech.visit import SpeechParts, VisitAudio
 from appliance.store import Session, SessionStore, State
-from appliance.store.voiceprints import VoicePrint
 
 log = logging.getLogger(__name__)
-
-CaptureFactory = Callable[[Callable[[CapturedBlock], None]], Capture]
-
 
 class ControlError(RuntimeError):
     """A request the current state does not allow, in words for the clinician."""
@@ -75,34 +72,35 @@ class Snapshot:
 
 
 class SessionController:
-    def __init__(
-        self,
-        cfg: ApplianceConfig,
-        store: SessionStore,
-        pipeline: SpeechPipeline,
-        capture_factory: CaptureFactory,
-    ) -> None:
+    def __init__(self, cfg: ApplianceConfig, store: SessionStore, speech: SpeechParts, alerts: Alerts, *,
+                 storage_notice: str = "") -> None:
+        """``alerts``: for IT (ctl status, systemd STATUS, the clinic's status topic);
+        ``storage_notice``: said with the storage status until restart (a damaged database set aside)."""
         self.cfg = cfg
         self.store = store
-        self.pipeline = pipeline
-        self.capture_factory = capture_factory
+        self.alerts = alerts
+        self.unavailable = speech.unavailable  # why recording is impossible, in plain words
         self._lock = threading.RLock()
         self._session: Session | None = None
-        self._capture: Capture | None = None
         self._offset = 0.0  # recorded time before this capture started (resumed after a crash)
         self._segments = 0
         self._listeners: list[Callable[[str, dict[str, Any]], None]] = []
-        self.unavailable = ""  # why recording is impossible (e.g. speech model missing), in plain words
-        self.diarization: VisitDiarization | None = None  # speaker labels, when the model is installed
-        self.alerts = Alerts()  # for IT: ctl status, systemd STATUS, the clinic's status topic
-        self._turn_segments: dict[int, str] = {}  # diarizer turn → stored segment, for relabelling at Stop
         dc = cfg.daemon
-        self.storage = StorageGuard(cfg.paths.state_dir, dc.min_free_mb, dc.held_segments_max, self.alerts)
+        self.storage = StorageGuard(cfg.paths.state_dir, dc.min_free_mb, dc.held_segments_max, alerts,
+                                    notice=storage_notice)
         self._unsaved: deque[tuple[str, str]] = deque()  # (actor, state) commands not yet in the store
         self._stopping: str | None = None  # actor of a Stop whose writes wait for storage
         self._mic_held = False  # microphone paused because the RAM queue is at its limit
-        pipeline.on_segment = self._store_segment
-        pipeline.on_partial = self._partial
+        self.visit = VisitAudio(cfg, speech, on_segment=self._store_segment, on_partial=self._partial)
+
+    @property
+    def speakers(self) -> VisitDiarization | None:
+        """Speaker labelling (its model, the clinician's enrolment), for the panel's Settings."""
+        return self.visit.speakers
+
+    def live_speaker_names(self) -> dict[str, str]:
+        """What the live visit's labeller calls each label now; {} between visits."""
+        return self.visit.speaker_names() if self._session is not None else {}
 
     # -- events for the panel / LED ------------------------------------------------
     def add_listener(self, fn: Callable[[str, dict[str, Any]], None]) -> None:
@@ -123,9 +121,7 @@ class SessionController:
 
     def _hold_microphone(self) -> None:
         """The RAM queue is full: stop hearing more than can be kept (resumed once it is saved)."""
-        cap = self._capture
-        if cap is not None and not self._mic_held and self._session and self._session.state == "recording":
-            cap.pause()
+        if not self._mic_held and self._session and self._session.state == "recording" and self.visit.hold_input():
             self._mic_held = True
             log.error("%d utterances wait for storage: microphone paused", self.storage.held)
 
@@ -133,7 +129,7 @@ class SessionController:
         seg_id = self.store.add_segment(seg.session_id, seg.start, seg.end, seg.speaker, seg.text,
                                         confidence=seg.confidence, word_confidence=seg.word_confidence,
                                         speaker_uncertain=seg.uncertain)
-        self._turn_segments.update(dict.fromkeys(seg.turns, seg_id))
+        self.visit.note_stored(seg.turns, seg_id)
         self._save_voiceprints(seg, seg_id)
         self._segments += 1
         log.info("segment stored", extra={"session_id": seg.session_id, "segment_id": seg_id})
@@ -143,29 +139,12 @@ class SessionController:
 
     def _save_voiceprints(self, seg: FinalSegment, seg_id: str) -> None:
         """Keep what the labeller learnt with the segment, so a crash does not cost the labels."""
-        diarizer = self.pipeline.diarizer
-        if diarizer is None or not seg.turns or not hasattr(diarizer, "export_turns"):
-            return
         try:
-            self.store.save_voiceprints(seg.session_id, [
-                VoicePrint(i, seg_id, a, b, label, v, d.azimuth_deg if d else None, d.confidence if d else None)
-                for i, a, b, label, v, d in diarizer.export_turns(seg.turns)])
+            prints = self.visit.voiceprints(seg.turns, seg_id)
+            if prints:
+                self.store.save_voiceprints(seg.session_id, prints)
         except Exception:  # the segment is stored; only the labels of a crashed visit are at stake
             log.exception("could not keep the voice prints of a segment")
-
-    def _restore_diarizer(self, session_id: str) -> None:
-        """A visit recovered after a crash goes on with the labeller's memory from the store."""
-        diarizer = self.diarization.new_visit() if self.diarization else None
-        self.pipeline.diarizer = diarizer
-        self._turn_segments = {}
-        if diarizer is None:
-            return
-        prints = self.store.load_voiceprints(session_id)
-        diarizer.restore([(p.start, p.end, p.label, p.vector,
-                           None if p.azimuth is None else Direction(p.azimuth, p.confidence or 0.0))
-                          for p in prints])
-        self._turn_segments = {i: p.segment_id for i, p in enumerate(prints)}
-        log.info("speaker labels restored from %d turns", len(prints), extra={"session_id": session_id})
 
     def _partial(self, p: PartialText) -> None:
         self._emit("partial", {"session_id": p.session_id, "start": p.start, "text": p.text})
@@ -177,12 +156,10 @@ class SessionController:
 
     def snapshot(self) -> Snapshot:
         with self._lock:
-            s, cap = self._session, self._capture
+            s, visit = self._session, self.visit
             state = "stopping" if self._stopping else s.state if s else "idle"
-            elapsed = self._offset + (cap.status_time() if cap else 0.0)
-            return Snapshot(state, s, elapsed, cap.status() if cap else None, self._segments,
-                            self.pipeline.pending_seconds(), self.storage.status(),
-                            dict(self.pipeline.stats.asr_events))
+            return Snapshot(state, s, self._offset + visit.heard_seconds(), visit.capture_status(), self._segments,
+                            visit.pending_seconds(), self.storage.status(), dict(visit.stats.asr_events))
 
     def _refresh(self, actor: str, new_state: str) -> Session:
         """The command takes effect in the room at once; the store gets it now, or in order once
@@ -219,10 +196,10 @@ class SessionController:
             self.storage.publish()  # free space may have run low (or been freed) since the last beat
             if not self.storage.flush(self._write_segment) or not self._save_states():
                 return
-            if self._mic_held and self._capture is not None:
+            if self._mic_held:
                 self._mic_held = False
                 if self._session and self._session.state == "recording":
-                    self._capture.resume()
+                    self.visit.release_input()
                     log.warning("utterances saved: microphone listening again")
             if self._stopping:
                 with contextlib.suppress(ControlError):  # still waiting; said in the status
@@ -245,28 +222,21 @@ class SessionController:
                 device_id=dev.id, site=dev.site, templates=list(templates), consent=consent,
             )
             self._session, self._offset, self._segments = session, 0.0, 0
-            self._turn_segments = {}
-            self.pipeline.diarizer = self.diarization.new_visit() if self.diarization else None
-            self._open_capture()
+            self.visit.new_visit()
+            self.visit.open(session.id, self._offset)
             return self._refresh(actor, "recording")
 
     def pause(self, actor: str = "panel") -> Session:
         with self._lock:
             s = self._require("pause", "recording")
-            assert self._capture is not None
-            self._capture.pause()  # first: nothing more is read from the microphone
-            self.pipeline.end_utterance()
+            self.visit.pause()  # the input closes before the utterance in flight is flushed
             log.info("paused", extra={"session_id": s.id})
             return self._refresh(actor, "paused")
 
     def resume(self, actor: str = "panel") -> Session:
         with self._lock:
             s = self._require("resume", "paused")
-            self.pipeline.begin(s.id, self._offset)
-            if self._capture is None:  # a visit recovered after a crash
-                self._open_capture()
-            else:
-                self._capture.resume()
+            self.visit.resume(s.id, self._offset)
             return self._refresh(actor, "recording")
 
     def stop(self, actor: str = "panel") -> Session:
@@ -276,7 +246,7 @@ class SessionController:
             if self._stopping is None:
                 self._require("stop", "recording", "paused")
                 self._close_capture()
-                if not self.pipeline.drain(self.cfg.daemon.stop_timeout_s):
+                if not self.visit.drain(self.cfg.daemon.stop_timeout_s):
                     log.error("recognition did not finish within %.0f s at stop", self.cfg.daemon.stop_timeout_s)
                 self._stopping = actor
                 self._emit("state", self.snapshot().as_dict())
@@ -319,19 +289,15 @@ class SessionController:
 
     def _relabel(self) -> None:
         """Stop: re-cluster with hindsight, correct stored labels, name the speakers."""
-        diarizer, s = self.pipeline.diarizer, self._session
-        if diarizer is None or s is None:
+        s = self._session
+        relabelled = self.visit.relabel()
+        if relabelled is None or s is None:
             return
-        labels = diarizer.recluster()
-        by_segment: dict[str, str] = {}
-        for turn, label in sorted(labels.items()):
-            if turn in self._turn_segments:
-                by_segment.setdefault(self._turn_segments[turn], label)  # a segment's first turn decides
         current = {g.id: g.speaker for g in self.store.read_transcript(s.id, actor="diarizer", reason="relabel")}
-        for seg_id, label in by_segment.items():
+        for seg_id, label in relabelled.speakers.items():
             if current.get(seg_id) not in (None, label):
                 self.store.set_segment_speaker(s.id, seg_id, label, actor="diarizer")
-        for label, name in diarizer.display_names().items():
+        for label, name in relabelled.names.items():
             self.store.set_speaker_name(s.id, label, name, actor="diarizer")
         self._emit("relabelled", {"session_id": s.id})
 
@@ -357,45 +323,20 @@ class SessionController:
         return s
 
     # -- capture lifecycle ---------------------------------------------------------------
-    def _open_capture(self) -> None:
-        assert self._session is not None
-        self.pipeline.begin(self._session.id, self._offset)
-        self._capture = self.capture_factory(self.pipeline.feed)
-        self._capture.start()
-        self._attach_direction()
-
-    def _attach_direction(self) -> None:
-        """With a known microphone array, speaker labels also use where the voice comes from."""
-        self.pipeline.tracker = None
-        if self._capture is None or self.pipeline.diarizer is None or not self.cfg.diarize.use_direction:
-            return
-        st = self._capture.status()
-        try:
-            array = array_for_capture(self.cfg.capture.array, st.device, self.cfg.capture.arrays_dir)
-        except ValueError as exc:  # config check names the key; a visit still records without direction
-            log.error("no direction of arrival: capture.array: %s", exc)
-            return
-        if array is not None and array.usable_with(st.channels):
-            self.pipeline.tracker = DirectionTracker(array, st.rate)
-            log.info("direction of arrival from %s", array.name)
-
     def _close_capture(self) -> None:
-        cap, self._capture = self._capture, None
-        if cap is not None:
-            cap.stop()
-            self._offset += cap.status_time()
+        heard = self.visit.close()
+        self._mic_held = False
+        if heard is not None:
+            self._offset += heard
             assert self._session is not None
             try:
                 self.store.set_recorded_seconds(self._session.id, self._offset)
             except Exception as exc:  # written again at Stop or by the heartbeat
                 self.storage.note_failure(exc)
-        self._mic_held = False
-        self.pipeline.end_utterance()
 
     def wait_source_finished(self, timeout: float | None = None) -> bool:
         """For a file source (demo, tests): True once the whole file has been captured."""
-        cap = self._capture
-        return cap.wait_finished(timeout) if cap is not None else True
+        return self.visit.wait_source_finished(timeout)
 
     def recover(self) -> list[str]:
         """At start: visits cut off by a crash become paused + interrupted; the newest is current."""
@@ -404,7 +345,9 @@ class SessionController:
             if ids:
                 self._session = self.store.get_session(ids[-1])
                 self._offset = self._session.recorded_seconds
-                self._restore_diarizer(self._session.id)
+                prints = self.store.load_voiceprints(self._session.id)
+                self.visit.restore(prints)
+                log.info("speaker labels restored from %d turns", len(prints), extra={"session_id": self._session.id})
                 log.warning("recovered interrupted visit", extra={"session_id": self._session.id})
             return ids
 
@@ -416,7 +359,7 @@ class SessionController:
                 return
             if s.state == "recording":
                 self._close_capture()
-                self.pipeline.drain(self.cfg.daemon.stop_timeout_s)
+                self.visit.drain(self.cfg.daemon.stop_timeout_s)
                 self._refresh("shutdown", "paused")
             if not self.storage.flush(self._write_segment) or not self._save_states():
                 log.error("exiting with %d utterances that could not be stored (storage full)",

@@ -37,7 +37,8 @@ def is_disk_full(exc: BaseException) -> bool:
 class StorageGuard:
     """Thread-safe: the recognition worker and the daemon's heartbeat both flush."""
 
-    def __init__(self, directory: str, min_free_mb: float, held_max: int, alerts: Alerts | None = None) -> None:
+    def __init__(self, directory: str, min_free_mb: float, held_max: int, alerts: Alerts | None = None, *,
+                 notice: str = "") -> None:
         self.directory = directory
         self.alerts = alerts
         self._alerted = ""
@@ -46,7 +47,7 @@ class StorageGuard:
         self._held: deque[FinalSegment] = deque()
         self._lock = threading.Lock()
         self._failure: BaseException | None = None  # of the last write; None once one succeeds
-        self.notice = ""  # e.g. a damaged database set aside at start-up: shown until restart
+        self.notice = notice  # e.g. a damaged database set aside at start-up: shown until restart
 
     # -- free space ----------------------------------------------------------------------------
     def free_bytes(self) -> int:

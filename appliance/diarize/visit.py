@@ -11,9 +11,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
+
 from appliance.config.schema import ApplianceConfig
 from appliance.diarize.embedder import Embedder, make_embedder
-from appliance.diarize.enrol import EnrolmentError, load_enrolment
+from appliance.diarize.enrol import EnrolmentError, enrol, load_enrolment, save_enrolment
 from appliance.diarize.online import OnlineDiarizer
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,18 @@ class VisitDiarization:
         except Exception as exc:
             self.unavailable = f"speaker labels are not available: {exc}"
             log.error("%s", self.unavailable)
+
+    def describe(self) -> str:
+        """For Settings: "on (model)", or why labels are off."""
+        return self.unavailable or f"on ({getattr(self.embedder, 'name', 'model')})"
+
+    def enrol_clinician(self, audio16k: np.ndarray, clinician: str) -> None:
+        """Save the clinician's voice print from ~20 s of reading (the audio is not kept);
+        EnrolmentError when the audio cannot make one."""
+        if self.embedder is None:
+            raise EnrolmentError(f"voice enrolment is not available: {self.unavailable}")
+        vector = enrol(audio16k, self.embedder)
+        save_enrolment(enrolment_path(self.cfg), vector, clinician, model=getattr(self.embedder, "name", ""))
 
     def new_visit(self) -> OnlineDiarizer | None:
         if self.embedder is None:

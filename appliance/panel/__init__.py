@@ -6,6 +6,6 @@ can never disagree. See docs/panel.md.
 """
 
 from appliance.panel.app import create_app
-from appliance.panel.server import add_panel
+from appliance.panel.server import build_panel
 
-__all__ = ["add_panel", "create_app"]
+__all__ = ["build_panel", "create_app"]

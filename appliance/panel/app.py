@@ -21,6 +21,7 @@ from appliance.panel.pin import PinGuard
 from appliance.panel.redirects import safe_target
 from appliance.panel.tools import MicTools
 from appliance.panel.wording import plural, speaker_words
+from appliance.sync.interface import TranscriptSync
 from appliance.websafety import csrf_ok, csrf_token, security_headers
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ def is_loopback(addr: str | None) -> bool:
         return False
 
 
-def create_app(cfg: ApplianceConfig, controller: SessionController, *,
+def create_app(cfg: ApplianceConfig, controller: SessionController, sync: TranscriptSync, *,
                clock: Callable[[], float] = time.monotonic, tools: MicTools | None = None) -> Flask:
     app = Flask(__name__)
     app.config.update(
@@ -54,7 +55,7 @@ def create_app(cfg: ApplianceConfig, controller: SessionController, *,
     hub = EventHub()
     room = Room(cfg.panel.auto_lock_s, clock)
     pins = PinGuard(pin_path(cfg), cfg.panel, clock=clock, alerts=controller.alerts)
-    pc = PanelContext(cfg, controller, pins, hub, room, tools or MicTools(cfg, controller), clock,
+    pc = PanelContext(cfg, controller, sync, pins, hub, room, tools or MicTools(cfg, controller), clock,
                       lan_requires_login=cfg.panel.lan)
     controller.add_listener(room.on_event)
     controller.add_listener(hub.publish)

@@ -18,12 +18,14 @@ from appliance.panel.lock import Room, StreamPasses, holds_recent, is_unlocked
 from appliance.panel.pin import PinGuard
 from appliance.panel.tools import MicTools
 from appliance.store import IllegalTransition, SegmentNotFound, SessionClosed, SessionNotFound
+from appliance.sync.interface import TranscriptSync
 
 
 @dataclass
 class PanelContext:
     cfg: ApplianceConfig
     controller: SessionController
+    sync: TranscriptSync  # the real service or the disabled one: always there
     pins: PinGuard
     hub: EventHub
     room: Room

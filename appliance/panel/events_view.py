@@ -27,12 +27,8 @@ def live_speaker_names(pc: PanelContext) -> dict[str, str]:
     Role words only (Clinician / Patient / Other / Speaker N), never a typed name; the
     store gets the final names at Stop, after the re-clustering.
     """
-    pipeline = getattr(pc.controller, "pipeline", None)
-    diarizer = getattr(pipeline, "diarizer", None) if pc.controller.session is not None else None
-    if diarizer is None:
-        return {}
     try:
-        return dict(diarizer.display_names())
+        return pc.controller.live_speaker_names()
     except Exception:  # labels are a nicety; the status tick must keep coming
         return {}
 

@@ -15,8 +15,8 @@ from werkzeug.serving import make_server
 from appliance.config import rules
 from appliance.config.schema import ApplianceConfig
 from appliance.daemon.controller import SessionController
-from appliance.daemon.supervisor import Supervisor
 from appliance.panel.app import create_app
+from appliance.sync.interface import TranscriptSync
 from appliance.websafety import tls_context
 
 log = logging.getLogger(__name__)
@@ -45,10 +45,10 @@ def check_exposure(cfg: ApplianceConfig) -> ssl.SSLContext | None:
 
 
 class PanelServer:
-    def __init__(self, cfg: ApplianceConfig, controller: SessionController) -> None:
+    def __init__(self, cfg: ApplianceConfig, controller: SessionController, sync: TranscriptSync) -> None:
         self.cfg = cfg
         self.ssl_context = check_exposure(cfg)  # before anything listens
-        self.app = create_app(cfg, controller)
+        self.app = create_app(cfg, controller, sync)
 
     def run(self, stop: threading.Event) -> None:
         p = self.cfg.panel
@@ -70,15 +70,13 @@ class PanelServer:
             t.join(5)
 
 
-def add_panel(sup: Supervisor, cfg: ApplianceConfig, controller: SessionController) -> PanelServer | None:
-    """Add the panel to the daemon's supervised components (if enabled)."""
+def build_panel(cfg: ApplianceConfig, controller: SessionController, sync: TranscriptSync) -> PanelServer | None:
+    """The panel the daemon supervises, or None when it is off or its settings are refused."""
     if not cfg.panel.enabled:
         return None
     try:
-        panel = PanelServer(cfg, controller)
+        return PanelServer(cfg, controller, sync)
     except (PanelConfigError, ssl.SSLError, OSError) as exc:
         # Recording (and the button) must keep working with a bad panel setting; say why loudly.
         log.error("touch panel NOT served: %s", exc)
         return None
-    sup.add("panel", panel.run)
-    return panel

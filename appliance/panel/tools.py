@@ -18,11 +18,10 @@ import numpy as np
 from appliance.capture import Capture, CapturedBlock
 from appliance.config.schema import ApplianceConfig
 from appliance.daemon.controller import SessionController
-from appliance.diarize.enrol import EnrolmentError, enrol, save_enrolment
-from appliance.diarize.visit import enrolment_path
+from appliance.diarize.enrol import EnrolmentError
+from appliance.speech.visit import CaptureFactory
 
 log = logging.getLogger(__name__)
-CaptureFactory = Callable[[Callable[[CapturedBlock], None]], Capture]
 
 
 class ToolBusy(RuntimeError):
@@ -50,9 +49,9 @@ class MicTools:
         clinician = clinician.strip()
         if not clinician:
             raise ValueError("Please type the clinician's name before recording the voice.")
-        d = self.controller.diarization
-        if d is None or d.embedder is None:
-            why = d.unavailable if d is not None else "the speaker model is not loaded"
+        speakers = self.controller.speakers
+        if speakers is None or speakers.embedder is None:
+            why = speakers.unavailable if speakers is not None else "the speaker model is not loaded"
             raise ToolBusy(f"Voice enrolment is not available: {why}.")
         self._launch("enrol", self.cfg.panel.enrol_seconds, clinician)
 
@@ -123,12 +122,10 @@ class MicTools:
         try:
             audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
             chunks.clear()
-            d = self.controller.diarization
-            assert d is not None and d.embedder is not None
-            vector = enrol(audio, d.embedder)
+            speakers = self.controller.speakers
+            assert speakers is not None
+            speakers.enrol_clinician(audio, clinician or "")
             del audio
-            save_enrolment(enrolment_path(self.cfg), vector, clinician or "",
-                           model=getattr(d.embedder, "name", ""))
             self.controller.store.audit("panel", "enrol", None, clinician_set=True)
             self._set(mode="idle", result="ok", message=f"Voice enrolled for {clinician}. Only the voice "
                       "print was kept; the recording is gone.")

@@ -137,12 +137,11 @@ def _enrolment(pc: Any) -> dict[str, str]:
 @pin_required
 def settings() -> str:
     pc = ctx()
-    c = pc.controller
-    diar = c.diarization
+    speakers = pc.controller.speakers
     return render_template(
         "settings.html", screen="settings", storage=_storage(pc), enrolment=_enrolment(pc),
-        sending=sending_words(pc.cfg, sync_status(c)),
-        diarization=(diar.unavailable or f"on ({getattr(diar.embedder, 'name', 'model')})") if diar else "off",
+        sending=sending_words(pc.cfg, sync_status(pc.sync)),
+        diarization=speakers.describe() if speakers is not None else "off",
         tools=pc.tools.status(),
     )
 

@@ -49,7 +49,7 @@ def review(session_id: str) -> Response | str:
     sent = [o.revision for o in pc.store.outbox_items(session_id) if not o.superseded]
     can_send = s.state in (State.STOPPED, State.REVIEWED) or (s.state in (State.QUEUED, State.SYNCED)
                                                                and (not sent or max(sent) < s.revision))
-    sync = sync_status(pc.controller)
+    sync = sync_status(pc.sync)
     return render_template(
         "review.html", s=s, segments=segments, speakers=_in_use(pc.store.speakers(session_id), segments),
         notes=notes,
@@ -157,10 +157,8 @@ def send(session_id: str) -> Response:
         if s.state == State.STOPPED:
             pc.store.transition(session_id, State.REVIEWED, actor="panel")
         pc.store.enqueue(session_id, actor="panel")
-        sync = getattr(pc.controller, "sync", None)
-        if sync is not None and hasattr(sync, "wake"):
-            sync.wake()  # deliver now rather than at the next outbox scan
-        if sending_on(pc.cfg, sync_status(pc.controller)):
+        pc.sync.wake()  # deliver now rather than at the next outbox scan
+        if sending_on(pc.cfg, sync_status(pc.sync)):
             flash("Queued for the clinic. It is sent as soon as the clinic server can be reached; "
                   "the note appears here when it comes back.", "ok")
         else:

@@ -6,16 +6,14 @@ from typing import Any
 
 from appliance.config.schema import ApplianceConfig
 from appliance.store.edits import default_speaker_name
+from appliance.sync.interface import TranscriptSync
 
 SENDING_OFF = ("Sending to the clinic is off on this device, so transcripts stay here. "
                "Ask clinic IT to set up sending ([sync] in the device's config).")
 
 
-def sync_status(controller: Any) -> dict[str, Any] | None:
-    """The sync component's status, or None if there is none; a failing status says so."""
-    sync = getattr(controller, "sync", None)
-    if sync is None:
-        return None
+def sync_status(sync: TranscriptSync) -> dict[str, Any]:
+    """The sync component's status; a failing status says so."""
     try:
         return dict(sync.status())
     except Exception as exc:  # status must never break a screen

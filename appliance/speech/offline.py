@@ -1,25 +1,22 @@
-"""A recording file through the daemon's own pipeline: file capture → VAD → engine.
+"""A recording file as one visit of the room device: file capture → VAD → engine → speaker labels.
 
-Used by `appliance transcribe` and the benchmarks, so what they measure is what the
-room device does during a visit (same segmenter, same engine, same guards).
+Used by `appliance transcribe` and the benchmarks, so what they measure is what the room
+device does during a visit: the same VisitAudio (speech/visit.py), segmenter, engine and guards.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 from appliance.asr.engine import Engine
 from appliance.capture import Capture, CaptureError
 from appliance.config.schema import ApplianceConfig
-from appliance.diarize.direction import DirectionTracker
 from appliance.diarize.visit import VisitDiarization
-from appliance.hardware.arrays import array_for_capture
-from appliance.speech.pipeline import FinalSegment, PartialText, PipelineStats, SpeechPipeline
+from appliance.speech.engines import build_segmenter  # the daemon's own choice of VAD
+from appliance.speech.pipeline import FinalSegment, PartialText, PipelineStats
+from appliance.speech.visit import Labeller, SpeechParts, VisitAudio
 
 
 @dataclass
@@ -38,70 +35,41 @@ def transcribe_file(
     *,
     realtime: bool = False,
     on_segment: Callable[[FinalSegment], None] | None = None,
-    diarizer: Any = None,
+    diarizer: Labeller | None = None,
 ) -> FileTranscript:
-    """Replay ``path`` through capture and the speech pipeline; raises CaptureError for a bad file.
+    """Replay ``path`` as one visit; raises CaptureError for a bad file.
 
     ``diarizer`` replaces the visit's own labeller (an OnlineDiarizer-like object; benchmarks).
     """
-    from appliance.speech.engines import build_segmenter  # the daemon's own choice of VAD
     capture_cfg = dataclasses.replace(cfg.capture, source="file", file=path, realtime=realtime)
     segments: list[FinalSegment] = []
     partials: list[PartialText] = []
 
     def store(seg: FinalSegment) -> None:
         segments.append(seg)
+        visit.note_stored(seg.turns, str(len(segments) - 1))  # its index: relabelled at the end
         if on_segment is not None:
             on_segment(seg)
 
-    pipeline = SpeechPipeline(
-        build_segmenter(cfg), engine, store,
-        on_partial=partials.append if realtime else None, partial_interval_s=cfg.asr.partial_interval_s,
-    )
-    if diarizer is None and cfg.diarize.enabled:
-        diarizer = VisitDiarization(cfg).new_visit()
-    pipeline.diarizer = diarizer
-    if diarizer is not None and cfg.diarize.use_direction:
-        pipeline.tracker = file_direction_tracker(cfg, path)
-    stop = threading.Event()
-    worker = threading.Thread(target=pipeline.run, args=(stop,), name="speech", daemon=True)
-    worker.start()
-    capture = Capture(capture_cfg, pipeline.feed)
-    pipeline.begin("file", 0.0)
-    try:
-        capture.start()
-        capture.wait_finished()
-        if capture.error is not None:
-            raise CaptureError(str(capture.error))
-    finally:
-        capture.stop()
-        pipeline.end_utterance()
-        pipeline.drain(timeout=3600)
-        stop.set()
-        worker.join(5)
+    speakers = None if diarizer is not None else VisitDiarization(cfg)
+    parts = SpeechParts(engine, build_segmenter(cfg), speakers, lambda sink: Capture(capture_cfg, sink))
+    visit = VisitAudio(cfg, parts, on_segment=store, on_partial=partials.append if realtime else None)
+    visit.new_visit(diarizer)
+    if visit.direction_problem and visit.labelling:
+        raise CaptureError(visit.direction_problem)
+    with visit.running():
+        try:
+            visit.open("file", 0.0)
+            visit.wait_source_finished()
+            if (error := visit.capture_error()) is not None:
+                raise CaptureError(str(error))
+        finally:
+            heard = visit.close() or 0.0
+            visit.drain(timeout=3600)
     names: dict[str, str] = {}
-    if pipeline.diarizer is not None:  # the same hindsight pass as at Stop on the device
-        labels = pipeline.diarizer.recluster()
+    if (relabelled := visit.relabel()) is not None:  # the same hindsight pass as at Stop on the device
         # as on the device: a line the hindsight pass gives another speaker is no longer unsure
         segments = [dataclasses.replace(g, speaker=new, uncertain=g.uncertain and new == g.speaker)
-                    if g.turns and (new := labels.get(g.turns[0], g.speaker)) else g for g in segments]
-        names = pipeline.diarizer.display_names()
-    return FileTranscript(segments, capture.status_time(), pipeline.stats, partials, names)
-
-
-def file_direction_tracker(cfg: ApplianceConfig, path: str) -> DirectionTracker | None:
-    """A direction tracker for a replayed array recording: `capture.array` names the geometry
-    (a file's name says nothing about the array that recorded it, unlike a device's)."""
-    import soundfile as sf
-
-    try:
-        info = sf.info(path)
-    except (RuntimeError, OSError):
-        return None  # capture reports the unreadable file itself
-    try:
-        array = array_for_capture(cfg.capture.array, Path(path).name, cfg.capture.arrays_dir)
-    except ValueError as exc:
-        raise CaptureError(f"capture.array: {exc}") from None
-    if array is None or not array.usable_with(info.channels):
-        return None
-    return DirectionTracker(array, int(info.samplerate))
+                    if (new := relabelled.speakers.get(str(i))) else g for i, g in enumerate(segments)]
+        names = relabelled.names
+    return FileTranscript(segments, heard, visit.stats, partials, names)
