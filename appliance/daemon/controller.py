@@ -26,6 +26,7 @@ from appliance.daemon.alerts import Alerts
 from appliance.daemon.storage import STORAGE_FULL, StorageGuard, is_disk_full
 from appliance.diarize.direction import Direction, DirectionTracker
 from appliance.diarize.visit import VisitDiarization
+from appliance.frontend import ArrayFrontEnd
 from appliance.hardware.arrays import array_for_capture
 from appliance.speech.pipeline import FinalSegment, PartialText, SpeechPipeline
 from appliance.store import Session, SessionStore, State
@@ -365,19 +366,26 @@ class SessionController:
         self._attach_direction()
 
     def _attach_direction(self) -> None:
-        """With a known microphone array, speaker labels also use where the voice comes from."""
+        """With a known microphone array, speaker labels also use where the voice comes from, and
+        the front end (capture.frontend) steers its beam there."""
         self.pipeline.tracker = None
-        if self._capture is None or self.pipeline.diarizer is None or not self.cfg.diarize.use_direction:
+        frontend = self.pipeline.frontend
+        labels = self.pipeline.diarizer is not None and self.cfg.diarize.use_direction
+        if self._capture is None or not (labels or frontend is not None):
             return
         st = self._capture.status()
         try:
             array = array_for_capture(self.cfg.capture.array, st.device, self.cfg.capture.arrays_dir)
         except ValueError as exc:  # config check names the key; a visit still records without direction
             log.error("no direction of arrival: capture.array: %s", exc)
-            return
-        if array is not None and array.usable_with(st.channels):
-            self.pipeline.tracker = DirectionTracker(array, st.rate)
-            log.info("direction of arrival from %s", array.name)
+            array = None
+        usable = array if array is not None and array.usable_with(st.channels) else None
+        if isinstance(frontend, ArrayFrontEnd):
+            frontend.set_array(usable)
+            log.info("recognition hears %s", frontend.describe())
+        if labels and usable is not None:
+            self.pipeline.tracker = DirectionTracker(usable, st.rate)
+            log.info("direction of arrival from %s", usable.name)
 
     def _close_capture(self) -> None:
         cap, self._capture = self._capture, None

@@ -25,6 +25,7 @@ from appliance.daemon.storage import is_disk_full
 from appliance.daemon.supervisor import Supervisor
 from appliance.daemon.systemd_notify import SystemdNotifier
 from appliance.diarize.visit import VisitDiarization
+from appliance.frontend import build_frontend
 from appliance.hardware.gpio import open_gpio
 from appliance.speech.engines import build_engine, build_segmenter
 from appliance.speech.pipeline import SpeechPipeline
@@ -43,7 +44,8 @@ def build_controller(cfg: ApplianceConfig, engine: Engine | None = None) -> Sess
         engine, unavailable = build_engine(cfg)
     segmenter = build_segmenter(cfg)
     store, recovery = open_store_checked(cfg.store_path)  # a damaged file is set aside, said loudly
-    pipeline = SpeechPipeline(segmenter, engine, lambda _s: None, partial_interval_s=cfg.asr.partial_interval_s)
+    pipeline = SpeechPipeline(segmenter, engine, lambda _s: None, partial_interval_s=cfg.asr.partial_interval_s,
+                              frontend=build_frontend(cfg.capture.frontend, cfg.capture.buffer_seconds))
     controller = SessionController(cfg, store, pipeline, lambda sink: Capture(cfg.capture, sink))
     controller.unavailable = unavailable
     if recovery is not None:

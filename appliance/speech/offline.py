@@ -18,7 +18,9 @@ from appliance.capture import Capture, CaptureError
 from appliance.config.schema import ApplianceConfig
 from appliance.diarize.direction import DirectionTracker
 from appliance.diarize.visit import VisitDiarization
-from appliance.hardware.arrays import array_for_capture
+from appliance.frontend import build_frontend
+from appliance.frontend.frontend import paced
+from appliance.hardware.arrays import MicArray, array_for_capture
 from appliance.speech.pipeline import FinalSegment, PartialText, PipelineStats, SpeechPipeline
 
 
@@ -54,9 +56,13 @@ def transcribe_file(
         if on_segment is not None:
             on_segment(seg)
 
+    frontend = build_frontend(cfg.capture.frontend, cfg.capture.buffer_seconds)
+    if frontend is not None:
+        frontend.set_array(file_array(cfg, path))
     pipeline = SpeechPipeline(
         build_segmenter(cfg), engine, store,
         on_partial=partials.append if realtime else None, partial_interval_s=cfg.asr.partial_interval_s,
+        frontend=frontend,
     )
     if diarizer is None and cfg.diarize.enabled:
         diarizer = VisitDiarization(cfg).new_visit()
@@ -66,7 +72,10 @@ def transcribe_file(
     stop = threading.Event()
     worker = threading.Thread(target=pipeline.run, args=(stop,), name="speech", daemon=True)
     worker.start()
-    capture = Capture(capture_cfg, pipeline.feed)
+    # As fast as possible, the file waits while an utterance waits: the front end's RAM ring holds
+    # only the one being recognised and the one in flight.
+    sink = pipeline.feed if realtime or frontend is None else paced(pipeline.feed, pipeline.queued_seconds)
+    capture = Capture(capture_cfg, sink)
     pipeline.begin("file", 0.0)
     try:
         capture.start()
@@ -90,8 +99,16 @@ def transcribe_file(
 
 
 def file_direction_tracker(cfg: ApplianceConfig, path: str) -> DirectionTracker | None:
-    """A direction tracker for a replayed array recording: `capture.array` names the geometry
-    (a file's name says nothing about the array that recorded it, unlike a device's)."""
+    """A direction tracker for a replayed array recording (see file_array)."""
+    import soundfile as sf
+
+    array = file_array(cfg, path)
+    return None if array is None else DirectionTracker(array, int(sf.info(path).samplerate))
+
+
+def file_array(cfg: ApplianceConfig, path: str) -> MicArray | None:
+    """The array that recorded ``path``, when its raw microphones are in it: `capture.array` names
+    the geometry (a file's name says nothing about the array that recorded it, unlike a device's)."""
     import soundfile as sf
 
     try:
@@ -102,6 +119,4 @@ def file_direction_tracker(cfg: ApplianceConfig, path: str) -> DirectionTracker 
         array = array_for_capture(cfg.capture.array, Path(path).name, cfg.capture.arrays_dir)
     except ValueError as exc:
         raise CaptureError(f"capture.array: {exc}") from None
-    if array is None or not array.usable_with(info.channels):
-        return None
-    return DirectionTracker(array, int(info.samplerate))
+    return array if array is not None and array.usable_with(info.channels) else None
