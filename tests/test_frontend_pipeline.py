@@ -118,9 +118,12 @@ def test_finals_hear_the_front_end_and_partials_the_mix(tmp_path):
     assert len(segments) >= 8 and frontend.stats.enhanced >= len(segments) and frontend.stats.fallbacks == 0
     for seg, audio in zip(segments, engine.heard, strict=True):
         mono = raw[round(seg.start * rate):round(seg.end * rate)].mean(axis=1)
-        assert audio.size == mono.size
-        assert not np.allclose(audio, mono, atol=1e-3)  # not the mix …
-        assert np.corrcoef(audio, mono)[0, 1] > 0.8  # … but the same speech
+        assert abs(audio.size - mono.size) <= 1
+        n = min(audio.size, mono.size)
+        assert not np.allclose(audio[:n], mono[:n], atol=1e-3)  # not the mix …
+        assert np.corrcoef(audio[:n], mono[:n])[0, 1] > 0.8  # … but the same speech
+    # the visit is over and nothing waits: the raw channels are no longer held
+    assert frontend.enhance(segments[-1].start, segments[-1].end) is None
 
 
 def _geometry(tmp_path):

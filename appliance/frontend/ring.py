@@ -53,5 +53,7 @@ class ChannelRing:
             return self._buf[idx].copy(), self._start_t + lo / self.rate
 
     def clear(self) -> None:
+        """Forget, and overwrite, everything held."""
         with self._lock:
+            self._buf.fill(0.0)
             self._written = 0

@@ -43,6 +43,8 @@ class FrontEnd(Protocol):
 
     def enhance(self, start: float, end: float, direction: Any = None) -> np.ndarray | None: ...
 
+    def reset(self) -> None: ...
+
 
 STORE_ATTEMPTS = 5
 STORE_RETRY_S = 0.2
@@ -212,6 +214,14 @@ class SpeechPipeline:
         for utt in utts:
             if session is not None:
                 self._enqueue(_Queued(session, utt, time.monotonic(), 0.0))
+        self._forget_raw()
+
+    def _forget_raw(self) -> None:
+        """Detached, with nothing left to recognise: the front end's ring of raw audio goes now."""
+        with self._cond:
+            idle = self._session is None and not self._queue and not self._busy
+        if idle and self.frontend is not None:
+            self.frontend.reset()
 
     def _enqueue(self, item: _Queued) -> None:
         with self._cond:
@@ -254,6 +264,7 @@ class SpeechPipeline:
                 with self._cond:
                     self._busy = False
                     self._cond.notify_all()
+                self._forget_raw()
 
     def _partial_due(self) -> bool:
         return (self.on_partial is not None and self._session is not None and self.segmenter.in_speech()
