@@ -18,8 +18,6 @@ from appliance.hardware.arrays import RESPEAKER_2MIC_HAT, RESPEAKER_USB_4MIC_V2
 from tests.frontend_rooms import room_images, snr_db
 from tests.speech import RATE, espeak, trimmed
 
-pytestmark = pytest.mark.slow
-
 SENTENCES = ("The patient reports a dry cough for two weeks and a mild fever at night. "
              "She takes ibuprofen twice a day and sleeps poorly.")
 TALKER_AZ, NOISE_AZ = 60.0, 200.0
