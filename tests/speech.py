@@ -74,7 +74,9 @@ def dialogue(phrases: list[str], gap_s: float = 1.0, noise_dbfs: float = -60.0,
 def file_direction_tracker(cfg, path: str):  # type: ignore[no-untyped-def]
     """The direction tracker a visit replaying ``path`` gets (speech/visit.py's one rule, given the
     file's name, channels and rate as capture reports them), or None."""
-    from appliance.speech.visit import direction_tracker
+    from appliance.diarize.direction import DirectionTracker
+    from appliance.speech.visit import capture_array
 
     info = sf.info(path)
-    return direction_tracker(cfg, Path(path).name, info.channels, int(info.samplerate))
+    array = capture_array(cfg, Path(path).name, info.channels)
+    return None if array is None else DirectionTracker(array, int(info.samplerate))

@@ -58,6 +58,14 @@ class CaptureConfig:
         "/etc/appliance/arrays", "Folder of the clinic's own microphone array geometry files (<name>.toml: "
         "positions in metres, channel order; see hardware/arrays/README.md); a missing folder adds none.",
     )
+    frontend: str = setting(
+        "wpe+mvdr", "What the recogniser hears of a microphone array (3+ raw microphones) for each final "
+        "utterance: the mono mix (\"none\"), an MVDR beam steered at the talker's direction (\"mvdr\"), or WPE "
+        "dereverberation followed by that beam (\"wpe+mvdr\"). Live partial text always uses the mix; mono and "
+        "2-mic devices keep the mix. The array's channels are held in RAM for capture.buffer_seconds only. "
+        "Default from benchmarks/RESULTS.md (far-field rooms, tiny.en: WER 56 % → 44 %).",
+        choices=("none", "mvdr", "wpe+mvdr"),
+    )
     block_ms: int = setting(32, "Length of one capture block.", min=8, max=200, unit="ms")
     buffer_seconds: float = setting(
         30.0, "Bound of each in-RAM audio buffer; older audio is dropped, never written to disk.",

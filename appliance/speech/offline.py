@@ -59,7 +59,7 @@ def transcribe_file(
         raise CaptureError(visit.direction_problem)
     with visit.running():
         try:
-            visit.open("file", 0.0)
+            visit.open("file", 0.0, paced_source=not realtime)
             visit.wait_source_finished()
             if (error := visit.capture_error()) is not None:
                 raise CaptureError(str(error))

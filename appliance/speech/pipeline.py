@@ -36,6 +36,16 @@ class DirectionSource(Protocol):
     def feed(self, raw: np.ndarray, t: float) -> None: ...
 
     def direction(self, start: float, end: float) -> Any: ...
+
+
+class FrontEnd(Protocol):
+    def feed(self, raw: np.ndarray, rate: int, t: float) -> None: ...
+
+    def enhance(self, start: float, end: float, direction: Any = None) -> np.ndarray | None: ...
+
+    def reset(self) -> None: ...
+
+
 STORE_ATTEMPTS = 5
 STORE_RETRY_S = 0.2
 LATENCY_WINDOW = 500  # recent final-text latencies kept for status and benchmarks
@@ -132,6 +142,7 @@ class SpeechPipeline:
         on_partial: Callable[[PartialText], None] | None = None,
         partial_interval_s: float = 1.0,
         max_queued_s: float = 300.0,
+        frontend: FrontEnd | None = None,
     ) -> None:
         self.segmenter = segmenter
         self.engine = engine
@@ -164,6 +175,8 @@ class SpeechPipeline:
         # Diarization (optional): a labeller per visit, and a direction tracker fed raw frames.
         self.diarizer: Diarizer | None = None
         self.tracker: DirectionSource | None = None
+        # The array's beam (appliance.frontend): finals decode it instead of the mono mix.
+        self.frontend = frontend
 
     # -- capture side ------------------------------------------------------------
     def begin(self, session_id: str, offset: float) -> None:
@@ -180,6 +193,8 @@ class SpeechPipeline:
         t = self._offset + block.t
         if self.tracker is not None:
             self.tracker.feed(block.raw, t)  # phase spectra only, never samples
+        if self.frontend is not None:
+            self.frontend.feed(block.raw, block.rate, t)  # a bounded RAM ring, before the VAD can close an utterance
         with self._vad_lock:
             utts = self.segmenter.feed(block.mono16k, t)
         now = time.monotonic()
@@ -197,6 +212,14 @@ class SpeechPipeline:
         for utt in utts:
             if session is not None:
                 self._enqueue(_Queued(session, utt, time.monotonic(), 0.0))
+        self._forget_raw()
+
+    def _forget_raw(self) -> None:
+        """Detached, with nothing left to recognise: the front end's ring of raw audio goes now."""
+        with self._cond:
+            idle = self._session is None and not self._queue and not self._busy
+        if idle and self.frontend is not None:
+            self.frontend.reset()
 
     def _enqueue(self, item: _Queued) -> None:
         with self._cond:
@@ -238,6 +261,7 @@ class SpeechPipeline:
                 with self._cond:
                     self._busy = False
                     self._cond.notify_all()
+                self._forget_raw()
 
     def _partial_due(self) -> bool:
         return (self.on_partial is not None and self._session is not None and self.segmenter.in_speech()
@@ -264,7 +288,7 @@ class SpeechPipeline:
             return
         try:  # the audio the final will most likely hold: speech plus its trailing padding
             stream = self.engine.new_stream(start)
-            stream.accept(audio[: speech_end + slack])
+            stream.accept(self._beam(start, audio[: speech_end + slack]))
             result: Recognition | None = stream.finish()
         except Exception as exc:
             log.warning("early decoding failed (decoding again at the end): %s", exc)
@@ -336,7 +360,12 @@ class SpeechPipeline:
         label = self._label_async(utt)
         try:
             early = self._speculated(utt)
-            stream = self._stream_for(utt.start, utt.audio, exact=utt.split) if early is None else None
+            stream: RecognizerStream | None = None
+            if early is None and self.frontend is not None:  # a stream of its own: partials heard the mix
+                stream = self.engine.new_stream(utt.start)
+                stream.accept(self._beam(utt.start, utt.audio))
+            elif early is None:
+                stream = self._stream_for(utt.start, utt.audio, exact=utt.split)
             self._stream = None  # the next utterance gets a fresh stream
             result: Recognition | None = early if stream is None else stream.finish()
         except Exception as exc:  # one bad utterance must not take the visit with it
@@ -357,6 +386,23 @@ class SpeechPipeline:
         if not self._deliver(self._segment(item.session, utt.start, utt.end, result, speaker, turns, unsure)):
             return
         self.stats.latencies.append(item.detect_delay + time.monotonic() - item.emitted_at)
+
+    def _beam(self, start: float, mono: np.ndarray) -> np.ndarray:
+        """The front end's audio for the ``mono`` mix starting at ``start``, else the mix itself."""
+        if self.frontend is None or mono.size == 0:
+            return mono
+        end = start + mono.size / RATE
+        direction = None
+        try:  # the tracker's estimate; without one the front end finds the direction itself
+            direction = self.tracker.direction(start, end) if self.tracker is not None else None
+        except Exception as exc:
+            log.warning("no direction for the front end at %.1f s: %s", start, exc)
+        try:
+            beam = self.frontend.enhance(start, end, direction)
+        except Exception as exc:  # the mix is still a transcript
+            log.warning("front end failed for the utterance at %.1f s: %s", start, exc)
+            return mono
+        return mono if beam is None else beam
 
     def _segment(self, session: str, start: float, end: float, result: Recognition | None, speaker: str,
                  turns: tuple[int, ...], uncertain: bool) -> FinalSegment:
@@ -379,7 +425,8 @@ class SpeechPipeline:
             lo = max(0, int((part.start - utt.start) * scale * RATE))
             hi = min(utt.audio.size, int((part.end - utt.start) * scale * RATE))
             try:
-                result: Recognition | None = transcribe_with(self.engine, utt.audio[lo:hi])
+                result: Recognition | None = transcribe_with(self.engine, self._beam(utt.start + lo / RATE,
+                                                                                      utt.audio[lo:hi]))
             except Exception as exc:
                 self.stats.failed += 1
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"
@@ -433,6 +480,10 @@ class SpeechPipeline:
         """Wait until every queued utterance is stored; False on timeout."""
         with self._cond:
             return self._cond.wait_for(lambda: not self._queue and not self._busy, timeout)
+
+    def queued_seconds(self) -> float:
+        """Speech the VAD has closed that waits for recognition."""
+        return self._queued_s
 
     def pending_seconds(self) -> float:
         return self._queued_s + (self.segmenter.pending_audio().size / RATE)

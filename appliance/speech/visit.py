@@ -7,6 +7,8 @@ the demo go through one of the two) run every visit through this object, so thes
 - each visit gets a fresh speaker labeller (labels start at S1, primed with the clinician's
   enrolment), and a direction tracker when the capture's device, or `capture.array`, names a
   microphone array its opened channels fit;
+- with such an array, the front end (`capture.frontend`: WPE, MVDR beam at the tracked direction)
+  gives recognition its beam instead of the mono mix; mono and 2-mic captures keep the mix;
 - at Stop the labels are re-clustered with hindsight and a stored segment takes its first turn's label.
 Audio exists only in RAM here (capture blocks, the VAD's buffer, the recognition queue).
 """
@@ -26,7 +28,9 @@ from appliance.config.schema import ApplianceConfig
 from appliance.diarize.direction import Direction, DirectionTracker
 from appliance.diarize.online import OnlineDiarizer
 from appliance.diarize.visit import VisitDiarization
-from appliance.hardware.arrays import array_for_capture
+from appliance.frontend import ArrayFrontEnd, build_frontend
+from appliance.frontend.frontend import paced
+from appliance.hardware.arrays import MicArray, array_for_capture
 from appliance.speech.engines import build_engine, build_segmenter
 from appliance.speech.pipeline import Diarizer, FinalSegment, PartialText, PipelineStats, SpeechPipeline
 from appliance.store.voiceprints import VoicePrint
@@ -84,15 +88,12 @@ def array_problem(cfg: ApplianceConfig) -> str:
     return ""
 
 
-def direction_tracker(cfg: ApplianceConfig, device: str, channels: int, rate: int) -> DirectionTracker | None:
-    """A tracker for a capture of ``channels`` at ``rate`` from ``device`` (a sound card's name, or
-    a replayed file's), when `capture.array` names an array those channels fit; ValueError for a
+def capture_array(cfg: ApplianceConfig, device: str, channels: int) -> MicArray | None:
+    """The microphone array behind a capture of ``channels`` from ``device`` (a sound card's name,
+    or a replayed file's) when `capture.array` names one those channels fit; ValueError for a
     `capture.array` that names no known geometry."""
     array = array_for_capture(cfg.capture.array, device, cfg.capture.arrays_dir)
-    if array is None or not array.usable_with(channels):
-        return None
-    log.info("direction of arrival from %s", array.name)
-    return DirectionTracker(array, rate)
+    return array if array is not None and array.usable_with(channels) else None
 
 
 class VisitAudio:
@@ -101,14 +102,15 @@ class VisitAudio:
         self.cfg = cfg
         self.speakers = parts.speakers
         self._capture_factory = parts.capture_factory
+        self.frontend: ArrayFrontEnd | None = build_frontend(cfg.capture.frontend, cfg.capture.buffer_seconds)
         self.pipeline = SpeechPipeline(parts.segmenter, parts.engine, on_segment, on_partial=on_partial,
-                                       partial_interval_s=cfg.asr.partial_interval_s)
+                                       partial_interval_s=cfg.asr.partial_interval_s, frontend=self.frontend)
         self._capture: Capture | None = None
         self._labeller: Labeller | None = None
         self._own: OnlineDiarizer | None = None  # the labeller whose memory is kept in the store
         self._segment_of_turn: dict[int, str] = {}  # labeller turn → stored segment, for the relabel
-        self._choose_direction = False  # on the next block: its channels and rate are the capture's
-        self.direction_problem = array_problem(cfg) if cfg.diarize.use_direction else ""
+        self._choose_array = False  # on the next block: its channels and rate are the capture's
+        self.direction_problem = array_problem(cfg) if cfg.diarize.use_direction or self.frontend else ""
         if self.direction_problem:  # config check names the key; visits still record without direction
             log.error("no direction of arrival: %s", self.direction_problem)
 
@@ -147,25 +149,40 @@ class VisitAudio:
                            for p in prints])
         self._segment_of_turn = {i: p.segment_id for i, p in enumerate(prints)}
 
-    def open(self, session_id: str, offset: float) -> None:
-        """Start hearing: what the capture delivers goes to ``session_id``; its time 0 is ``offset``."""
+    def open(self, session_id: str, offset: float, *, paced_source: bool = False) -> None:
+        """Start hearing: what the capture delivers goes to ``session_id``; its time 0 is ``offset``.
+        ``paced_source``: the source (a file read as fast as possible) waits while speech waits for
+        recognition, so the front end's RAM ring still holds each utterance at its turn."""
         self.pipeline.begin(session_id, offset)
         self.pipeline.tracker = None
-        self._choose_direction = (self._labeller is not None and self.cfg.diarize.use_direction
-                                  and not self.direction_problem)
-        self._capture = self._capture_factory(self._feed)
+        self._choose_array = not self.direction_problem and (
+            self.frontend is not None or (self._labeller is not None and self.cfg.diarize.use_direction))
+        sink = self._feed
+        if paced_source and self.frontend is not None:
+            sink = paced(self._feed, self.pipeline.queued_seconds)
+        self._capture = self._capture_factory(sink)
         self._capture.start()
 
     def _feed(self, block: CapturedBlock) -> None:
-        if self._choose_direction:  # capture thread, first block: the source is open
-            self._choose_direction = False
-            cap = self._capture
-            try:
-                self.pipeline.tracker = direction_tracker(self.cfg, cap.status().device if cap else "",
-                                                          block.raw.shape[1], block.rate)
-            except ValueError as exc:
-                log.error("no direction of arrival: capture.array: %s", exc)
+        if self._choose_array:  # capture thread, first block: the source is open
+            self._choose_array = False
+            self._use_array(block)
         self.pipeline.feed(block)
+
+    def _use_array(self, block: CapturedBlock) -> None:
+        """Direction of arrival for the labels and the front end's beam, from the capture's array."""
+        cap = self._capture
+        try:
+            array = capture_array(self.cfg, cap.status().device if cap else "", block.raw.shape[1])
+        except ValueError as exc:
+            log.error("no direction of arrival: capture.array: %s", exc)
+            array = None
+        if self.frontend is not None:
+            self.frontend.set_array(array)
+            log.info("recognition hears %s", self.frontend.describe())
+        if array is not None and self._labeller is not None and self.cfg.diarize.use_direction:
+            log.info("direction of arrival from %s", array.name)
+            self.pipeline.tracker = DirectionTracker(array, block.rate)
 
     def pause(self) -> None:
         assert self._capture is not None
