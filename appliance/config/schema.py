@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from appliance.config.fields import section, setting
+from common.config.fields import section, setting
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 def add_sync(sup: Any, cfg: ApplianceConfig, controller: Any) -> Any:
     """Register the sync and retention components with the daemon's supervisor, and expose the
     sync status to the panel as `controller.sync.status()`."""
-    from appliance.config import rules  # here: the rules import appliance.sync.protocol
+    from appliance.config import rules
     from appliance.sync.retention import RetentionPurger
     from appliance.sync.service import DisabledSync, SyncService
 

@@ -20,12 +20,12 @@ from appliance import __version__
 from appliance.config.schema import ApplianceConfig
 from appliance.daemon.alerts import Alerts
 from appliance.store import IllegalTransition, OutboxItem, SessionClosed, SessionNotFound, SessionStore
-from appliance.sync import protocol
 from appliance.sync.announced import announced_path, save_announced
 from appliance.sync.identity import mismatch, refusal_text
-from appliance.sync.mqtt import PUBLISH_OVERHEAD, connect, make_client, max_packet_size
 from appliance.sync.payload import build_payloads, model_info
-from appliance.sync.protocol import PayloadRefused, ProtocolError, Topics
+from common import protocol
+from common.mqtt import PUBLISH_OVERHEAD, connect, make_client, max_packet_size
+from common.protocol import PayloadRefused, ProtocolError, Topics
 
 log = logging.getLogger(__name__)
 
