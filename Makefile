@@ -31,7 +31,7 @@ demo: setup-run models
 	$(BIN)/appliance demo --models-dir $(MODELS_DIR) $(DEMO_ARGS)
 
 test: setup models
-	$(BIN)/ruff check appliance clinic tests benchmarks scripts
+	$(BIN)/ruff check appliance clinic common tests benchmarks scripts
 	APPLIANCE_TEST_MODELS=$(CURDIR)/$(MODELS_DIR) $(BIN)/python -m pytest -q -m "not provision"
 
 # The Ansible roles run for real against a debootstrap root file system (minutes; the
@@ -57,7 +57,7 @@ bench: setup models
 	$(BIN)/python -m benchmarks.e2e_clinic
 
 lint: setup
-	$(BIN)/ruff check appliance clinic tests benchmarks scripts
+	$(BIN)/ruff check appliance clinic common tests benchmarks scripts
 
 docs: setup
 	$(BIN)/appliance config docs > docs/config.md

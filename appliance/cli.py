@@ -8,11 +8,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from appliance import __version__, jsontext
+from appliance import __version__
 from appliance.asr.registry import ENGINES
-from appliance.config import ApplianceConfig, ConfigError, load_config, rules
+from appliance.config import ApplianceConfig, load_config, rules
 from appliance.config.loader import resolve_path
-from appliance.config.option import config_option_parser
+from common import jsontext
+from common.config import ConfigError
+from common.config.option import config_option_parser
 
 EXIT_USAGE = 2
 

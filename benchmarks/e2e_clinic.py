@@ -1,7 +1,7 @@
 """A clinic under load: many rooms against one real Mosquitto and one clinic server (notes on).
 
 Every room is a light client speaking the device's protocol with the device's own MQTT set-up
-(appliance/sync/mqtt.py: MQTT 5, TLS, persistent session) and its own certificate from
+(common/mqtt.py: MQTT 5, TLS, persistent session) and its own certificate from
 scripts/pki (the broker's ACL, from make-acl.sh, confines each to its topics). A room publishes
 finished visits (scribe.transcript/1, built from a real session store by the device's payload
 code) and sends again what is not acknowledged within --ack-timeout-s (the device does the same,
@@ -37,12 +37,12 @@ import numpy as np
 
 from appliance.demo import stack
 from appliance.store import open_store
-from appliance.sync import mqtt as device_mqtt
-from appliance.sync import protocol
 from appliance.sync.payload import build_payload
 from benchmarks.e2e import cpu_seconds, pct, peak_rss_mb
 from clinic.config import load_clinic_config
 from clinic.store import open_repository
+from common import mqtt as device_mqtt
+from common import protocol
 from tests.broker import Broker, make_finished_sessions, make_pki, wait_until
 
 SITE = "site1"

@@ -28,14 +28,14 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from appliance import jsontext
-from appliance.config.loader import ConfigError
-from appliance.config.option import config_option_parser
 from clinic import __version__
 from clinic.config import ClinicConfig, describe, load_clinic_config
 from clinic.export import cli as export_cli
 from clinic.notes import cli as notes_cli
 from clinic.web import cli as web_cli
+from common import jsontext
+from common.config import ConfigError
+from common.config.option import config_option_parser
 
 if TYPE_CHECKING:
     from clinic.store import TranscriptStore
@@ -138,7 +138,7 @@ def _publish_once(cfg: ClinicConfig, topic: str, data: bytes) -> int:
     (kicking the running server, or taking the transcripts queued for a stopped one)."""
     import os
 
-    from appliance.sync.mqtt import connect, make_client
+    from common.mqtt import connect, make_client
 
     m = cfg.mqtt
     # The shipped broker replaces the id with the certificate's name; a lab broker without TLS

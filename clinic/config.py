@@ -10,15 +10,12 @@
 
 from __future__ import annotations
 
-import dataclasses
-import tomllib
-import typing
 from dataclasses import dataclass
 
-# The device's config machinery (typed fields with descriptions, a loader that names the bad key)
-# is reused so both programs report config errors the same way.
-from appliance.config.fields import section, setting
-from appliance.config.loader import ConfigError, _build
+# The config machinery the device uses too (typed fields with descriptions, a loader that names the
+# bad key, one renderer), so both programs report config errors and show their keys the same way.
+from common.config import ConfigError, build_section, read_toml, section, setting
+from common.config.render import commented_toml
 
 
 @dataclass(frozen=True)
@@ -141,28 +138,13 @@ def load_clinic_config(path: str | None) -> ClinicConfig:
     """Read the TOML file (None: all defaults), or raise ConfigError naming file, key and value."""
     if path is None:
         return ClinicConfig()
-    try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(path, None, f"not valid TOML: {exc}") from None
-    except OSError as exc:
-        raise ConfigError(path, None, f"cannot read: {exc.strerror}") from None
-    cfg = _build(ClinicConfig, data, path, prefix="")
+    cfg = build_section(ClinicConfig, read_toml(path), path)
     if cfg.store.backend == "postgresql" and not cfg.store.url.startswith(("postgresql://", "postgres://")):
         raise ConfigError(path, "store.url", "backend \"postgresql\" needs a postgresql:// URL", cfg.store.url)
     return cfg
 
 
 def describe() -> str:
-    """Every key with its default and description, as a commented TOML file."""
-    out = ["# clinic.toml: every key with its description."]
-    for top in dataclasses.fields(ClinicConfig):
-        cls = typing.get_type_hints(ClinicConfig)[top.name]
-        out.append(f"\n# {top.metadata['description']}\n[{top.name}]")
-        for f in dataclasses.fields(cls):
-            value = f.default
-            rendered = str(value).lower() if isinstance(value, bool) else (
-                f'"{value}"' if isinstance(value, str) else str(value))
-            out.append(f"# {f.metadata['description']}\n{f.name} = {rendered}")
-    return "\n".join(out) + "\n"
+    """Every key with its default and description, as a commented TOML file (defaults, not the loaded
+    values: the file may hold secrets such as llm.api_key)."""
+    return commented_toml(ClinicConfig(), "clinic.toml: every key with its description.")

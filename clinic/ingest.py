@@ -17,11 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from appliance.sync import protocol
-from appliance.sync.protocol import ProtocolError, Topics
 from clinic.config import IngestConfig
 from clinic.ratelog import DeviceLogLimiter
 from clinic.store import StoreResult, TranscriptRepository
+from common import protocol
+from common.protocol import ProtocolError, Topics
 
 log = logging.getLogger(__name__)
 

@@ -17,14 +17,14 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from appliance.sync import protocol
-from appliance.sync.mqtt import connect, make_client
-from appliance.sync.protocol import Topics
 from clinic.config import ClinicConfig
 from clinic.ingest import Ingest
 from clinic.notes.service import NoteService
 from clinic.notes.templates import TemplateRegistry
 from clinic.store import TranscriptStore, open_repository
+from common import protocol
+from common.mqtt import connect, make_client
+from common.protocol import Topics
 
 log = logging.getLogger(__name__)
 

@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 
 from appliance.store import SessionStore
-from appliance.sync import protocol
 from appliance.sync.payload import build_payload
 from clinic import cli
 from clinic.config import IngestConfig
 from clinic.ingest import Ingest
 from clinic.store import TranscriptStore
+from common import protocol
 from tests.broker import make_finished_sessions
 from tests.conftest import Clock
 from tests.postgres import ClinicStoreTarget

@@ -19,12 +19,12 @@ from pathlib import Path
 import pytest
 
 from appliance.store import SessionStore
-from appliance.sync import protocol
 from appliance.sync.payload import build_payload
 from clinic import cli
 from clinic.config import IngestConfig
 from clinic.ingest import Ingest
 from clinic.store import SqliteTranscriptStore
+from common import protocol
 from tests.broker import make_finished_sessions
 from tests.postgres import ClinicStoreTarget, PostgresServer
 

@@ -14,13 +14,13 @@ from typing import Any
 import pypdf
 import pytest
 
-from appliance.websafety import CSP
 from clinic import cli
 from clinic.config import load_clinic_config
 from clinic.export.fhir import validate
 from clinic.store import SqliteTranscriptStore, TranscriptStore
 from clinic.users import add_user, set_disabled
 from clinic.web.app import create_app
+from common.websafety import CSP
 from tests.clinic_notes_store import SESSION, clinic_config, store_visit
 from tests.postgres import ClinicStoreTarget
 

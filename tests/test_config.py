@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 
 from appliance.cli import main
-from appliance.config import ApplianceConfig, ConfigError, load_config, parse_config
+from appliance.config import ApplianceConfig, load_config, parse_config
 from appliance.config.docs import render_markdown, render_toml
-from clinic.config import ClinicConfig, load_clinic_config
+from clinic.config import ClinicConfig, describe, load_clinic_config
+from common.config import ConfigError
+from common.config.render import toml_value
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -127,6 +129,18 @@ def test_rendered_toml_round_trips():
 
     cfg = parse_config({"device": {"room": "exam-3"}, "capture": {"asr_channels": [0]}})
     assert parse_config(tomllib.loads(render_toml(cfg))) == cfg
+
+
+def test_clinic_config_show_is_a_config_file_of_the_defaults(tmp_path: Path) -> None:
+    """`clinic config show` comes from the device's renderer (common.config.render): a file the
+    clinic loads back to its defaults, strings with quotes and backslashes escaped."""
+    import tomllib
+
+    shown = tmp_path / "clinic.toml"
+    shown.write_text(describe())
+    assert load_clinic_config(str(shown)) == ClinicConfig()
+    tricky = 'C:\\new "folder"\té'
+    assert tomllib.loads(f"key = {toml_value(tricky)}") == {"key": tricky}
 
 
 def test_cli_help_lists_subcommands():

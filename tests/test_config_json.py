@@ -7,13 +7,12 @@ import re
 
 import pytest
 
-from appliance import jsontext
 from appliance.store import SessionStore
-from appliance.sync import protocol
 from appliance.sync.payload import build_payload
 from clinic import cli
 from clinic.config import IngestConfig
 from clinic.ingest import Ingest
+from common import jsontext, protocol
 from tests.broker import make_finished_sessions
 from tests.daemon import DaemonProcess, write_config, write_silent_wav
 

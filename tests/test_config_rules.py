@@ -169,8 +169,8 @@ def test_key_file_mode_is_read_from_the_file(tmp_path):
 def test_packet_size_rule_matches_a_real_mosquitto(tmp_path, pki):
     """The largest chunk the rule lets through is accepted by Mosquitto with that max_packet_size, and
     3 bytes more are refused: the rule's arithmetic is checked on the real broker, not guessed."""
-    from appliance.sync.mqtt import make_client
-    from appliance.sync.protocol import Topics
+    from common.mqtt import make_client
+    from common.protocol import Topics
     from tests.broker import Broker
 
     limit = 4096

@@ -13,11 +13,11 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 
-from appliance.sync import protocol
-from appliance.sync.mqtt import make_client
-from appliance.sync.protocol import Topics
 from clinic.server import ClinicServer
 from clinic.store import SqliteTranscriptStore, TranscriptStore
+from common import protocol
+from common.mqtt import make_client
+from common.protocol import Topics
 from tests.broker import Broker, Pki, make_pki, running_clinic, wait_until
 from tests.notes_visit import VISIT, payload
 from tests.postgres import ClinicStoreTarget

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from appliance.sync import protocol
 from clinic.cli import main
 from clinic.config import LlmConfig
 from clinic.notes import builtin
@@ -31,6 +30,7 @@ from clinic.notes.templates import Template, TemplateRegistry
 from clinic.notes.transcript import from_payload
 from clinic.server import ClinicServer
 from clinic.store import SqliteTranscriptStore
+from common import protocol
 from tests import notes_visit
 from tests.broker import Broker, clinic_config, make_pki
 from tests.llama_server import LlamaServer, missing_packages

@@ -11,8 +11,8 @@ import fastjsonschema
 import pytest
 
 from appliance.store import SessionNotFound, SessionStore, State
-from appliance.sync import protocol
 from appliance.sync.payload import build_payload
+from common import protocol
 from tests.broker import make_finished_sessions
 from tests.conftest import Clock
 

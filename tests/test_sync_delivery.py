@@ -166,7 +166,7 @@ def test_notes_and_commands_from_the_clinic(pki: Pki, broker: Broker, clinic: Cl
 
 def test_lost_ack_is_resent_and_stored_once(pki: Pki, broker: Broker, clinic: ClinicServer, tmp_path: Path) -> None:
     with Device(pki, broker, tmp_path / "dev", ack_timeout_s=1.0) as dev:
-        wait_until(dev.sync._connected.is_set, 10, "connected")
+        wait_until(dev.sync.is_connected, 10, "connected")
         assert dev.sync.client is not None
         # Nobody listens on the ack topic: the clinic's ack is dropped by the broker, i.e. lost.
         dev.sync.client.unsubscribe(dev.sync.topics.ack)
@@ -186,7 +186,7 @@ def test_resend_command_moves_a_waiting_retry_forward(
     pki: Pki, broker: Broker, clinic: ClinicServer, tmp_path: Path
 ) -> None:
     with Device(pki, broker, tmp_path / "dev", ack_timeout_s=120.0, backoff_max_s=600.0) as dev:
-        wait_until(dev.sync._connected.is_set, 10, "connected")
+        wait_until(dev.sync.is_connected, 10, "connected")
         assert dev.sync.client is not None
         dev.sync.client.unsubscribe(dev.sync.topics.ack)  # acks are lost from now on
         [sid] = make_finished_sessions(dev.store, 1, segments=5)

@@ -141,7 +141,7 @@ def test_clock_jumps_do_not_stall_or_lose_deliveries(env: tuple[Broker, SessionS
     thread = threading.Thread(target=sync.run, args=(stop,), daemon=True)
     thread.start()
     try:
-        wait_until(sync._connected.is_set, 10, "connected")
+        wait_until(sync.is_connected, 10, "connected")
         assert sync.client is not None
         sync.client.unsubscribe(sync.topics.ack)  # acks lost: the device must retry on its schedule
         [a] = make_finished_sessions(store, 1, segments=3)

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from appliance.store import SessionStore
-from appliance.sync import protocol
 from appliance.sync.payload import build_payload
-from appliance.sync.protocol import PayloadRefused, ProtocolError, Topics
+from common import protocol
+from common.protocol import PayloadRefused, ProtocolError, Topics
 from tests.conftest import Clock
 
 MODELS = [{"role": "asr", "name": "whisper:whisper-tiny.en", "version": "1"}]

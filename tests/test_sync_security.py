@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from appliance.store import open_store
-from appliance.sync import protocol
 from appliance.sync.payload import build_payload
 from clinic.server import ClinicServer
+from common import protocol
 from tests.broker import Broker, Pki, Raw, make_finished_sessions, make_pki, refused, running_clinic, wait_until
 
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from appliance.sync import protocol
 from appliance.sync.announced import FILE, load_announced
 from clinic.notes.templates import TemplateRegistry
 from clinic.server import ClinicServer
+from common import protocol
 from tests.broker import Broker, Device, Pki, Raw, clinic_config, wait_until
 from tests.test_panel_app import Panel
 

@@ -1,6 +1,7 @@
-"""Typed configuration: schema, loader and generated reference."""
+"""The device's typed configuration: schema, loader and generated reference (the machinery, and
+ConfigError, are common.config's)."""
 
-from appliance.config.loader import ConfigError, load_config, parse_config
+from appliance.config.loader import load_config, parse_config
 from appliance.config.schema import (
     ApplianceConfig,
     CaptureConfig,
@@ -13,6 +14,6 @@ from appliance.config.schema import (
 )
 
 __all__ = [
-    "ApplianceConfig", "CaptureConfig", "ConfigError", "DaemonConfig", "DeviceConfig", "GpioConfig",
+    "ApplianceConfig", "CaptureConfig", "DaemonConfig", "DeviceConfig", "GpioConfig",
     "PathsConfig", "StoreConfig", "VadConfig", "load_config", "parse_config",
 ]

@@ -1,13 +1,11 @@
-"""Render the config reference (docs/config.md) from the schema itself."""
+"""The device's config reference (docs/config.md) and commented config file, rendered from the schema
+itself by the renderer the clinic uses too (common.config.render)."""
 
 from __future__ import annotations
 
-import dataclasses
-import typing
-from typing import Any
-
 from appliance.config.loader import DEFAULT_PATH, ENV_VAR
 from appliance.config.schema import ApplianceConfig
+from common.config.render import commented_toml, markdown_tables
 
 HEADER = f"""# Configuration reference
 
@@ -52,61 +50,12 @@ _RULES = [
 ]
 
 
-def _toml(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return f'"{value}"'
-    if isinstance(value, tuple):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    return repr(value)
-
-
-def _type_label(tp: Any) -> str:
-    if typing.get_origin(tp) is tuple:
-        return f"array of {_type_label(typing.get_args(tp)[0])}"
-    return {bool: "boolean", int: "integer", float: "number", str: "string"}[tp]
-
-
-def _constraints(meta: Any) -> str:
-    parts = []
-    if meta.get("choices"):
-        parts.append("one of " + ", ".join(f"`{_toml(c)}`" for c in meta["choices"]))
-    if meta.get("min") is not None or meta.get("max") is not None:
-        parts.append(f"{meta.get('min', '…')} … {meta.get('max', '…')}")
-    if meta.get("unit"):
-        parts.append(meta["unit"])
-    return "; ".join(parts)
-
-
 def render_markdown() -> str:
-    out = [HEADER.replace("{RULES_TABLE}", "\n".join(f"| {r} | {k} | {e} |" for r, k, e in _RULES))]
-    defaults = ApplianceConfig()
-    for top in dataclasses.fields(ApplianceConfig):
-        cls = typing.get_type_hints(ApplianceConfig)[top.name]
-        out.append(f"\n## [{top.name}]\n\n{top.metadata['description']}\n")
-        out.append("| key | type | default | allowed | description |")
-        out.append("|---|---|---|---|---|")
-        hints = typing.get_type_hints(cls)
-        sect = getattr(defaults, top.name)
-        for f in dataclasses.fields(cls):
-            desc = f.metadata["description"].replace("|", "\\|")
-            out.append(
-                f"| `{f.name}` | {_type_label(hints[f.name])} | `{_toml(getattr(sect, f.name))}` "
-                f"| {_constraints(f.metadata)} | {desc} |"
-            )
-    return "\n".join(out) + "\n"
+    header = HEADER.replace("{RULES_TABLE}", "\n".join(f"| {r} | {k} | {e} |" for r, k, e in _RULES))
+    return header + "\n" + markdown_tables(ApplianceConfig())
 
 
 def render_toml(cfg: ApplianceConfig | None = None) -> str:
     """A complete config file (defaults when ``cfg`` is None), every key commented."""
-    out = ["# appliance.toml: every key with its description. Delete what you do not change."]
-    defaults = cfg or ApplianceConfig()
-    for top in dataclasses.fields(ApplianceConfig):
-        cls = typing.get_type_hints(ApplianceConfig)[top.name]
-        out.append(f"\n[{top.name}]  # {top.metadata['description']}")
-        sect = getattr(defaults, top.name)
-        for f in dataclasses.fields(cls):
-            out.append(f"# {f.metadata['description']}")
-            out.append(f"{f.name} = {_toml(getattr(sect, f.name))}")
-    return "\n".join(out) + "\n"
+    return commented_toml(cfg or ApplianceConfig(), "appliance.toml: every key with its description. "
+                          "Delete what you do not change.")

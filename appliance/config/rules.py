@@ -23,9 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from appliance.config.loader import ConfigError
 from appliance.config.schema import ApplianceConfig
-from appliance.sync.protocol import Topics, ident_error, topic_level_error
+from common.config import ConfigError
+from common.protocol import Topics, ident_error, topic_level_error
 
 Part = Literal["panel", "sync", "daemon"]
 EFFECT: dict[Part, str] = {

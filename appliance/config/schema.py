@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from appliance.asr.registry import EMBEDDERS, ENGINES
-from appliance.config.fields import section, setting
+from common.config.fields import section, setting
 
 
 @dataclass(frozen=True)

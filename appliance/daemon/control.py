@@ -16,10 +16,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from appliance import jsontext
 from appliance.daemon.controller import ControlError
 from appliance.daemon.status import RoomStatus
 from appliance.store import IllegalTransition
+from common import jsontext
 
 log = logging.getLogger(__name__)
 MAX_REQUEST = 64 * 1024

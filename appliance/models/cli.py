@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     add_models_parser(parser.add_subparsers(dest="command", required=True))
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv if "models" in argv else ["models", *argv])
-    from appliance.config import ConfigError
+    from common.config import ConfigError
 
     try:
         return int(args.func(args))

@@ -22,7 +22,7 @@ from appliance.panel.redirects import safe_target
 from appliance.panel.tools import MicTools
 from appliance.panel.wording import plural, speaker_words
 from appliance.sync.interface import TranscriptSync
-from appliance.websafety import csrf_ok, csrf_token, security_headers
+from common.websafety import csrf_ok, csrf_token, security_headers
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from appliance.config.schema import ApplianceConfig
 from appliance.daemon.controller import SessionController
 from appliance.panel.app import create_app
 from appliance.sync.interface import TranscriptSync
-from appliance.websafety import tls_context
+from common.websafety import tls_context
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,6 @@ Other processes (a CLI) open their own store; WAL lets them read while the daemo
 from __future__ import annotations
 
 import json
-import os
-import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,44 +16,23 @@ from typing import Any
 from sqlite_utils import Database
 from sqlite_utils.db import NotFoundError
 
-from appliance.privatefile import private_umask, tighten
 from appliance.store.errors import SessionNotFound, StoreError
 from appliance.store.states import State, check_transition
+from common.privatedb import WalUnavailable, connect_private
 
 # Keys that would carry transcript text or patient identity; the audit trail must not hold them.
 _FORBIDDEN_DETAIL = frozenset({"text", "name", "clinician", "speaker_name"})
 
 
 def connect(path: str, *, busy_timeout: float = 5.0) -> Database:
-    """Open (creating if needed) the database with the durability and privacy settings.
-
-    File modes: SQLite creates the database file itself, under a private umask; it gives the -wal
-    and -shm files the mode of the database file (chmodding them when it creates them), so 0600
-    there makes them 0600 too. Python never opens SQLite's files (see appliance.privatefile.tighten)."""
-    parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, mode=0o700, exist_ok=True)
-    tighten(path)
-    with private_umask():
-        conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
-    # Plugins could hook the connection; a medical store should not pick them up implicitly.
-    db = Database(conn, execute_plugins=False)
+    """Open (creating if needed) the database with the durability and privacy settings the clinic's
+    store uses too (common.privatedb.connect_private)."""
     try:
-        db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000):d}")
-        mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise StoreError(f"{path}: cannot use WAL journal mode (got {mode!r})")
-        # FULL: a commit is on disk (WAL fsynced) when it returns, so a stored segment survives a
-        # power cut. NORMAL would only guarantee consistency, not durability, in WAL mode.
-        db.execute("PRAGMA synchronous = FULL")
-        db.execute("PRAGMA foreign_keys = ON")
-        # Zero deleted content, so purged transcripts do not linger in free pages or slack space.
-        db.execute("PRAGMA secure_delete = ON")
-        for suffix in ("-wal", "-shm"):
-            tighten(path + suffix)  # left loose by older software; new ones follow the database file
-    except BaseException:
-        conn.close()
-        raise
-    return db
+        conn = connect_private(path, busy_timeout=busy_timeout)
+    except WalUnavailable as exc:
+        raise StoreError(str(exc)) from None
+    # Plugins could hook the connection; a medical store should not pick them up implicitly.
+    return Database(conn, execute_plugins=False)
 
 
 class StoreBase:

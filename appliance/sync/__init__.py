@@ -26,7 +26,7 @@ Loop = Callable[[threading.Event], None]
 def build_sync(cfg: ApplianceConfig, store: SessionStore, alerts: Alerts) -> tuple[TranscriptSync, Loop | None]:
     """The sync the room shows (the real service, or a disabled one saying why) and the loop the
     supervisor runs for it (None when disabled)."""
-    from appliance.config import rules  # here: the rules import appliance.sync.protocol
+    from appliance.config import rules  # here: keeps this package light for the config rules
     from appliance.sync.service import DisabledSync, SyncService
 
     problems = rules.check(cfg, "sync")  # the rules `appliance config check` runs

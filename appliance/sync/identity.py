@@ -12,7 +12,7 @@ import ssl
 from dataclasses import dataclass
 
 from appliance.config.schema import DeviceConfig
-from appliance.sync.protocol import Topics
+from common.protocol import Topics
 
 
 @dataclass(frozen=True)

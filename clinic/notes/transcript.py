@@ -8,9 +8,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from appliance.sync import protocol
-from appliance.sync.protocol import ProtocolError
 from clinic.notes.model import Segment, Transcript
+from common import protocol
+from common.protocol import ProtocolError
 
 
 class TranscriptError(ValueError):

@@ -17,8 +17,8 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from appliance.sync.protocol import encode
 from clinic.store.review import NOTE_COLUMNS, REVIEW_SCHEMA, ReviewTables
+from common.protocol import encode
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
-"""The embedded backend: one SQLite file (WAL, synchronous=FULL, secure_delete), private to the
-server's account like the device's store."""
+"""The embedded backend: one SQLite file, opened as the device opens its store (common.privatedb:
+0600 with its -wal/-shm, WAL, synchronous=FULL, secure_delete), private to the server's account."""
 
 from __future__ import annotations
 
@@ -8,32 +8,9 @@ import sqlite3
 import time
 from collections.abc import Callable
 
-from appliance.privatefile import PRIVATE_MODE, private_umask, tighten
 from clinic.store.base import TranscriptStore
-
-
-def connect_private(path: str, timeout: float = 10.0) -> sqlite3.Connection:
-    """Open (creating if needed) the store so that the database and its -wal/-shm are 0600.
-    SQLite creates the database file under the process umask and gives -wal/-shm the database
-    file's mode, so the umask is narrowed while the connection is made and the WAL first opened."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
-    for suffix in ("", "-wal", "-shm"):
-        tighten(path + suffix)
-    with private_umask():
-        db = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
-        try:
-            db.row_factory = sqlite3.Row
-            db.execute("PRAGMA journal_mode = WAL")
-            # An ack promises the transcript is on disk: commit must mean fsynced.
-            db.execute("PRAGMA synchronous = FULL")
-            db.execute("PRAGMA foreign_keys = ON")
-            # Zero deleted content, so removed patient data does not linger in free pages.
-            db.execute("PRAGMA secure_delete = ON")
-            db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()  # opens -wal and -shm now
-        except BaseException:
-            db.close()
-            raise
-    return db
+from common.privatedb import connect_private
+from common.privatefile import PRIVATE_MODE
 
 
 class SqliteTranscriptStore(TranscriptStore):
@@ -43,7 +20,9 @@ class SqliteTranscriptStore(TranscriptStore):
 
     def __init__(self, path: str, clock: Callable[[], float] = time.time) -> None:
         self.path = path
-        super().__init__(connect_private(path), clock)
+        db = connect_private(path, busy_timeout=10.0)
+        db.row_factory = sqlite3.Row
+        super().__init__(db, clock)
 
     def backup(self, dest: str, *, actor: str) -> int:
         """Copy the store to a new file `dest` (mode 0600) with SQLite's online backup API, while the

@@ -1,5 +1,5 @@
 """The clinic web view's Flask app factory: blueprints, login, CSRF and security headers
-(appliance/websafety.py, shared with the room panel)."""
+(common/websafety.py, shared with the room panel)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from datetime import timedelta
 from flask import Flask, Response, redirect, render_template, request, session, url_for
 from werkzeug.exceptions import HTTPException
 
-from appliance.websafety import csrf_ok, csrf_token, security_headers
 from clinic.config import ClinicConfig
 from clinic.notes.templates import TemplateRegistry
 from clinic.store import TranscriptStore
 from clinic.users import LoginPolicy
 from clinic.web.context import WebContext, web
+from common.websafety import csrf_ok, csrf_token, security_headers
 
 log = logging.getLogger(__name__)
 OPEN_ENDPOINTS = {"static", "auth.login"}

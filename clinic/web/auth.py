@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, redirect, render_template, request, session, url_for
 
-from appliance.websafety import csrf_token, safe_target
 from clinic.users import UserError, authenticate
 from clinic.web.context import web
+from common.websafety import csrf_token, safe_target
 
 bp = Blueprint("auth", __name__)
 

@@ -10,10 +10,10 @@ import threading
 
 from werkzeug.serving import make_server
 
-from appliance.websafety import tls_context
 from clinic.config import ClinicConfig, WebConfig
 from clinic.store import StoreUnavailable, open_repository
 from clinic.web.app import create_app
+from common.websafety import tls_context
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
 """The device ↔ clinic MQTT contract: topics, message schemas, encoding and chunking.
 
 Shared by the device (appliance.sync) and the clinic server (clinic/), so both sides validate
-against the same JSON schema files (appliance/sync/schema/*.json). docs/sync-protocol.md
-describes it for people.
+against the same JSON schema files (common/schema/*.json). docs/sync-protocol.md describes it
+for people.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 import fastjsonschema
 
-from appliance import jsontext
+from common import jsontext
 
 KINDS = ("transcript", "chunk", "ack", "note", "command", "status", "templates")
 # Topic leaf per direction; a chunk travels on the transcript topic.
@@ -129,7 +129,7 @@ def parse_topic(prefix: str, topic: str) -> tuple[str, str, str]:
 def _schema(kind: str) -> dict[str, Any]:
     if kind not in KINDS:
         raise ValueError(f"unknown message kind {kind!r}")
-    text = resources.files("appliance.sync").joinpath("schema", f"{kind}.v1.json").read_text("utf-8")
+    text = resources.files("common").joinpath("schema", f"{kind}.v1.json").read_text("utf-8")
     return dict(json.loads(text))
 
 
@@ -141,7 +141,7 @@ def _validator(kind: str) -> Callable[[Any], Any]:
 
 def schema_path(kind: str) -> str:
     """File of a message schema (for docs and for other implementations of the clinic side)."""
-    return str(resources.files("appliance.sync").joinpath("schema", f"{kind}.v1.json"))
+    return str(resources.files("common").joinpath("schema", f"{kind}.v1.json"))
 
 
 # -- transcripts: the same schema, checked in bulk ---------------------------------------------
@@ -258,7 +258,7 @@ def decode(data: bytes, max_bytes: int) -> dict[str, Any]:
     if _nesting_exceeds(text, MAX_DEPTH):
         raise ProtocolError(f"message nests deeper than {MAX_DEPTH} levels")
     try:
-        # NaN / Infinity are not JSON: never stored, never printed (appliance.jsontext).
+        # NaN / Infinity are not JSON: never stored, never printed (common.jsontext).
         obj = json.loads(text, parse_constant=jsontext.refuse_constant, parse_float=jsontext.finite_float,
                          parse_int=_safe_int)
     except ProtocolError:
