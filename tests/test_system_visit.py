@@ -24,7 +24,7 @@ import soundfile as sf
 from appliance.capture.status import MSG_FINISHED
 from appliance.demo import bundled_recording, stack
 from appliance.demo.panel_client import PanelClient, ReviewPage
-from appliance.panel.app import state_words
+from appliance.panel.wording import state_words
 from appliance.store import State, open_store
 from clinic.store import SqliteTranscriptStore
 from tests.broker import Broker, make_pki, sync_toml, wait_until

@@ -79,7 +79,8 @@ def _infer_whisper(model_dir: Path) -> dict[str, str] | None:
     def pick(pattern: str) -> str | None:
         found = sorted(p.name for p in model_dir.glob(pattern))
         int8 = [n for n in found if ".int8." in n]  # prefer the quantised files, as the exporter ships
-        return (int8 or found or [None])[0]
+        names = int8 or found
+        return names[0] if names else None
 
     spec = {"encoder": pick("*-encoder*.onnx"), "decoder": pick("*-decoder*.onnx"), "tokens": pick("*-tokens.txt")}
     return {"kind": "whisper", **spec} if all(spec.values()) else None  # type: ignore[dict-item]
@@ -109,7 +110,7 @@ def model_spec(model_dir: Path | str, manifest: Any, kinds: Mapping[str, Sequenc
             section = {**section, **(_infer_whisper(model_dir) or {})}
     spec: dict[str, Any] = dict(section)
     kind = spec.get("kind")
-    if kind not in kinds:
+    if not isinstance(kind, str) or kind not in kinds:
         raise ManifestError(
             f"{where}: model kind {kind!r} cannot run on {prefix} (it runs {', '.join(kinds)}); "
             f"pick the engine the model was made for"

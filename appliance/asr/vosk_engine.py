@@ -14,6 +14,7 @@ import json
 import logging
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -36,7 +37,7 @@ class VoskStream:
     """One utterance. Kaldi may end a segment by itself (its own endpointing) in a long
     utterance; those segments are kept so nothing said before the endpoint is lost."""
 
-    def __init__(self, recognizer: object) -> None:
+    def __init__(self, recognizer: Any) -> None:  # a vosk.KaldiRecognizer (vosk is untyped)
         self._rec = recognizer
         self._done: list[str] = []  # text of segments Kaldi already closed
         self._finished = False

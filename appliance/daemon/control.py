@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +94,7 @@ class ControlServer:
                 log.warning("control connection closed: %s", exc)
 
 
-def _lines(conn: socket.socket):  # type: ignore[no-untyped-def]
+def _lines(conn: socket.socket) -> Iterator[bytes]:
     buf = b""
     while True:
         chunk = conn.recv(4096)

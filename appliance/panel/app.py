@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import secrets
 import time
@@ -10,17 +9,20 @@ from collections.abc import Callable
 from pathlib import Path
 
 from flask import Flask, Response, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from appliance.config.schema import ApplianceConfig
 from appliance.daemon.controller import SessionController
+from appliance.panel import views_admin, views_care, views_review, views_visit
 from appliance.panel.context import PanelContext, ctx
 from appliance.panel.events import EventHub
+from appliance.panel.events_view import bp as events_bp
 from appliance.panel.lock import Room, auto_lock
+from appliance.panel.origin import back_to, is_loopback
 from appliance.panel.pin import PinGuard
-from appliance.panel.redirects import safe_target
 from appliance.panel.tools import MicTools
-from appliance.panel.wording import plural, speaker_words
+from appliance.panel.wording import plural, speaker_words, state_words
 from appliance.sync.interface import TranscriptSync
 from common.websafety import csrf_ok, csrf_token, security_headers
 
@@ -31,13 +33,6 @@ OPEN_ENDPOINTS = {"static", "auth.unlock", "auth.unlock_screen", "auth.set_pin"}
 
 def pin_path(cfg: ApplianceConfig) -> Path:
     return Path(cfg.paths.state_dir) / "panel" / "pin.json"
-
-
-def is_loopback(addr: str | None) -> bool:
-    try:
-        return addr is not None and ipaddress.ip_address(addr).is_loopback
-    except ValueError:
-        return False
 
 
 def create_app(cfg: ApplianceConfig, controller: SessionController, sync: TranscriptSync, *,
@@ -61,9 +56,6 @@ def create_app(cfg: ApplianceConfig, controller: SessionController, sync: Transc
     controller.add_listener(hub.publish)
     app.extensions["panel"] = pc
 
-    from appliance.panel import views_admin, views_care, views_review, views_visit
-    from appliance.panel.events_view import bp as events_bp
-
     app.register_blueprint(views_visit.bp)
     app.register_blueprint(views_review.bp)
     app.register_blueprint(views_care.bp)
@@ -82,11 +74,6 @@ def create_app(cfg: ApplianceConfig, controller: SessionController, sync: Transc
     return app
 
 
-STATE_WORDS = {"idle": "Not started", "recording": "Recording", "paused": "Paused", "stopped": "To review",
-               "reviewed": "Reviewed", "queued": "Queued for the clinic", "synced": "Sent to the clinic",
-               "purged": "Deleted after retention"}
-
-
 # Werkzeug's own error pages are bare HTML in English jargon; these are the panel's words.
 HTTP_ERROR_WORDS = {
     400: ("Please try again", "The panel could not understand what was sent. Nothing was changed."),
@@ -98,10 +85,6 @@ HTTP_ERROR_WORDS = {
     500: ("Something went wrong", "The panel hit an error showing this page. The visit is safe. "
                                   "Please go back and try again."),
 }
-
-
-def state_words(state: str) -> str:
-    return STATE_WORDS.get(str(state), str(state))
 
 
 def speaker_class(label: str) -> int:
@@ -116,12 +99,7 @@ def when(ts: float) -> str:
     return time.strftime("%d %b %H:%M", time.localtime(ts))
 
 
-def back_to(default: str) -> str:
-    """The local page a form asked to return to (no Referer is sent: Referrer-Policy no-referrer)."""
-    return safe_target(request.form.get("back"), default)
-
-
-def _lan_login() -> Response | None:
+def _lan_login() -> ResponseReturnValue | None:
     """LAN mode: anybody not on the device itself logs in with the PIN before seeing anything."""
     pc = ctx()
     if not pc.lan_requires_login or is_loopback(request.remote_addr) or request.endpoint in OPEN_ENDPOINTS:
@@ -133,7 +111,7 @@ def _lan_login() -> Response | None:
     return redirect(url_for("auth.unlock", next=request.full_path))
 
 
-def _check_csrf() -> Response | None:
+def _check_csrf() -> ResponseReturnValue | None:
     if csrf_ok():
         return None
     ctx().store.audit("panel", "panel:csrf-refused", None, path=request.path)
@@ -153,7 +131,7 @@ def _template_globals() -> dict[str, object]:
             "live": pc.controller.snapshot().as_dict()}
 
 
-def _error_page(exc: Exception) -> Response | tuple[str, int]:
+def _error_page(exc: Exception) -> ResponseReturnValue:
     if isinstance(exc, HTTPException):
         code = exc.code or 500
         title, message = HTTP_ERROR_WORDS.get(code, HTTP_ERROR_WORDS[500])
@@ -166,5 +144,5 @@ def _error_page(exc: Exception) -> Response | tuple[str, int]:
               + "Please try again in a moment.", "error")
         parts = request.path.split("/")  # an edit on Review goes back to that visit's Review
         default = "/".join(parts[:3]) if len(parts) > 3 and parts[1] == "review" else url_for("visit.start_screen")
-        return redirect(back_to(default))  # type: ignore[return-value]
+        return redirect(back_to(default))
     return render_template("error.html", title=HTTP_ERROR_WORDS[500][0], message=HTTP_ERROR_WORDS[500][1]), 500

@@ -17,7 +17,7 @@ from appliance.panel.events import EventHub
 from appliance.panel.lock import Room, StreamPasses, holds_recent, is_unlocked
 from appliance.panel.pin import PinGuard
 from appliance.panel.tools import MicTools
-from appliance.store import IllegalTransition, SegmentNotFound, SessionClosed, SessionNotFound
+from appliance.store import IllegalTransition, SegmentNotFound, SessionClosed, SessionNotFound, SessionStore
 from appliance.sync.interface import TranscriptSync
 
 
@@ -35,7 +35,7 @@ class PanelContext:
     streams: StreamPasses = field(default_factory=StreamPasses)
 
     @property
-    def store(self):  # type: ignore[no-untyped-def]
+    def store(self) -> SessionStore:
         return self.controller.store
 
     def unlocked(self) -> bool:

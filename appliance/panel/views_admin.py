@@ -8,25 +8,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from flask import Blueprint, Response, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
 
 from appliance.diarize.enrol import EnrolmentError, load_enrolment
 from appliance.diarize.visit import enrolment_path
-from appliance.panel.app import is_loopback
 from appliance.panel.context import ctx
 from appliance.panel.lock import UNLOCKED, mark_unlocked
+from appliance.panel.origin import is_loopback, next_page
 from appliance.panel.pin import PinError, duration_words
-from appliance.panel.redirects import safe_target
 from appliance.panel.tools import ToolBusy
 from appliance.panel.wording import sending_words, sync_status
 
 auth_bp = Blueprint("auth", __name__)
 bp = Blueprint("admin", __name__)
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _safe_next(default: str = "/") -> str:
-    return safe_target(request.values.get("next"), default)
 
 
 def pin_required(view: F) -> F:
@@ -44,13 +40,13 @@ def pin_required(view: F) -> F:
 def unlock_screen() -> str:
     pc = ctx()
     wait = pc.pins.lockout_remaining()
-    return render_template("unlock.html", next=_safe_next(), first_run=not pc.pins.is_set,
+    return render_template("unlock.html", next=next_page(), first_run=not pc.pins.is_set,
                            may_set=is_loopback(request.remote_addr), wait=duration_words(wait) if wait else "",
                            screen="unlock")
 
 
 @auth_bp.post("/unlock")
-def unlock() -> Response:
+def unlock() -> ResponseReturnValue:
     pc = ctx()
     try:
         pc.pins.check(request.form.get("pin", ""), over_network=not is_loopback(request.remote_addr))
@@ -58,14 +54,14 @@ def unlock() -> Response:
         pc.store.audit("panel", "panel:pin-failed", None, remote=request.remote_addr or "",
                        **({"lockout_s": exc.lockout_s} if exc.lockout_s else {}))
         flash(str(exc), "error")
-        return redirect(url_for("auth.unlock_screen", next=_safe_next()))
+        return redirect(url_for("auth.unlock_screen", next=next_page()))
     mark_unlocked(pc)
     pc.store.audit("panel", "panel:unlock", None, remote=request.remote_addr or "")
-    return redirect(_safe_next())
+    return redirect(next_page())
 
 
 @auth_bp.post("/pin")
-def set_pin() -> Response:
+def set_pin() -> ResponseReturnValue:
     """First run (on the device itself only), or a change by an unlocked clinician."""
     pc = ctx()
     first = not pc.pins.is_set
@@ -84,16 +80,16 @@ def set_pin() -> Response:
         pc.pins.set_pin(request.form.get("pin", ""), request.form.get("confirm", ""))
     except PinError as exc:
         flash(str(exc), "error")
-        return redirect(url_for("auth.unlock_screen", next=_safe_next()) if first
+        return redirect(url_for("auth.unlock_screen", next=next_page()) if first
                         else url_for("admin.settings") + "#change-pin")
     pc.store.audit("panel", "panel:pin-set" if first else "panel:pin-changed")
     mark_unlocked(pc)
     flash("PIN saved.", "ok")
-    return redirect(_safe_next() if first else url_for("admin.settings") + "#change-pin")
+    return redirect(next_page() if first else url_for("admin.settings") + "#change-pin")
 
 
 @auth_bp.post("/lock")
-def lock() -> Response:
+def lock() -> ResponseReturnValue:
     pc = ctx()
     pc.room.lock()
     session.pop(UNLOCKED, None)
@@ -148,7 +144,7 @@ def settings() -> str:
 
 @bp.post("/settings/mic-test")
 @pin_required
-def mic_test() -> Response:
+def mic_test() -> ResponseReturnValue:
     try:
         ctx().tools.start_mic_test()
     except ToolBusy as exc:
@@ -158,7 +154,7 @@ def mic_test() -> Response:
 
 @bp.post("/settings/enrol")
 @pin_required
-def enrol() -> Response:
+def enrol() -> ResponseReturnValue:
     try:
         ctx().tools.start_enrolment(request.form.get("clinician", ""))
     except (ToolBusy, ValueError) as exc:

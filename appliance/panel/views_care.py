@@ -3,14 +3,15 @@ Review tools beyond one line (undo, split, join, add a line, "this speaker is me
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
 
-from appliance.panel.app import state_words
 from appliance.panel.context import ctx, plain_error
 from appliance.panel.lock import RECENT
 from appliance.panel.pin import PinError
 from appliance.panel.views_admin import pin_required
 from appliance.panel.views_review import _edit, _guard
+from appliance.panel.wording import state_words
 from appliance.store import IllegalTransition, Segment, Session, SessionNotFound, State, is_allowed
 
 bp = Blueprint("care", __name__)
@@ -88,7 +89,7 @@ def consent_given(session_id: str) -> bool:
 
 
 @bp.post("/visit/consent")
-def live_consent() -> Response:
+def live_consent() -> ResponseReturnValue:
     """The warning on the Recording screen: the patient has now agreed."""
     pc = ctx()
     sid = pc.live_id()
@@ -101,7 +102,7 @@ def live_consent() -> Response:
 # -- discard -----------------------------------------------------------------------------------
 
 @bp.get("/review/<session_id>/discard")
-def discard_screen(session_id: str) -> Response | str:
+def discard_screen(session_id: str) -> ResponseReturnValue:
     if (r := _guard(session_id)) is not None:
         return r
     s = ctx().store.get_session(session_id)
@@ -110,7 +111,7 @@ def discard_screen(session_id: str) -> Response | str:
 
 
 @bp.post("/review/<session_id>/discard")
-def discard(session_id: str) -> Response:
+def discard(session_id: str) -> ResponseReturnValue:
     """Delete a visit from the device now: the PIN is asked again even when the panel is unlocked
     (a wrong PIN counts towards the lockout), and the reason goes into the audit trail."""
     if (r := _guard(session_id)) is not None:
@@ -141,14 +142,14 @@ def discard(session_id: str) -> Response:
 # -- Review tools ------------------------------------------------------------------------------
 
 @bp.post("/review/<session_id>/undo")
-def undo(session_id: str) -> Response:
+def undo(session_id: str) -> ResponseReturnValue:
     store = ctx().store
     what = UNDO_WORDS.get(store.undoable_edit(session_id) or "", "the last change")
     return _edit(session_id, lambda: store.undo_last_edit(session_id, actor="panel"), f"Undone: {what}.")
 
 
 @bp.post("/review/<session_id>/segment/<segment_id>/split")
-def split(session_id: str, segment_id: str) -> Response:
+def split(session_id: str, segment_id: str) -> ResponseReturnValue:
     try:
         at = int(request.form.get("at", ""))
     except ValueError:
@@ -158,13 +159,13 @@ def split(session_id: str, segment_id: str) -> Response:
 
 
 @bp.post("/review/<session_id>/segment/<segment_id>/merge")
-def merge(session_id: str, segment_id: str) -> Response:
+def merge(session_id: str, segment_id: str) -> ResponseReturnValue:
     return _edit(session_id, lambda: ctx().store.merge_with_next(session_id, segment_id, actor="panel"),
                  "Lines joined.")
 
 
 @bp.post("/review/<session_id>/segment/<segment_id>/insert")
-def insert(session_id: str, segment_id: str) -> Response:
+def insert(session_id: str, segment_id: str) -> ResponseReturnValue:
     store = ctx().store
     label, text = request.form.get("speaker", ""), request.form.get("text", "")
     if label not in store.speakers(session_id):
@@ -175,7 +176,7 @@ def insert(session_id: str, segment_id: str) -> Response:
 
 
 @bp.post("/review/<session_id>/me")
-def speaker_is_me(session_id: str) -> Response:
+def speaker_is_me(session_id: str) -> ResponseReturnValue:
     label = request.form.get("speaker", "")
     return _edit(session_id, lambda: ctx().store.speaker_is_me(session_id, label, actor="panel"),
                  "Your lines are marked Clinician, the others Patient.")

@@ -5,18 +5,19 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 
 from appliance.panel.context import ctx, plain_error
 from appliance.panel.views_visit import offered_templates
 from appliance.panel.wording import SENDING_OFF, sending_on, sync_status
-from appliance.store import IllegalTransition, SegmentNotFound, SessionClosed, SessionNotFound, State
+from appliance.store import IllegalTransition, Segment, SegmentNotFound, SessionClosed, SessionNotFound, State
 
 bp = Blueprint("review", __name__)
 EDITABLE = {State.STOPPED, State.REVIEWED, State.QUEUED, State.SYNCED}
 
 
-def _guard(session_id: str) -> Response | None:
+def _guard(session_id: str) -> ResponseReturnValue | None:
     pc = ctx()
     try:
         pc.store.get_session(session_id)
@@ -27,7 +28,7 @@ def _guard(session_id: str) -> Response | None:
     return None
 
 
-def _in_use(speakers: dict[str, str], segments: list) -> dict[str, str]:  # type: ignore[type-arg]
+def _in_use(speakers: dict[str, str], segments: list[Segment]) -> dict[str, str]:
     """Only labels the transcript uses: a live label the hindsight pass at Stop replaced keeps
     its row (and maybe a name now worn by another label) but must not be offered for a swap."""
     used = {g.speaker for g in segments}
@@ -35,7 +36,7 @@ def _in_use(speakers: dict[str, str], segments: list) -> dict[str, str]:  # type
 
 
 @bp.get("/review/<session_id>")
-def review(session_id: str) -> Response | str:
+def review(session_id: str) -> ResponseReturnValue:
     if (r := _guard(session_id)) is not None:
         return r
     pc = ctx()
@@ -59,7 +60,7 @@ def review(session_id: str) -> Response | str:
     )
 
 
-def _edit(session_id: str, what: Callable[[], object], done: str) -> Response:
+def _edit(session_id: str, what: Callable[[], object], done: str) -> ResponseReturnValue:
     """Run one edit; a stopped visit that was touched becomes 'reviewed'. Errors in plain words."""
     if (r := _guard(session_id)) is not None:
         return r
@@ -80,7 +81,7 @@ def _edit(session_id: str, what: Callable[[], object], done: str) -> Response:
 
 
 @bp.post("/review/<session_id>/details")
-def details(session_id: str) -> Response:
+def details(session_id: str) -> ResponseReturnValue:
     store = ctx().store
     chosen = [t for t in request.form.getlist("template") if t in offered_templates()
               or t in store.get_session(session_id).templates]
@@ -93,14 +94,14 @@ def details(session_id: str) -> Response:
 
 
 @bp.post("/review/<session_id>/segment/<segment_id>/text")
-def edit_text(session_id: str, segment_id: str) -> Response:
+def edit_text(session_id: str, segment_id: str) -> ResponseReturnValue:
     text = request.form.get("text", "")
     return _edit(session_id, lambda: ctx().store.edit_segment_text(session_id, segment_id, text, actor="panel"),
                  "Text corrected.")
 
 
 @bp.post("/review/<session_id>/segment/<segment_id>/speaker")
-def edit_speaker(session_id: str, segment_id: str) -> Response:
+def edit_speaker(session_id: str, segment_id: str) -> ResponseReturnValue:
     store = ctx().store
     label = request.form.get("speaker", "")
     if label == "confirm":  # the one tap on an unsure line's own speaker: it was right
@@ -117,20 +118,20 @@ def edit_speaker(session_id: str, segment_id: str) -> Response:
 
 
 @bp.post("/review/<session_id>/segment/<segment_id>/delete")
-def delete(session_id: str, segment_id: str) -> Response:
+def delete(session_id: str, segment_id: str) -> ResponseReturnValue:
     return _edit(session_id, lambda: ctx().store.delete_segment(session_id, segment_id, actor="panel"),
                  "Passage deleted.")
 
 
 @bp.post("/review/<session_id>/swap")
-def swap(session_id: str) -> Response:
+def swap(session_id: str) -> ResponseReturnValue:
     a, b = request.form.get("a", ""), request.form.get("b", "")
     return _edit(session_id, lambda: ctx().store.swap_speakers(session_id, a, b, actor="panel"),
                  "Speakers swapped.")
 
 
 @bp.post("/review/<session_id>/speaker-name")
-def speaker_name(session_id: str) -> Response:
+def speaker_name(session_id: str) -> ResponseReturnValue:
     label, name = request.form.get("label", ""), request.form.get("name", "")[:40]
     if label not in ctx().store.speakers(session_id):
         flash("Please choose one of the listed speakers.", "error")
@@ -140,7 +141,7 @@ def speaker_name(session_id: str) -> Response:
 
 
 @bp.post("/review/<session_id>/send")
-def send(session_id: str) -> Response:
+def send(session_id: str) -> ResponseReturnValue:
     if (r := _guard(session_id)) is not None:
         return r
     pc = ctx()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 
 from appliance.daemon.controller import ControlError
 from appliance.panel.context import ctx, plain_error
@@ -30,7 +31,7 @@ def start_screen() -> str:
 
 
 @bp.post("/start")
-def start() -> Response:
+def start() -> ResponseReturnValue:
     pc = ctx()
     name = request.form.get("name", "").strip()[:80]
     chosen = [t for t in request.form.getlist("template") if t in offered_templates()]
@@ -49,7 +50,7 @@ def start() -> Response:
 
 
 @bp.get("/visit")
-def recording() -> Response | str:
+def recording() -> ResponseReturnValue:
     pc = ctx()
     s = pc.controller.session
     if s is None:
@@ -61,7 +62,7 @@ def recording() -> Response | str:
 
 
 @bp.post("/visit/<action>")
-def command(action: str) -> Response:
+def command(action: str) -> ResponseReturnValue:
     pc = ctx()
     if action not in ("pause", "resume", "stop"):
         abort(404)
@@ -88,7 +89,7 @@ def command(action: str) -> Response:
     return redirect(url_for("visit.recording"))
 
 
-def _visit_ended_elsewhere(session_id: str) -> Response:
+def _visit_ended_elsewhere(session_id: str) -> ResponseReturnValue:
     try:
         ctx().store.get_session(session_id)
     except SessionNotFound:
@@ -100,11 +101,11 @@ def _visit_ended_elsewhere(session_id: str) -> Response:
 
 
 @bp.post("/activity")
-def activity() -> Response:
+def activity() -> ResponseReturnValue:
     """The page was touched without a request (scrolling, typing): keep the panel unlocked."""
     return Response(status=204)
 
 
 @bp.get("/favicon.ico")
-def favicon() -> Response:
+def favicon() -> ResponseReturnValue:
     return Response(status=204)  # the kiosk has no tab bar; avoids a 404 in every log

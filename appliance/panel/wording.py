@@ -1,4 +1,4 @@
-"""Plain words for what the panel shows: sending state, counts, speaker labels, sent versions."""
+"""Plain words for what the panel shows: visit states, sending state, counts, speaker labels, sent versions."""
 
 from __future__ import annotations
 
@@ -39,6 +39,16 @@ def sending_words(cfg: ApplianceConfig, status: dict[str, Any] | None) -> str:
     if status.get("last_error"):
         text += f" Last problem: {status['last_error']}"
     return text
+
+
+STATE_WORDS = {"idle": "Not started", "recording": "Recording", "paused": "Paused", "stopped": "To review",
+               "reviewed": "Reviewed", "queued": "Queued for the clinic", "synced": "Sent to the clinic",
+               "purged": "Deleted after retention"}
+
+
+def state_words(state: str) -> str:
+    """A visit's state as the panel names it ("stopped" → "To review")."""
+    return STATE_WORDS.get(str(state), str(state))
 
 
 def plural(n: int, word: str) -> str:

@@ -29,7 +29,18 @@ log = logging.getLogger(__name__)
 
 
 class Diarizer(Protocol):
+    """One visit's speaker labeller (appliance.diarize.OnlineDiarizer). The pipeline only assigns;
+    the controller keeps its turns across a restart and relabels them all with hindsight at Stop."""
+
     def assign(self, audio16k: np.ndarray, start: float, end: float, direction: Any = None) -> list[Any]: ...
+
+    def export_turns(self, indices: tuple[int, ...]) -> list[tuple[int, float, float, str, np.ndarray, Any]]: ...
+
+    def restore(self, turns: list[tuple[float, float, str, np.ndarray, Any]]) -> None: ...
+
+    def recluster(self) -> dict[int, str]: ...
+
+    def display_names(self) -> dict[str, str]: ...
 
 
 class DirectionSource(Protocol):

@@ -157,7 +157,7 @@ class VisitAudio:
         self.pipeline.tracker = None
         self._choose_array = not self.direction_problem and (
             self.frontend is not None or (self._labeller is not None and self.cfg.diarize.use_direction))
-        sink = self._feed
+        sink: Callable[[CapturedBlock], None] = self._feed
         if paced_source and self.frontend is not None:
             sink = paced(self._feed, self.pipeline.queued_seconds)
         self._capture = self._capture_factory(sink)

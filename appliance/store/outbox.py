@@ -94,6 +94,7 @@ class OutboxMixin(StoreBase):
                     "superseded": 0,
                 }
             )
+            assert table.last_pk is not None  # set by the insert just made
             current = table.get(table.last_pk)
         self._apply_transition(row, State.QUEUED, actor, revision=revision, outbox=current["id"])
         return OutboxItem.from_row(current)

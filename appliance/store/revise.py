@@ -129,11 +129,11 @@ class ReviseMixin(TranscriptMixin):
                 made_by[detail["revision"]] = {"action": ev["action"], **detail}
         r = revision
         while r > 1:
-            ev = made_by.get(r)
-            if ev is not None and ev["action"] == "edit:undo":
-                r = int(ev["restored"])  # that revision's transcript is the one shown now
-            elif ev is not None and ev["action"] in UNDOABLE:
-                return r - 1, ev["action"]
+            made = made_by.get(r)
+            if made is not None and made["action"] == "edit:undo":
+                r = int(made["restored"])  # that revision's transcript is the one shown now
+            elif made is not None and made["action"] in UNDOABLE:
+                return r - 1, made["action"]
             else:
                 r -= 1  # a change of visit details, names or a recognised line: nothing to take back
         return None

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -38,7 +39,7 @@ _sessions: dict[str, object] = {}
 _sessions_lock = threading.Lock()
 
 
-def _session(path: Path):  # type: ignore[no-untyped-def]
+def _session(path: Path) -> Any:  # an onnxruntime.InferenceSession (the library is untyped)
     import onnxruntime as ort
 
     key = str(path.resolve())
@@ -59,7 +60,7 @@ class SileroModel:
     def __init__(self, onnx_path: Path | str) -> None:
         self.path = Path(onnx_path)
         self._sess = _session(self.path)
-        inputs = {i.name: i for i in self._sess.get_inputs()}  # type: ignore[attr-defined]
+        inputs = {i.name: i for i in self._sess.get_inputs()}
         if set(inputs) != {"input", "state", "sr"}:
             raise ModelError(MODEL_NAME, f"not a Silero v5/v6 model: inputs {sorted(inputs)}", self.path.name)
         dims = inputs["state"].shape
@@ -76,7 +77,7 @@ class SileroModel:
         x = self._x
         x[0, :CONTEXT] = x[0, WINDOW:]  # the previous window's tail becomes the context
         x[0, CONTEXT:] = window
-        out, self._state = self._sess.run(None, {"input": x, "state": self._state, "sr": self._sr})  # type: ignore[attr-defined]
+        out, self._state = self._sess.run(None, {"input": x, "state": self._state, "sr": self._sr})
         return float(out[0, 0])
 
 

@@ -119,11 +119,15 @@ class Note:
         """A note back from its JSON body (StoredNote.body), e.g. for assistant commands."""
         return cls(
             template=d["template"], generator=d["generator"]["name"], generator_version=d["generator"]["version"],
-            status=d["status"], message=d.get("message", ""), facts=Facts(**{
-                k: tuple(v) if k == "evidence" else v for k, v in d.get("facts", {}).items()}),
+            status=d["status"], message=d.get("message", ""), facts=Facts(**_facts_fields(d.get("facts", {}))),
             roles=[SpeakerRole(**r) for r in d.get("roles", [])], reading_grade=d.get("reading_grade"),
             warnings=list(d.get("warnings", [])), fallback=d.get("fallback", ""),
             sections=[NoteSection(s["key"], s["title"], [
                 Statement(st["text"], tuple(st["evidence"]), st.get("kind", ""), float(i),
                           flags=tuple(st.get("flags", ()))) for i, st in enumerate(s["sentences"])])
                 for s in d.get("sections", [])])
+
+
+def _facts_fields(facts: dict[str, Any]) -> dict[str, Any]:
+    """Facts' fields from JSON: evidence back to a tuple (JSON has only lists)."""
+    return {k: tuple(v) if k == "evidence" else v for k, v in facts.items()}

@@ -7,9 +7,11 @@ Used on transcripts (device ASR output, or ACI-Bench's tokenised dialogues) and,
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 # ACI-Bench and some ASR output split contractions and punctuate with spaces ("do n't", "pain , and").
-_JOINS = [
+# (pattern, replacement): a template string or a function of the match.
+_JOINS: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = [
     (re.compile(r"\s+([,.?!;:])"), r"\1"),
     (re.compile(r"\b(do|does|did|is|are|was|were|has|have|had|could|would|should|wo|ca|ai)\s+n't\b", re.I), r"\1n't"),
     (re.compile(r"\b(gon|wan|got)\s+na\b", re.I), lambda m: {"gon": "going to", "wan": "want to"}.get(

@@ -9,6 +9,7 @@ exactly-once effect here. `deliveries` counts how often a revision arrived (evid
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 import threading
@@ -340,7 +341,7 @@ class TranscriptStore(ReviewTables):
             row = self._db.execute("SELECT status FROM devices WHERE device_id = ?", [device_id]).fetchone()
         return None if row is None else json.loads(row[0])
 
-    def devices(self) -> list[tuple[str, dict[str, Any], float]]:
+    def devices(self) -> builtins.list[tuple[str, dict[str, Any], float]]:
         """Every device's last status message and when the clinic received it (monitoring)."""
         with self._lock:
             rows = self._db.execute("SELECT device_id, status, updated_at FROM devices ORDER BY device_id").fetchall()
@@ -354,7 +355,7 @@ class TranscriptStore(ReviewTables):
             [self._clock(), actor[:256], action, session_id, revision, detail[:1000]],
         )
 
-    def audit_log(self, session_id: str | None = None) -> list[AuditEntry]:
+    def audit_log(self, session_id: str | None = None) -> builtins.list[AuditEntry]:
         where, params = ("WHERE session_id = ?", [session_id]) if session_id else ("", [])
         with self._lock:
             rows = self._db.execute(f"SELECT at, actor, action, session_id, revision, detail FROM audit {where} "
@@ -383,7 +384,7 @@ class TranscriptStore(ReviewTables):
                                  "AND superseded_by IS NULL AND id != ?", [row["id"], session_id, template, row["id"]])
         return _note(row)
 
-    def revisions_without_notes(self, since: float) -> list[tuple[str, str, str, int]]:
+    def revisions_without_notes(self, since: float) -> builtins.list[tuple[str, str, str, int]]:
         """(site, device_id, session_id, revision) of each session's latest revision received since
         `since` that has no note yet: stored, acked, but the server stopped before writing its notes."""
         with self._lock:
@@ -394,9 +395,11 @@ class TranscriptStore(ReviewTables):
                 "ORDER BY t.received_at", [since]).fetchall()
         return [(r[0], r[1], r[2], int(r[3])) for r in rows]
 
-    def notes(self, session_id: str, revision: int | None = None, current_only: bool = False) -> list[StoredNote]:
+    def notes(self, session_id: str, revision: int | None = None,
+              current_only: bool = False) -> builtins.list[StoredNote]:
         """Notes of a session (one revision, or all), oldest first."""
-        sql, params = NOTE_COLUMNS + " WHERE n.session_id = ?", [session_id]
+        sql = NOTE_COLUMNS + " WHERE n.session_id = ?"
+        params: builtins.list[object] = [session_id]
         if revision is not None:
             sql, params = sql + " AND n.revision = ?", [*params, revision]
         if current_only:

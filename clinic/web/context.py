@@ -24,7 +24,8 @@ class WebContext:
 
 
 def web() -> WebContext:
-    return current_app.extensions["clinic-web"]  # type: ignore[no-any-return]
+    context: WebContext = current_app.extensions["clinic-web"]
+    return context
 
 
 def username() -> str:

@@ -9,7 +9,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from clinic.config import ClinicConfig
+from clinic.config import ClinicConfig, LlmConfig
 from clinic.notes.model import Note, Transcript
 from clinic.notes.templates import Template
 
@@ -38,9 +38,8 @@ def commands() -> tuple[str, ...]:
     return tuple(COMMANDS)
 
 
-def _llm_config(cfg: ClinicConfig) -> Any:
-    llm = getattr(cfg, "llm", None)
-    return llm if llm is not None and getattr(llm, "url", "") else None
+def _llm_config(cfg: ClinicConfig) -> LlmConfig | None:
+    return cfg.llm if cfg.llm.url else None
 
 
 def assist(cfg: ClinicConfig, command: str, body: dict[str, Any], transcript: Transcript,

@@ -116,7 +116,7 @@ def assist(note_id: int) -> tuple[str, int]:
     if payload is None:
         abort(404)
     suggestion = llm.assist(ctx.cfg, command, note.body, from_payload(payload), request.form.get("section") or None)
-    return render_session(note.session_id, note.id, suggestion)  # type: ignore[no-any-return]
+    return render_session(note.session_id, note.id, suggestion)
 
 
 @bp.get("/notes/<int:note_id>/export/<fmt>")

@@ -26,6 +26,7 @@ class Ct2Model:
         self.path = path
         # A read-only map keeps 75 MB of float16 off the heap until a tensor is asked for.
         self._buf = np.memmap(path, dtype=np.uint8, mode="r")
+        self._bytes = self._buf.data  # the same map as a memoryview, for struct
         self._pos = 0
         self.version = self._u32()
         if self.version < 5:
@@ -37,7 +38,7 @@ class Ct2Model:
             name = self._str()
             rank = int(self._buf[self._pos])
             self._pos += 1
-            shape = struct.unpack_from(f"<{rank}I", self._buf, self._pos)
+            shape = struct.unpack_from(f"<{rank}I", self._bytes, self._pos)
             self._pos += 4 * rank
             code = int(self._buf[self._pos])
             self._pos += 1
@@ -54,12 +55,12 @@ class Ct2Model:
                 self.aliases[alias] = target
 
     def _u32(self) -> int:
-        (v,) = struct.unpack_from("<I", self._buf, self._pos)
+        (v,) = struct.unpack_from("<I", self._bytes, self._pos)
         self._pos += 4
         return v
 
     def _str(self) -> str:
-        (n,) = struct.unpack_from("<H", self._buf, self._pos)
+        (n,) = struct.unpack_from("<H", self._bytes, self._pos)
         raw = bytes(self._buf[self._pos + 2:self._pos + 2 + n])
         self._pos += 2 + n
         return raw.rstrip(b"\0").decode("utf-8")

@@ -58,8 +58,15 @@ class GraphBuilder:
             self._consts[key] = self.weight(f"c_f{len(self._consts)}", np.array(value, dtype=np.float32))
         return self._consts[key]
 
-    def op(self, op_type: str, *inputs: str, outputs: int | list[str] = 1, name: str | None = None,
-           domain: str | None = None, **attrs) -> str | list[str]:
+    def op(self, op_type: str, *inputs: str, outputs: list[str] | None = None, name: str | None = None,
+           domain: str | None = None, **attrs) -> str:
+        """A node with one output (named ``outputs[0]`` when given); the output's name."""
+        (out,) = self.op_multi(op_type, *inputs, outputs=outputs or 1, name=name, domain=domain, **attrs)
+        return out
+
+    def op_multi(self, op_type: str, *inputs: str, outputs: int | list[str], name: str | None = None,
+                 domain: str | None = None, **attrs) -> list[str]:
+        """A node with several outputs (``outputs`` new ones, or these names); their names."""
         node_name = self.fresh(name or op_type.lower())
         outs = outputs if isinstance(outputs, list) else [self.fresh(f"{node_name}_out{i}") for i in range(outputs)]
         if isinstance(outputs, list):
@@ -67,7 +74,7 @@ class GraphBuilder:
         if domain == MS_DOMAIN:
             self.uses_ms_domain = True
         self.nodes.append(helper.make_node(op_type, list(inputs), outs, name=node_name, domain=domain, **attrs))
-        return outs[0] if len(outs) == 1 else outs
+        return outs
 
     def add_input(self, name: str, elem_type: int, shape: list[int | str]) -> str:
         self._names.add(name)
@@ -174,6 +181,6 @@ class TiedEmbedding:
         g = self.g
         if not self.quantized:
             return g.op("MatMul", x, self.table, name="logits_matmul")
-        xq, xs, xz = g.op("DynamicQuantizeLinear", x, outputs=3)
+        xq, xs, xz = g.op_multi("DynamicQuantizeLinear", x, outputs=3)
         acc = g.op("MatMulInteger", xq, self.table, xz, name="logits_matmul")
         return g.op("Mul", g.op("Cast", acc, to=FLOAT), g.op("Mul", xs, self.scale))

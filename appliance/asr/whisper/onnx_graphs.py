@@ -57,7 +57,7 @@ def _qkv(g: GraphBuilder, w: _Weights, p: str, x: str, heads: int, names: list[s
     qkv_w, qkv_b = w.qkv(p + "/self_attention/linear_0", heads)
     qkv = g.linear(h, qkv_w, qkv_b, p + "/attn/qkv")
     d = qkv_w.shape[1]
-    return g.op("Split", qkv, g.ints(d, d, d), axis=-1, outputs=names or 3)
+    return g.op_multi("Split", qkv, g.ints(d, d, d), axis=-1, outputs=names or 3)
 
 
 def build_encoder(model: Ct2Model, dims: Dims, layout: str) -> onnx.ModelProto:
@@ -93,8 +93,8 @@ def build_encoder(model: Ct2Model, dims: Dims, layout: str) -> onnx.ModelProto:
     n_layer, dt = dims.n_text_layer, dims.n_text_state
     kv_w = np.concatenate([w(f"decoder/layer_{i}/attention/linear_1/weight") for i in range(n_layer)])
     kv_b = np.concatenate([w(f"decoder/layer_{i}/attention/linear_1/bias") for i in range(n_layer)])
-    kv = g.op("Split", g.linear(x, kv_w, kv_b, "decoder/cross_kv"), g.ints(*[dt] * (2 * n_layer)), axis=-1,
-              outputs=2 * n_layer)
+    kv = g.op_multi("Split", g.linear(x, kv_w, kv_b, "decoder/cross_kv"), g.ints(*[dt] * (2 * n_layer)), axis=-1,
+                    outputs=2 * n_layer)
     th = dims.n_text_head
     if layout == "sherpa":
         for j, out in enumerate(("n_layer_cross_k", "n_layer_cross_v")):

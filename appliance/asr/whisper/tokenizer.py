@@ -95,8 +95,8 @@ class WhisperTokenizer:
         back = {c: b for b, c in alphabet.items()}
         self._encode_byte = [alphabet[b] for b in range(256)]
         self.token_bytes: dict[int, bytes] = {i: bytes(back[c] for c in s) for s, i in self.vocab.items()}
-        merges = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in model["merges"]]
-        self._ranks: dict[tuple[str, str], int] = {pair: r for r, pair in enumerate(merges)}
+        merges = [m.split(" ", 1) if isinstance(m, str) else m for m in model["merges"]]  # "a b" or ["a", "b"]
+        self._ranks: dict[tuple[str, str], int] = {(a, b): r for r, (a, b) in enumerate(merges)}
         self.added: dict[str, int] = {t["content"]: t["id"] for t in data.get("added_tokens", [])}
         self.special_ids = frozenset(self.added.values())
         self.specials = self._find_specials()
