@@ -41,7 +41,7 @@ test: setup models
 check: setup models
 	$(BIN)/ruff check appliance clinic common tests benchmarks scripts
 	$(BIN)/mypy
-	APPLIANCE_TEST_MODELS=$(CURDIR)/$(MODELS_DIR) $(BIN)/python -m pytest -q -m "not slow and not provision"
+	APPLIANCE_TEST_MODELS=$(CURDIR)/$(MODELS_DIR) $(BIN)/python -m pytest -q -n auto -m "not slow and not provision"
 
 # The Ansible roles run for real against a debootstrap root file system (minutes; the
 # rootfs tarball and the wheel/model bundle are cached in /var/cache/exam-scribe).

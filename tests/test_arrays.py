@@ -128,6 +128,7 @@ def test_the_built_in_geometries_are_the_files_in_hardware_arrays() -> None:
     assert set(KNOWN_ARRAYS) == set(ARRAY_KEYS.values())
 
 
+@pytest.mark.slow
 def test_a_built_wheel_carries_the_geometries_and_reads_them(tmp_path) -> None:
     """`pip wheel` of the project (as clinic IT's provisioning does); the wheel, unpacked
     and imported on its own, finds the built-in arrays inside itself."""

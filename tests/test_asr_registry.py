@@ -21,11 +21,12 @@ from appliance.asr.registry import (
 )
 from appliance.asr.sherpa_engine import OFFLINE_KINDS, ONLINE_KINDS
 from appliance.cli import build_parser
-from appliance.config import ConfigError, load_config
+from appliance.config import load_config
 from appliance.config.docs import render_markdown
 from appliance.config.schema import AsrConfig
 from appliance.models import ModelError, write_manifest
 from appliance.models.catalog import CATALOG
+from common.config import ConfigError
 
 FAKE = "fake-recognizer"
 

@@ -126,6 +126,7 @@ def test_segments_closed_by_kaldi_are_kept():
     assert stream.finish().text == "첫 번째 두 번째 끝"
 
 
+@pytest.mark.slow
 def test_vocabulary_is_ignored_not_an_error(vosk_engine, caplog):
     cfg = AsrConfig(engine="vosk", vocabulary=("아스피린",))
     with caplog.at_level("INFO", logger="appliance.asr.vosk_engine"):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from itertools import combinations
 
 import numpy as np
+import pytest
 
 from appliance.diarize import pool
 from benchmarks.rooms import SEED_BASE, room_specs, split_voices
@@ -24,6 +25,7 @@ def test_dev_and_test_share_no_voice_and_no_room():
     assert all(s.name.startswith("test-") for s in test) and all(s.name.startswith("dev-") for s in dev)
 
 
+@pytest.mark.slow
 def test_the_test_voices_are_different_people_to_the_speaker_model():
     embedder = shared_embedder()
     prints = {name: pool(np.stack([embedder.embed(speak(v, s)) for s in SENTENCES])) for name, v in TEST_VOICES.items()}

@@ -74,6 +74,7 @@ def test_fast_replay_delivers_the_whole_file(tmp_path: Path, fmt: str, channels:
     assert (st.state, st.device, st.rate, st.channels) == ("stopped", path.name, rate, channels)
 
 
+@pytest.mark.slow
 def test_realtime_replay_takes_as_long_as_the_file(tmp_path: Path):
     path = tmp_path / "mono.flac"
     sf.write(path, tones([440.0], 1.0, 16000)[:, 0], 16000)

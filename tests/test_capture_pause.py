@@ -86,6 +86,7 @@ def test_fast_mode_pause_stops_delivery_and_resume_continues_in_place(tmp_path: 
     assert frames[0] == 0 and frames[-1] + len(sink.blocks[-1].raw) == n
 
 
+@pytest.mark.slow
 def test_realtime_pause_skips_the_stretch_spoken_while_paused(tmp_path: Path):
     path = tmp_path / "ramp.wav"
     n = ramp_file(path, 4.0)

@@ -22,7 +22,7 @@ from appliance.config.schema import CaptureConfig
 from tests.pulse import ROOM_CHANNELS, ROOM_RATE, PulseServer, pulse_server
 from tests.sinks import Recorder
 
-pytestmark = pytest.mark.portaudio
+pytestmark = [pytest.mark.portaudio, pytest.mark.slow]
 
 
 @pytest.fixture

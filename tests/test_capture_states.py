@@ -62,6 +62,7 @@ def wait_for(pred, timeout: float = 3.0) -> None:
         time.sleep(0.005)
 
 
+@pytest.mark.slow
 def test_unplug_retries_and_time_continues():
     mic, sink = PluggableMic(), Recorder()
     cap = Capture(CaptureConfig(reconnect_seconds=0.2), sink, source=mic)

@@ -42,6 +42,7 @@ def payload(store: SessionStore, segments: int = 3) -> dict:
     return build_payload(store, sid, 1, [])
 
 
+@pytest.mark.slow
 def test_same_revision_twice_is_stored_once_and_acked_twice(store: SessionStore, repo: TranscriptStore) -> None:
     ingest = Ingest("scribe", repo, IngestConfig())
     p = payload(store)
@@ -214,6 +215,7 @@ def test_clinic_refuses_base64_audio_in_segment_text(
 
 # -- chunk reassembly: one device cannot evict another's partial transcript ----------------------
 
+@pytest.mark.slow
 def test_a_flooding_device_cannot_evict_another_devices_partial_transcript(
     store: SessionStore, repo: TranscriptStore
 ) -> None:

@@ -49,6 +49,7 @@ def test_a_failed_edit_changes_nothing(repo: TranscriptStore) -> None:
     assert [n.id for n in repo.notes(SESSION)] == [soap.id] and repo.note(soap.id).superseded_by is None
 
 
+@pytest.mark.slow
 def test_users_and_their_lockout_live_in_the_store(repo: TranscriptStore, clinic_store: ClinicStoreTarget) -> None:
     now = [1_800_000_000.0]
     add_user(repo, "ada", "Dr Ada Osei", "correct horse battery")

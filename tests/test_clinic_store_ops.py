@@ -65,6 +65,7 @@ def test_every_transcript_read_is_audited(store: SessionStore, clinic_store: Cli
     repo.close()
 
 
+@pytest.mark.slow
 def test_backup_while_the_store_is_written_then_restore(store: SessionStore, tmp_path: Path) -> None:
     db = tmp_path / "clinic" / "transcripts.db"
     target = ClinicStoreTarget("sqlite", str(db))

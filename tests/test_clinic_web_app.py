@@ -91,6 +91,7 @@ def test_a_stray_request_before_login_keeps_the_login_form_working(site: Any) ->
     assert b.post("/login", {"username": "ada", "password": PASSWORD, "next": "/"}).status_code == 302
 
 
+@pytest.mark.slow
 def test_wrong_passwords_lock_the_account_and_unknown_users_look_the_same(site: Any) -> None:
     app, repo, clock = site
     b = Browser(app)

@@ -23,6 +23,8 @@ from clinic.users import add_user
 from tests.browser import chromium, free_port, new_page, shot, wait_until  # noqa: F401 (fixture)
 from tests.clinic_notes_store import SESSION, clinic_config, store_visit
 
+pytestmark = pytest.mark.slow  # a browser, a broker or a daemon process: make check leaves it to make test
+
 PASSWORD = "correct horse battery"
 MARK = "rgb(255, 229, 138)"  # .segment.evidence in clinic.css
 

@@ -55,6 +55,7 @@ def test_clinic_reads_the_config_named_after_the_command(tmp_path, capsys):
     assert str(bad) in err and "mqtt.port" in err
 
 
+@pytest.mark.slow
 def test_unit_exec_start_line_starts_the_daemon(tmp_path):
     """The unit's ExecStart, read from the file, with only the install paths swapped for this
     machine's: the program (the venv's `appliance` script) and the config file."""

@@ -55,6 +55,7 @@ def test_clinic_output_is_valid_json_even_for_a_row_stored_before_the_check(stor
     assert shown["started_at"] is None and shown["session_id"] == payload["session_id"]
 
 
+@pytest.mark.slow
 def test_control_socket_refuses_nan(tmp_path):
     """`"consent": NaN` used to start a visit with consent recorded as given (bool(nan) is True)."""
     with DaemonProcess(write_config(tmp_path, write_silent_wav(tmp_path / "silence.wav"))) as daemon:

@@ -137,6 +137,7 @@ def test_broker_packet_limit_default_is_the_shipped_mosquitto_conf():
     assert rules.check(parse_config({"sync": {"enabled": True, "tls": False}})) == []  # default chunk_bytes fits
 
 
+@pytest.mark.slow
 def test_daemon_refuses_to_start_naming_key_and_file(tmp_path):
     f = tmp_path / "appliance.toml"
     f.write_text(f'[paths]\nstate_dir = "{tmp_path}"\n[daemon]\ncontrol_socket = "{tmp_path / "ctl.sock"}"\n'
@@ -147,6 +148,7 @@ def test_daemon_refuses_to_start_naming_key_and_file(tmp_path):
     assert f"config error: {f}: panel.templates: " in out.stderr and "Traceback" not in out.stderr
 
 
+@pytest.mark.slow
 def test_daemon_with_an_invalid_device_id_records_and_says_why_sync_is_off(tmp_path):
     """It used to exit with a traceback (topic level with '/'); now sync stays off, by name."""
     audio = tmp_path / "none.wav"
@@ -166,6 +168,7 @@ def test_key_file_mode_is_read_from_the_file(tmp_path):
         assert (problem.warning if problem else None) is expected
 
 
+@pytest.mark.slow
 def test_packet_size_rule_matches_a_real_mosquitto(tmp_path, pki):
     """The largest chunk the rule lets through is accepted by Mosquitto with that max_packet_size, and
     3 bytes more are refused: the rule's arithmetic is checked on the real broker, not guessed."""

@@ -52,6 +52,7 @@ def make_controller(tmp_path, wav, realtime=True):
     return controller, delivered, stop
 
 
+@pytest.mark.slow
 def test_pause_reads_nothing_and_keeps_the_utterance_in_flight(tmp_path, visit):
     wav, _, truth = visit
     c, delivered, stop = make_controller(tmp_path, wav)
@@ -123,6 +124,7 @@ def test_control_socket_survives_malformed_requests(tmp_path, visit):
     c.store.close()
 
 
+@pytest.mark.slow
 def test_gpio_button_starts_pauses_and_stops_the_visit(tmp_path, visit):
     from gpiozero.pins.mock import MockFactory
 

@@ -16,6 +16,7 @@ from tests.test_diarize_voices import CLINIC, female, male, piper, recordings, s
 from tests.test_panel_browser_enrol import READING
 
 
+@pytest.mark.slow
 def test_enrolled_clinician_is_recognised_and_only_the_print_is_stored(tmp_path):
     embedder = shared_embedder()
     reader = recordings("librivox")
@@ -75,6 +76,7 @@ def with_noise(audio: np.ndarray, snr_db: float, seed: int = 0) -> np.ndarray:
     return audio + rng.normal(0, sd, audio.size).astype(np.float32)
 
 
+@pytest.mark.slow
 def test_a_sample_of_two_people_taking_turns_is_refused():
     """Two voices sentence by sentence (the panel's reading text), and a real reader with a
     Piper voice answering between his paragraphs: each person alone is accepted, mixed refused."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pytest
 
 from appliance.config.schema import DiarizeConfig
 from appliance.diarize import DirectionTracker, OnlineDiarizer, Turn, estimate_direction
@@ -88,6 +89,7 @@ def test_mono_capture_works_without_direction():
     assert labels == ["S1", "S2", "S1", "S2"]
 
 
+@pytest.mark.slow
 def test_direction_separates_two_similar_voices():
     """Two women whose voices the model finds alike (cosine ~0.7, above the new-speaker
     threshold) sit on opposite sides of the 4-mic array: voice alone merges them, the

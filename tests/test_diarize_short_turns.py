@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from appliance.config import ApplianceConfig
@@ -53,6 +54,7 @@ def known_speakers(d: OnlineDiarizer, *, patient_first: bool = False) -> float:
     return t
 
 
+@pytest.mark.slow
 def test_a_short_answer_inside_the_question_utterance_is_split_off_with_its_own_label():
     embedder = shared_embedder()
     rng = np.random.default_rng(0)
@@ -69,6 +71,7 @@ def test_a_short_answer_inside_the_question_utterance_is_split_off_with_its_own_
             assert abs(turns[0].end - change) < 0.15, (question, turns, change)
 
 
+@pytest.mark.slow
 def test_one_voice_with_pauses_inside_is_not_split():
     embedder = shared_embedder()
     for voice in (clinician, patient):
@@ -82,6 +85,7 @@ def test_one_voice_with_pauses_inside_is_not_split():
             t += audio.size / RATE + 1.0
 
 
+@pytest.mark.slow
 def test_the_split_answer_is_its_own_stored_line_with_its_own_words(tmp_path):
     """Through the file pipeline (VAD, Whisper, labeller, hindsight at the end): the answer
     said 0.25 s after the question comes back as a separate segment, the patient's."""

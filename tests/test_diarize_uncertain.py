@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from appliance.diarize import OnlineDiarizer, estimate_direction
 from appliance.hardware.arrays import RESPEAKER_USB_4MIC_V2
 from appliance.store import open_store
@@ -31,6 +33,7 @@ def _alternating(voice_a: str, voice_b: str):
     return [x for pair in zip(a, b, strict=True) for x in pair]
 
 
+@pytest.mark.slow
 def test_similar_voices_without_direction_are_flagged_not_confidently_merged():
     embedder = shared_embedder()
     voice_only = replace(CFG, use_direction=False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from appliance.asr.factory import make_engine
@@ -57,6 +58,7 @@ def _record(controller, name: str):  # type: ignore[no-untyped-def]
     return session, events
 
 
+@pytest.mark.slow
 def test_enrolment_round_trip_labels_a_new_visit_and_a_swap_fix_is_a_revision(tmp_path):
     reader = recordings("librivox")  # the clinician: a real person
     wav = _visit(tmp_path, [piper(CLINIC[0]), reader[3], piper(CLINIC[1]), reader[4], piper(CLINIC[6])])
@@ -106,6 +108,7 @@ def test_an_all_silent_visit_with_diarization_on_stores_nothing_and_says_so(tmp_
     store.close()
 
 
+@pytest.mark.slow
 def test_capture_array_key_names_the_geometry_of_a_replayed_recording(tmp_path):
     assert set(ARRAY_KEYS) == {"respeaker-usb-4mic", "respeaker-2mic-hat", "minidsp-uma8"}
     assert array_for_capture("respeaker-usb-4mic", "visit.wav") is RESPEAKER_USB_4MIC_V2
@@ -157,6 +160,7 @@ def test_capture_array_key_names_the_geometry_of_a_replayed_recording(tmp_path):
     controller.store.close()
 
 
+@pytest.mark.slow
 def test_a_visit_resumed_after_a_crash_keeps_its_speaker_labels(tmp_path):
     """The labeller's memory (voice prints only) survives a crash with the visit: after recovery the
     same voices get the same labels, and Stop re-clusters the whole visit, then forgets the prints."""

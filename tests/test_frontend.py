@@ -50,6 +50,7 @@ def test_stft_and_istft_give_back_the_signal():
         assert np.max(np.abs(back - x)) < 1e-4
 
 
+@pytest.mark.slow
 def test_mvdr_beam_raises_the_talker_over_a_noise_source(noisy_room):
     talker, noise, lead = noisy_room["talker"], noisy_room["noise"], int(noisy_room["lead"])
     mix = talker + noise
@@ -105,6 +106,7 @@ def test_a_48khz_array_is_resampled_on_the_capture_timeline(noisy_room):
     assert np.corrcoef(a, b)[0, 1] > 0.98
 
 
+@pytest.mark.slow
 def test_wpe_shortens_the_reverberant_tail():
     speech = trimmed(SENTENCES)
     dry = np.concatenate([speech, np.zeros(RATE, np.float32)])

@@ -66,6 +66,7 @@ def test_short_press_toggles_on_release(
     assert wait_for(lambda: events == ["toggle", "toggle"])
 
 
+@pytest.mark.slow
 def test_long_press_pauses_once_at_hold_time(
     factory: MockFactory, controls: tuple[GpioControls, list[str]]
 ) -> None:
@@ -110,6 +111,7 @@ def _transitions(factory: MockFactory) -> list[bool]:
     return out
 
 
+@pytest.mark.slow
 def test_led_states(factory: MockFactory, controls: tuple[GpioControls, list[str]]) -> None:
     c, _ = controls
     led = factory.pin(CFG.led_pin)

@@ -58,6 +58,7 @@ def models(shared: tuple[Path, Path], tmp_path: Path) -> Path:
     return dest
 
 
+@pytest.mark.slow
 def test_install_writes_a_pinned_verified_manifest(shared: tuple[Path, Path]) -> None:
     models, _ = shared
     m = load_manifest(models / "silero-vad", fresh=True)

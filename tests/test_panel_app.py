@@ -90,6 +90,7 @@ def panel(tmp_path):
     p.close()
 
 
+@pytest.mark.slow
 def test_every_state_changing_route_refuses_a_missing_or_wrong_csrf_token(panel):
     sid = panel.visit()
     seg = panel.store.read_transcript(sid, actor="test", reason="ids")[0].id
@@ -109,6 +110,7 @@ def test_every_state_changing_route_refuses_a_missing_or_wrong_csrf_token(panel)
     assert len(refused) == 2 * len(rules)
 
 
+@pytest.mark.slow
 def test_security_headers_and_only_local_assets(panel):
     sid = panel.visit()
     for url in ("/", f"/review/{sid}", "/unlock", "/static/panel.css"):
@@ -130,6 +132,7 @@ def test_security_headers_and_only_local_assets(panel):
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
 
 
+@pytest.mark.slow
 def test_pin_is_stored_as_an_argon2_hash_and_guesses_are_rate_limited(panel):
     r = panel.post("/pin", {"pin": "1111", "confirm": "1111"})
     assert "too easy to guess" in panel.get(r.location).get_data(as_text=True)
@@ -154,6 +157,7 @@ def test_pin_is_stored_as_an_argon2_hash_and_guesses_are_rate_limited(panel):
     assert actions.count("panel:pin-failed") == 4 and "panel:unlock" in actions and "panel:pin-set" in actions
 
 
+@pytest.mark.slow
 def test_the_room_sees_only_the_current_visit_and_auto_lock_hides_it(panel):
     old = panel.visit()
     panel.set_pin()
@@ -180,6 +184,7 @@ def test_the_room_sees_only_the_current_visit_and_auto_lock_hides_it(panel):
     assert panel.client.get("/history").status_code == 302
 
 
+@pytest.mark.slow
 def test_send_needs_consent_and_a_template_and_errors_are_plain_words(panel):
     sid = panel.visit()
     panel.post(f"/review/{sid}/details", {"name": "AB", "consent": "", "template": []})
@@ -260,6 +265,7 @@ def test_lan_mode_needs_tls_and_a_login(tmp_path):
         p.close()
 
 
+@pytest.mark.slow
 def test_mic_test_and_voice_enrolment_keep_only_the_voice_print(tmp_path):
     from tests.daemon import installed_models_dir
     from tests.test_diarize_voices import recordings
@@ -302,6 +308,7 @@ def test_mic_test_and_voice_enrolment_keep_only_the_voice_print(tmp_path):
         p.close()
 
 
+@pytest.mark.slow
 def test_the_wrong_pin_count_and_lockout_survive_a_restart(tmp_path):
     from appliance.config.schema import PanelConfig
     from appliance.panel.pin import PinError, PinGuard
@@ -340,6 +347,7 @@ def test_the_wrong_pin_count_and_lockout_survive_a_restart(tmp_path):
         guard.check(PIN)
 
 
+@pytest.mark.slow
 def test_review_offers_only_speakers_the_transcript_uses(panel):
     """A live label the hindsight pass at Stop replaced keeps its row and its "Speaker 2" name,
     which the re-clustered label now wears too: only the label in use may be offered for a swap."""
@@ -359,6 +367,7 @@ def test_review_offers_only_speakers_the_transcript_uses(panel):
     assert sorted(set(offered)) == ["S1", "S3"]
 
 
+@pytest.mark.slow
 def test_settings_counts_visits_in_plain_english(panel):
     panel.visit()
     panel.set_pin()

@@ -27,6 +27,8 @@ from tests.browser import (
 from tests.browser import wait_until as wait
 from tests.daemon import installed_models_dir
 
+pytestmark = pytest.mark.slow  # a browser, a broker or a daemon process: make check leaves it to make test
+
 __all__ = ["chromium"]
 PARTIALS_JS = """() => { window.partials = [];
   new MutationObserver(() => { const p = document.getElementById('partial');

@@ -29,6 +29,8 @@ from tests.browser import (
     status,
 )
 
+pytestmark = pytest.mark.slow  # a browser, a broker or a daemon process: make check leaves it to make test
+
 __all__ = ["chromium"]
 PIN = "2580"
 SIZES = {"800x480": (800, 480), "720x1280": (720, 1280)}

@@ -37,6 +37,8 @@ from tests.browser import wait_until as wait
 from tests.daemon import PHRASES, installed_models_dir
 from tests.speech import RATE, espeak
 
+pytestmark = pytest.mark.slow  # a browser, a broker or a daemon process: make check leaves it to make test
+
 __all__ = ["chromium"]
 PIN = "4826"
 CLINICIAN_VOICE, PATIENT_VOICE = "en+f3", "en-us"

@@ -7,6 +7,7 @@ state still says nobody is enrolled, and no voice print is written.
 
 from __future__ import annotations
 
+import pytest
 import soundfile as sf
 
 from tests.browser import chromium, free_port, new_page, panel_config, panel_daemon, set_pin_via_first_run, status
@@ -14,6 +15,8 @@ from tests.browser import wait_until as wait
 from tests.daemon import installed_models_dir
 from tests.speech import RATE
 from tests.test_panel_browser_enrol import CLINICIAN_VOICE, PATIENT_VOICE, READING, voices
+
+pytestmark = pytest.mark.slow  # a browser, a broker or a daemon process: make check leaves it to make test
 
 __all__ = ["chromium"]
 

@@ -18,6 +18,8 @@ from tests.browser import chromium, free_port, panel_config, panel_daemon, shot,
 from tests.browser import wait_until as wait
 from tests.daemon import installed_models_dir
 
+pytestmark = pytest.mark.slow  # a browser, a broker or a daemon process: make check leaves it to make test
+
 __all__ = ["chromium"]
 # Each change of the partial line: how many lines exist, and whether the partial is visible.
 WATCH_JS = """() => { window.samples = [];

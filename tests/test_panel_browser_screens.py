@@ -33,6 +33,8 @@ from tests.browser import (
 )
 from tests.browser import wait_until as wait
 
+pytestmark = pytest.mark.slow  # a browser, a broker or a daemon process: make check leaves it to make test
+
 __all__ = ["chromium"]
 PIN, OTHER_PIN = "2580", "3691"
 SCREENS = ("800x480", "720x1280")

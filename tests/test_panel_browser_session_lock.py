@@ -26,6 +26,8 @@ from tests.browser import (
 )
 from tests.browser import wait_until as wait
 
+pytestmark = pytest.mark.slow  # a browser, a broker or a daemon process: make check leaves it to make test
+
 __all__ = ["chromium"]
 AUTO_LOCK_S = 5
 PIN = "2580"

@@ -4,9 +4,13 @@ speaker confirms it); either way the mark goes. Chromium, 800x480."""
 
 from __future__ import annotations
 
+import pytest
+
 from appliance.store import open_store
 from tests.browser import chromium, free_port, panel_daemon, shot, small_targets
 from tests.test_panel_browser_care import post_and_wait, quiet_config, seed_visit, unlocked_page
+
+pytestmark = pytest.mark.slow  # a browser, a broker or a daemon process: make check leaves it to make test
 
 __all__ = ["chromium"]
 

@@ -22,7 +22,7 @@ from tests.pulse import ROOM_CHANNELS, ROOM_RATE, pulse_server
 from tests.speech import RATE, dialogue
 
 __all__ = ["chromium"]
-pytestmark = pytest.mark.portaudio
+pytestmark = [pytest.mark.portaudio, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

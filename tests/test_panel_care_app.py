@@ -4,6 +4,8 @@ visit waiting in the outbox, search and discard follow who may see what."""
 
 from __future__ import annotations
 
+import pytest
+
 from appliance.store import State
 from tests.test_panel_app import PIN, panel
 
@@ -19,6 +21,7 @@ def test_stop_without_its_confirmation_keeps_recording(panel):
     assert r.location.startswith("/review/") and panel.controller.session is None
 
 
+@pytest.mark.slow
 def test_discard_asks_the_pin_again_and_refuses_a_visit_in_the_outbox(panel):
     sid = panel.visit()  # just stopped: open to the room
     panel.set_pin()
@@ -34,6 +37,7 @@ def test_discard_asks_the_pin_again_and_refuses_a_visit_in_the_outbox(panel):
     assert "discard" not in [e.action for e in panel.store.audit_events(sid)]
 
 
+@pytest.mark.slow
 def test_an_earlier_visit_and_search_need_the_pin(panel):
     old = panel.visit()
     panel.set_pin()

@@ -14,6 +14,8 @@ from werkzeug.serving import make_server
 from tests.browser import CHROMIUM, free_port
 from tests.test_panel_app import Panel
 
+pytestmark = pytest.mark.slow  # a browser, a broker or a daemon process: make check leaves it to make test
+
 KIOSK = Path(__file__).resolve().parents[1] / "image" / "kiosk"
 
 

@@ -36,6 +36,7 @@ def test_safe_target_keeps_local_paths():
         assert safe_target(target) == target
 
 
+@pytest.mark.slow
 def test_next_and_back_never_redirect_off_the_panel(panel):
     """Werkzeug turns `/\\t/evil.example/` into `Location: //evil.example/`; the unlock and the
     error page's way back must both fall back to a local page."""
@@ -66,6 +67,7 @@ def test_idle_time_is_per_browser_session(panel):
     assert [e.action for e in panel.store.audit_events()].count("panel:auto-lock") == 1
 
 
+@pytest.mark.slow
 def test_the_visit_just_stopped_is_not_kept_open_by_another_browser(panel):
     sid = panel.visit()  # stopped on the kiosk, which opens its Review at once
     assert panel.client.get(f"/review/{sid}").status_code == 200
@@ -79,6 +81,7 @@ def test_the_visit_just_stopped_is_not_kept_open_by_another_browser(panel):
     assert r.status_code == 302 and r.location.startswith("/unlock")
 
 
+@pytest.mark.slow
 def test_a_browser_reviewing_the_visit_just_stopped_keeps_it_while_in_use(panel):
     sid = panel.visit()
     for _ in range(4):

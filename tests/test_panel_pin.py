@@ -42,6 +42,7 @@ def lift(path: Path) -> None:
     path.write_text(json.dumps({**data, "locked_until": time.time() - 1}))
 
 
+@pytest.mark.slow
 def test_each_lockout_in_a_row_doubles_up_to_the_cap_and_survives_a_restart(tmp_path):
     path = tmp_path / "panel" / "pin.json"
     attempts = path.with_name("pin-attempts.json")
@@ -79,6 +80,7 @@ def test_a_4_digit_pin_takes_years_to_guess_with_the_defaults(tmp_path):
     assert guard.lockout_for(1) == 60 and guard.lockout_for(12) == 86400
 
 
+@pytest.mark.slow
 def test_repeated_lockouts_raise_an_alert_until_the_right_pin(tmp_path):
     path = tmp_path / "panel" / "pin.json"
     alerts = Alerts()
@@ -120,6 +122,7 @@ def test_the_alert_shows_in_ctl_status_and_the_systemd_status_line(tmp_path):
         p.close()
 
 
+@pytest.mark.slow
 def test_lan_mode_needs_6_digit_pins_and_a_shorter_old_pin_works_only_on_the_device(tmp_path):
     path = tmp_path / "panel" / "pin.json"
     PinGuard(path, PanelConfig()).set_pin(PIN, PIN)  # set before LAN mode was turned on

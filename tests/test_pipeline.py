@@ -130,6 +130,7 @@ def test_queue_is_bounded_in_seconds():
     assert p._queued_s <= 2.5
 
 
+@pytest.mark.slow
 def test_partials_grow_while_speaking_and_finals_see_the_whole_utterance():
     """Real-time feed: partials at the configured interval, fed incrementally into the same stream."""
     audio, _ = dialogue(["This is a rather long first sentence that keeps going for a while."])
@@ -243,6 +244,7 @@ def run_paced(engine, audio):
     return got, p.stats
 
 
+@pytest.mark.slow
 def test_finals_are_decoded_as_soon_as_the_speaker_falls_silent():
     audio, _ = dialogue(["Good morning, how are you today?", "I have had a headache for three days."],
                         gap_s=1.5)
@@ -255,6 +257,7 @@ def test_finals_are_decoded_as_soon_as_the_speaker_falls_silent():
     assert [float(g.text) for g in got_early] == pytest.approx([g.end - g.start for g in got_early], abs=0.002)
 
 
+@pytest.mark.slow
 def test_an_early_decode_is_dropped_when_speech_resumes():
     """A 0.3 s hesitation (shorter than the pause that ends an utterance) starts an early decode;
     the speaker goes on, so it is dropped and the decode after the sentence's end is used."""

@@ -23,6 +23,7 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(list(args), cwd=ANSIBLE, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("ansible-lint") is None, reason="ansible-lint is not installed (make setup)")
 def test_ansible_lint_production_profile_is_clean() -> None:
     res = _run("ansible-lint", "--profile", "production", "--nocolor")

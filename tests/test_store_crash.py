@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from appliance.store import State, open_store
 
 # Prints each segment id only after add_segment() has returned, i.e. after the commit.
@@ -59,6 +61,7 @@ def run_and_kill(path: Path, session_id: str, base: float, wanted: int) -> list[
     return printed
 
 
+@pytest.mark.slow
 def test_sigkill_mid_write_loses_no_acknowledged_segment(tmp_path: Path) -> None:
     path = tmp_path / "sessions.db"
     with open_store(str(path)) as store:

@@ -91,6 +91,7 @@ def test_purgeable_after_retention(store: SessionStore, clock: Clock) -> None:
     assert pending.id not in store.purgeable(clock.now)
 
 
+@pytest.mark.slow
 def test_purged_words_are_not_left_anywhere_in_the_file(store: SessionStore, path: Path) -> None:
     """secure_delete + checkpoint: no copy of the purged text in the database or WAL bytes, even
     after edits created several versions and another session's rows share the same pages."""

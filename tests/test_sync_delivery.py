@@ -23,6 +23,8 @@ from tests.broker import (
     wait_until,
 )
 
+pytestmark = pytest.mark.slow  # a browser, a broker or a daemon process: make check leaves it to make test
+
 
 def test_queued_sessions_reach_the_clinic_and_are_synced_only_on_ack(
     pki: Pki, broker: Broker, clinic: ClinicServer, tmp_path: Path

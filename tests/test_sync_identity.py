@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from clinic.server import ClinicServer
 from tests.broker import (
     Broker,
@@ -24,6 +26,8 @@ from tests.broker import (
     refused,
     wait_until,
 )
+
+pytestmark = pytest.mark.slow  # a browser, a broker or a daemon process: make check leaves it to make test
 
 # The broker keeps no transcript for an absent clinic server (it takes them at QoS 0): the device
 # resends what was published while the server was away.

@@ -88,6 +88,7 @@ def test_receiver_rejects_malformed_messages() -> None:
         protocol.kind_of({"schema": "scribe.audio/1"})
 
 
+@pytest.mark.slow
 def test_two_hour_visit_is_chunked_and_reassembled(store: SessionStore, clock: Clock) -> None:
     # ~2 h at one utterance every 4 s, with quotes and backslashes that grow when escaped.
     sid = finished_session(store, clock, n=1800, words='he said "it hurts here" \\ and there ' * 3)

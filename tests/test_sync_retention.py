@@ -8,11 +8,15 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
+
 from appliance.config.schema import RetentionConfig
 from appliance.store import SessionStore, State
 from appliance.sync.retention import DAY, RetentionPurger
 from tests.broker import make_finished_sessions, wait_until
 from tests.conftest import Clock
+
+pytestmark = pytest.mark.slow  # a browser, a broker or a daemon process: make check leaves it to make test
 
 
 def file_bytes(path: str) -> bytes:

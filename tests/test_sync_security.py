@@ -17,6 +17,8 @@ from clinic.server import ClinicServer
 from common import protocol
 from tests.broker import Broker, Pki, Raw, make_finished_sessions, make_pki, refused, running_clinic, wait_until
 
+pytestmark = pytest.mark.slow  # a browser, a broker or a daemon process: make check leaves it to make test
+
 
 @pytest.fixture(scope="module")
 def broker(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:

@@ -7,8 +7,12 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from appliance.demo import bundled_recording
 from tests.daemon import installed_models_dir
+
+pytestmark = pytest.mark.slow  # a browser, a broker or a daemon process: make check leaves it to make test
 
 
 def transcribe(*args: str) -> subprocess.CompletedProcess[str]:

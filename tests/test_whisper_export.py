@@ -19,6 +19,8 @@ from appliance.asr.whisper.tokenizer import WhisperTokenizer
 from tests import asr_model
 from tests.speech import espeak
 
+pytestmark = pytest.mark.slow  # a browser, a broker or a daemon process: make check leaves it to make test
+
 whisper_ct2_dir = asr_model.whisper_ct2_dir  # the shared session fixture
 whisper_model_dir = asr_model.whisper_model_dir  # the shared session fixture
 

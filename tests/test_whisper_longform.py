@@ -57,6 +57,7 @@ def test_a_quiet_far_talker_after_a_near_one_is_not_dropped(engine, caplog):
     assert len(r.text.split()) >= 40
 
 
+@pytest.mark.slow
 def test_speech_past_30_seconds_is_transcribed(engine):
     """50 s of read speech in one piece (the first 30 s used to be all that was recognised)."""
     clips = librivox()
@@ -67,6 +68,7 @@ def test_speech_past_30_seconds_is_transcribed(engine):
     assert wer([ref + " " + ref], [r.text]) < 0.1, r.text
 
 
+@pytest.mark.slow
 def test_temperature_fallback_is_taken_on_a_bad_greedy_decode(engine):
     """Korean speech to the English-only model: the greedy decode is too unlikely, so the
     decoder samples at higher temperatures (Whisper's fallback) instead of keeping it."""
@@ -78,6 +80,7 @@ def test_temperature_fallback_is_taken_on_a_bad_greedy_decode(engine):
     assert chosen.temperature > 0.0
 
 
+@pytest.mark.slow
 def test_implausibly_short_text_is_decoded_again_and_logged(engine, caplog):
     """7.6 s of speech (Korean, which tiny.en cannot write) decodes to "no speech": the check
     fires on what would be stored, decodes again in pieces and invents nothing."""
@@ -87,6 +90,7 @@ def test_implausibly_short_text_is_decoded_again_and_logged(engine, caplog):
     assert "implausibly short text for 7.6 s of speech" in caplog.text
 
 
+@pytest.mark.slow
 def test_the_pipeline_counts_the_check_and_keeps_the_text(whisper_model_dir, tmp_path):
     """Through the daemon's pipeline with the bar raised above normal speech (25 characters a
     second): every utterance is checked and decoded again, counted, and its text kept."""
@@ -137,6 +141,7 @@ def test_previous_text_prompts_the_next_utterance_until_a_silence_or_a_new_visit
     assert engine.history.for_start(13.5) == []
 
 
+@pytest.mark.slow
 def test_the_daemon_status_shows_the_events(tmp_path):
     """A visit of Korean speech (tiny.en cannot write it): its greedy decode is unlikely, the
     fallback is taken, and `status` reports it."""

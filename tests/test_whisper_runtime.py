@@ -76,6 +76,7 @@ def test_real_read_speech(engine):
     assert wer(list(refs.values()), hyps) <= 0.12, hyps
 
 
+@pytest.mark.slow
 def test_silence_and_noise_are_no_speech(engine):
     rng = np.random.default_rng(0)
     t = np.arange(3 * RATE) / RATE
@@ -125,6 +126,7 @@ def test_token_budget_bounds_the_output(engine):
     assert len(engine.decode(audio[: RATE // 2]).tokens) <= 8 + 4  # 8 + 8 tokens/s for 0.5 s
 
 
+@pytest.mark.slow
 def test_vocabulary_prompt_spells_a_drug_name(whisper_model_dir):
     sentence = "She was prescribed metoprolol for her blood pressure."
     audio = espeak(sentence, wpm=WPM)

@@ -56,6 +56,7 @@ def test_special_token_ids(tokenizers_pair):
     assert ours.encode(" ") == [220]  # the blank suppressed at the first step
 
 
+@pytest.mark.slow
 def test_pre_split_follows_gpt2_rule():
     assert pre_split("I don't  know") == ["I", " don", "'t", " ", " know"]
     assert pre_split("a\n\nb") == ["a", "\n", "\n", "b"]
