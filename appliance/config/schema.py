@@ -158,6 +158,23 @@ class AsrConfig:
         3.0, "Whisper: a final text with fewer characters per second of VAD speech than this is implausibly "
         "short and the utterance is decoded again in pieces (0 turns the check off).", min=0.0, max=20.0,
     )
+    refine_model: str = setting(
+        "", "Refined pass: a model under paths.models_dir (e.g. whisper-base, or the live model) that decodes the "
+        "visit again in windows of joined speech while it goes on, with asr.engine; at Stop its text becomes a new "
+        "transcript revision (Undo on Review gives the live text back). Empty: no refined pass.",
+    )
+    refine_window_s: float = setting(
+        30.0, "Refined pass: seconds of joined speech decoded together (Whisper hears 30 s at once).",
+        min=5.0, max=30.0, unit="s",
+    )
+    refine_buffer_s: float = setting(
+        300.0, "Refined pass: most seconds of speech kept in RAM for it; when it falls further behind, the oldest "
+        "utterances keep their live text.", min=30.0, max=3600.0, unit="s",
+    )
+    refine_finish_s: float = setting(
+        120.0, "Refined pass: how long after Stop the last window may take before the live text is kept for it.",
+        min=1.0, max=1800.0, unit="s",
+    )
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,9 @@ storage guard. Order matters for the promises:
 - stop drains recognition before the session is marked stopped, so a stopped session
   holds every utterance;
 - nothing transcribed is dropped when the store cannot be written (full disk): utterances and
-  state changes wait in RAM (storage.py) and are written, in order, when a retry succeeds.
+  state changes wait in RAM (storage.py) and are written, in order, when a retry succeeds;
+- with a refined pass (asr.refine_model, speech/refine.py) each stored utterance's audio goes to it,
+  and its text arrives after Stop as one new revision; the live text is the transcript until then.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from appliance.daemon.alerts import Alerts
 from appliance.daemon.storage import STORAGE_FULL, StorageGuard, is_disk_full
 from appliance.diarize.visit import VisitDiarization
 from appliance.speech.pipeline import FinalSegment, PartialText
+from appliance.speech.refine import Refiner
 from appliance.speech.visit import SpeechParts, VisitAudio
 from appliance.store import Session, SessionStore, State
 
@@ -92,6 +95,8 @@ class SessionController:
         self._stopping: str | None = None  # actor of a Stop whose writes wait for storage
         self._mic_held = False  # microphone paused because the RAM queue is at its limit
         self.visit = VisitAudio(cfg, speech, on_segment=self._store_segment, on_partial=self._partial)
+        self.refiner = (Refiner(speech.refiner, cfg.asr, on_refined=self._keep_refined)
+                        if speech.refiner is not None else None)
 
     @property
     def speakers(self) -> VisitDiarization | None:
@@ -130,6 +135,8 @@ class SessionController:
                                         confidence=seg.confidence, word_confidence=seg.word_confidence,
                                         speaker_uncertain=seg.uncertain)
         self.visit.note_stored(seg.turns, seg_id)
+        if self.refiner is not None and seg.audio is not None:
+            self.refiner.add(seg_id, seg.start, seg.end, seg.text, seg.audio)
         self._save_voiceprints(seg, seg_id)
         self._segments += 1
         log.info("segment stored", extra={"session_id": seg.session_id, "segment_id": seg_id})
@@ -223,6 +230,8 @@ class SessionController:
             )
             self._session, self._offset, self._segments = session, 0.0, 0
             self.visit.new_visit()
+            if self.refiner is not None:
+                self.refiner.begin(session.id)
             self.visit.open(session.id, self._offset)
             return self._refresh(actor, "recording")
 
@@ -276,6 +285,8 @@ class SessionController:
             raise waiting() from None
         self._stopping = None
         done, self._session = self._session, None
+        if self.refiner is not None:
+            self.refiner.end(done.id)  # its last window; the result comes as a revision (_keep_refined)
         try:
             if self.store.segment_count(done.id) == 0:
                 # Said explicitly, so nobody mistakes an empty visit for a lost one.
@@ -286,6 +297,17 @@ class SessionController:
             log.exception("could not record the no-speech event")
         self._emit("state", self.snapshot().as_dict())
         return done
+
+    def refining(self, session_id: str) -> bool:
+        """The refined pass is still at work on this visit (Review says so)."""
+        return self.refiner is not None and self.refiner.busy_with(session_id)
+
+    def _keep_refined(self, session_id: str, texts: dict[str, str], live: dict[str, str]) -> None:
+        """From the refined pass's thread: its text as one new revision (unless the visit was sent)."""
+        rev = self.store.refine_transcript(session_id, texts, live) if texts else None
+        log.info("refined text kept as revision %s (%d lines)", rev, len(texts) if rev else 0,
+                 extra={"session_id": session_id})
+        self._emit("refined", {"session_id": session_id, "revision": rev, "lines": len(texts) if rev else 0})
 
     def _relabel(self) -> None:
         """Stop: re-cluster with hindsight, correct stored labels, name the speakers."""
@@ -354,6 +376,8 @@ class SessionController:
     def shutdown(self) -> None:
         """SIGTERM: store the utterance in flight, leave the visit paused + interrupted."""
         with self._lock:
+            if self.refiner is not None:
+                self.refiner.drop_all()  # its audio goes with the process; the live text stands
             s = self._session
             if s is None:
                 return

@@ -9,7 +9,8 @@ Every collaborator and callback is handed over at construction; nothing is attac
      service, or DisabledSync saying why), and retention;
   5. the supervisor, and the status IT reads (ctl status, systemd STATUS) from controller, sync and
      supervisor;
-  6. the supervised components: speech, control socket, sync, retention, touch panel;
+  6. the supervised components: speech, the refined pass (asr.refine_model), control socket, sync,
+     retention, touch panel;
   7. the GPIO button and LED (the button calls the same controller as the panel).
 `appliance run` (service.py) then only runs the Room.
 """
@@ -70,6 +71,8 @@ def build_room(cfg: ApplianceConfig) -> Room:
     status = RoomStatus(controller, sync, supervisor)
 
     supervisor.add("speech", controller.visit.run)
+    if controller.refiner is not None:
+        supervisor.add("refine", controller.refiner.run)
     supervisor.add("control", ControlServer(cfg.daemon.control_socket, status).run)
     if sync_loop is not None:
         supervisor.add("sync", sync_loop)

@@ -8,6 +8,7 @@ GPIO stacks (tens of MB of resident memory).
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from appliance.asr.engine import Engine, NullTranscriber
 from appliance.asr.factory import make_engine
@@ -28,6 +29,18 @@ def build_engine(cfg: ApplianceConfig) -> tuple[Engine, str]:
         return make_engine(cfg.asr, cfg.paths.models_dir), ""
     except Exception as exc:
         return NullTranscriber(), f"speech recognition is not available: {exc}"
+
+
+def build_refiner_engine(cfg: ApplianceConfig) -> Engine | None:
+    """The refined pass's recognizer (asr.refine_model with asr.engine), or None when there is none
+    or it cannot load (logged: the live text is still the transcript)."""
+    if not cfg.asr.refine_model:
+        return None
+    try:
+        return make_engine(replace(cfg.asr, model=cfg.asr.refine_model), cfg.paths.models_dir)
+    except Exception as exc:
+        log.error("no refined pass: asr.refine_model %r cannot be loaded: %s", cfg.asr.refine_model, exc)
+        return None
 
 
 def build_segmenter(cfg: ApplianceConfig) -> Segmenter:

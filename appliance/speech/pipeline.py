@@ -73,6 +73,8 @@ class FinalSegment:
     confidence: float | None = None  # exp(mean token log-probability) from the recogniser, when it gives one
     word_confidence: tuple[float, ...] | None = None  # one per word of `text`, when the recogniser gives them
     uncertain: bool = False  # the labeller was unsure who spoke (similar voices, no direction)
+    # What recognition heard (the beam, else the mix), only for the refined pass (speech/refine.py); RAM only.
+    audio: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
 def _confidence(avg_logprob: float) -> float | None:
@@ -133,6 +135,7 @@ class _Speculation:
     start: float  # the utterance it belongs to
     speech_end: int  # samples of that utterance up to its last speech frame
     result: Recognition | None  # None: decoding failed, decode again at the end
+    audio: np.ndarray  # what it decoded (the beam, else the mix)
 
 
 @dataclass(frozen=True)
@@ -154,6 +157,7 @@ class SpeechPipeline:
         partial_interval_s: float = 1.0,
         max_queued_s: float = 300.0,
         frontend: FrontEnd | None = None,
+        keep_audio: bool = False,
     ) -> None:
         self.segmenter = segmenter
         self.engine = engine
@@ -188,6 +192,7 @@ class SpeechPipeline:
         self.tracker: DirectionSource | None = None
         # The array's beam (appliance.frontend): finals decode it instead of the mono mix.
         self.frontend = frontend
+        self.keep_audio = keep_audio  # each FinalSegment carries what recognition heard (the refined pass)
 
     # -- capture side ------------------------------------------------------------
     def begin(self, session_id: str, offset: float) -> None:
@@ -297,24 +302,26 @@ class SpeechPipeline:
             speech_end, slack = self.segmenter.speech_end_samples(), self.segmenter.end_slack_samples()
         if start is None:
             return
+        heard = audio[: speech_end + slack]
         try:  # the audio the final will most likely hold: speech plus its trailing padding
+            heard = self._beam(start, heard)
             stream = self.engine.new_stream(start)
-            stream.accept(self._beam(start, audio[: speech_end + slack]))
+            stream.accept(heard)
             result: Recognition | None = stream.finish()
         except Exception as exc:
             log.warning("early decoding failed (decoding again at the end): %s", exc)
             result = None
-        self._spec = _Speculation(start, speech_end, result)
+        self._spec = _Speculation(start, speech_end, result, heard)
 
-    def _speculated(self, utt: Utterance) -> Recognition | None:
-        """The early result, if the utterance ended without speech after it."""
+    def _speculated(self, utt: Utterance) -> _Speculation | None:
+        """The early decode, if the utterance ended without speech after it."""
         spec, self._spec = self._spec, None
         if spec is None or spec.result is None or utt.split or abs(spec.start - utt.start) > 1e-9:
             return None
         if utt.audio.size > spec.speech_end + self.segmenter.end_slack_samples():
             return None  # speech resumed after the early decode
         self.stats.early_finals += 1
-        return spec.result
+        return spec
 
     def _partial(self) -> None:
         began = time.monotonic()
@@ -372,13 +379,15 @@ class SpeechPipeline:
         try:
             early = self._speculated(utt)
             stream: RecognizerStream | None = None
+            heard = utt.audio if early is None else early.audio
             if early is None and self.frontend is not None:  # a stream of its own: partials heard the mix
+                heard = self._beam(utt.start, utt.audio)
                 stream = self.engine.new_stream(utt.start)
-                stream.accept(self._beam(utt.start, utt.audio))
+                stream.accept(heard)
             elif early is None:
                 stream = self._stream_for(utt.start, utt.audio, exact=utt.split)
             self._stream = None  # the next utterance gets a fresh stream
-            result: Recognition | None = early if stream is None else stream.finish()
+            result: Recognition | None = early.result if early is not None else stream.finish() if stream else None
         except Exception as exc:  # one bad utterance must not take the visit with it
             self.stats.failed += 1
             self.stats.last_error = f"{type(exc).__name__}: {exc}"
@@ -394,7 +403,8 @@ class SpeechPipeline:
             self._final_parts(item, parts)
             return
         unsure = any(p.uncertain for p in parts)
-        if not self._deliver(self._segment(item.session, utt.start, utt.end, result, speaker, turns, unsure)):
+        if not self._deliver(self._segment(item.session, utt.start, utt.end, result, speaker, turns, unsure,
+                                           heard)):
             return
         self.stats.latencies.append(item.detect_delay + time.monotonic() - item.emitted_at)
 
@@ -416,14 +426,14 @@ class SpeechPipeline:
         return mono if beam is None else beam
 
     def _segment(self, session: str, start: float, end: float, result: Recognition | None, speaker: str,
-                 turns: tuple[int, ...], uncertain: bool) -> FinalSegment:
+                 turns: tuple[int, ...], uncertain: bool, heard: np.ndarray) -> FinalSegment:
         text = "" if result is None else result.text.strip()  # failed: keep the timing, flag no text
         confidence = None if result is None or result.avg_logprob is None else _confidence(result.avg_logprob)
         per_word = None if result is None else result.word_confidence
         if per_word is not None and len(per_word) != len(text.split()):
             per_word = None  # they must name the words of the stored text, or nothing
         return FinalSegment(session, round(start, 3), round(end, 3), text, speaker, turns, confidence, per_word,
-                            uncertain)
+                            uncertain, heard if self.keep_audio else None)
 
     def _final_parts(self, item: _Queued, parts: list[_Part]) -> None:
         """One stored segment per speaker's part, each part decoded again on its own: the
@@ -435,9 +445,10 @@ class SpeechPipeline:
         for part in parts:
             lo = max(0, int((part.start - utt.start) * scale * RATE))
             hi = min(utt.audio.size, int((part.end - utt.start) * scale * RATE))
+            heard = utt.audio[lo:hi]
             try:
-                result: Recognition | None = transcribe_with(self.engine, self._beam(utt.start + lo / RATE,
-                                                                                      utt.audio[lo:hi]))
+                heard = self._beam(utt.start + lo / RATE, heard)
+                result: Recognition | None = transcribe_with(self.engine, heard)
             except Exception as exc:
                 self.stats.failed += 1
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"
@@ -445,7 +456,8 @@ class SpeechPipeline:
                 result = None
             if result is not None and (result.no_speech or not result.text.strip()):
                 continue  # a part without words (a breath) leaves no line
-            seg = self._segment(item.session, part.start, part.end, result, part.label, part.turns, part.uncertain)
+            seg = self._segment(item.session, part.start, part.end, result, part.label, part.turns, part.uncertain,
+                                heard)
             delivered = self._deliver(seg) or delivered
         if delivered:
             self.stats.latencies.append(item.detect_delay + time.monotonic() - item.emitted_at)

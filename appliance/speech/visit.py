@@ -31,7 +31,7 @@ from appliance.diarize.visit import VisitDiarization
 from appliance.frontend import ArrayFrontEnd, build_frontend
 from appliance.frontend.frontend import paced
 from appliance.hardware.arrays import MicArray, array_for_capture
-from appliance.speech.engines import build_engine, build_segmenter
+from appliance.speech.engines import build_engine, build_refiner_engine, build_segmenter
 from appliance.speech.pipeline import Diarizer, FinalSegment, PartialText, PipelineStats, SpeechPipeline
 from appliance.store.voiceprints import VoicePrint
 from appliance.vad import Segmenter
@@ -58,6 +58,7 @@ class SpeechParts:
     speakers: VisitDiarization | None  # gives each visit its labeller; None: the caller brings its own
     capture_factory: CaptureFactory
     unavailable: str = ""  # why recording is impossible (e.g. the speech model is missing), in plain words
+    refiner: Engine | None = None  # the refined pass's recognizer (asr.refine_model); None: no refined pass
 
 
 def build_speech(cfg: ApplianceConfig, *, engine: Engine | None = None,
@@ -68,7 +69,8 @@ def build_speech(cfg: ApplianceConfig, *, engine: Engine | None = None,
     if engine is None:
         engine, unavailable = build_engine(cfg)
     return SpeechParts(engine, build_segmenter(cfg), VisitDiarization(cfg),
-                       capture_factory or (lambda sink: Capture(cfg.capture, sink)), unavailable)
+                       capture_factory or (lambda sink: Capture(cfg.capture, sink)), unavailable,
+                       build_refiner_engine(cfg))
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,8 @@ class VisitAudio:
         self._capture_factory = parts.capture_factory
         self.frontend: ArrayFrontEnd | None = build_frontend(cfg.capture.frontend, cfg.capture.buffer_seconds)
         self.pipeline = SpeechPipeline(parts.segmenter, parts.engine, on_segment, on_partial=on_partial,
-                                       partial_interval_s=cfg.asr.partial_interval_s, frontend=self.frontend)
+                                       partial_interval_s=cfg.asr.partial_interval_s, frontend=self.frontend,
+                                       keep_audio=parts.refiner is not None)
         self._capture: Capture | None = None
         self._labeller: Labeller | None = None
         self._own: OnlineDiarizer | None = None  # the labeller whose memory is kept in the store

@@ -10,15 +10,19 @@ earlier undos, so pressing Undo repeatedly walks back one edit at a time.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from appliance.store.edits import _AS_OF, TranscriptMixin, _clean_label, _clean_text
 from appliance.store.errors import SegmentNotFound
 from appliance.store.ids import uuid7
+from appliance.store.states import State
 
 # Edits that change segments (speaker names and visit details are not versioned per revision).
 UNDOABLE = frozenset({"edit:text", "edit:speaker", "edit:swap-speakers", "edit:delete", "edit:split",
-                      "edit:merge", "edit:insert", "edit:confirm-speaker"})
+                      "edit:merge", "edit:insert", "edit:confirm-speaker", "edit:refine"})
+# A refined text replaces the live one only before the visit is sent (the clinic gets what was reviewed).
+REFINABLE = frozenset({State.STOPPED, State.REVIEWED})
 CLINICIAN, PATIENT = "Clinician", "Patient"
 
 
@@ -46,6 +50,31 @@ class ReviseMixin(TranscriptMixin):
             for segment_id in touched:
                 self._restore(session_id, segment_id, target, rev)
             self._audit(actor, "edit:undo", session_id, {"restored": target, "undone": undone, "revision": rev})
+            return rev
+
+    def refine_transcript(self, session_id: str, texts: Mapping[str, str], live: Mapping[str, str],
+                          actor: str = "refiner") -> int | None:
+        """The refined pass's texts as one new revision (Undo takes it back): ``texts`` maps a line to
+        its refined text, ``live`` to the live text it replaces. A line a person changed meanwhile
+        keeps their words; nothing happens once the visit is sent. Returns the revision, or None."""
+        with self._tx():
+            row = self._editable_row(session_id)
+            if row["state"] not in REFINABLE:
+                return None
+            todo = []
+            for segment_id, text in texts.items():
+                try:
+                    current = self._current_version(session_id, segment_id)
+                except SegmentNotFound:  # deleted on Review meanwhile
+                    continue
+                if current["text"] == live.get(segment_id, "").strip() and text.strip():
+                    todo.append((current, _clean_text(text)))
+            if not todo:
+                return None
+            rev = self._bump_revision(session_id)
+            for current, text in todo:
+                self._write_version(current, rev, text=text, edited=0)  # not a person's edit
+            self._audit(actor, "edit:refine", session_id, {"revision": rev, "segments": len(todo)})
             return rev
 
     def split_segment(self, session_id: str, segment_id: str, at_word: int, actor: str) -> tuple[int, str]:
