@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from appliance.asr.engine import Engine
 from appliance.config import parse_config
 from appliance.daemon.room import build_controller
 from appliance.panel import create_app
@@ -33,7 +34,7 @@ PIN = "2580"
 class Panel:
     """A controller on a replayed file (no recognizer) and the panel app with a settable clock."""
 
-    def __init__(self, tmp: Path, audio: str = DEMO, **sections: dict) -> None:
+    def __init__(self, tmp: Path, audio: str = DEMO, engine: Engine | None = None, **sections: dict) -> None:
         conf = {"paths": {"state_dir": str(tmp / "state"), "models_dir": str(tmp / "models")},
                 "capture": {"source": "file", "file": audio, "realtime": False},
                 "asr": {"engine": "none"}, "vad": {"engine": "energy"},
@@ -41,10 +42,12 @@ class Panel:
         for k, v in sections.items():
             conf[k] = {**conf.get(k, {}), **v}
         self.cfg = parse_config(conf)
-        self.controller = build_controller(self.cfg)
+        self.controller = build_controller(self.cfg, engine=engine)
         self.sync = DisabledSync(self.controller.store)  # sync is off in these configs
         self.stop_event = threading.Event()
         threading.Thread(target=self.controller.visit.run, args=(self.stop_event,), daemon=True).start()
+        if self.controller.refiner is not None:
+            threading.Thread(target=self.controller.refiner.run, args=(self.stop_event,), daemon=True).start()
         self.clock = Clock(1000.0)
         self.app = create_app(self.cfg, self.controller, self.sync, clock=self.clock)
         self.client = self.app.test_client()

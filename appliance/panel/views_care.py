@@ -22,7 +22,8 @@ DISCARD_REASONS = {"wrong-patient": "Wrong patient or wrong visit",
                    "test": "A test or an accidental recording"}
 UNDO_WORDS = {"edit:text": "the corrected words", "edit:speaker": "the speaker change",
               "edit:swap-speakers": "the speaker swap", "edit:delete": "the deleted passage",
-              "edit:split": "the split line", "edit:merge": "the joined lines", "edit:insert": "the added line"}
+              "edit:split": "the split line", "edit:merge": "the joined lines", "edit:insert": "the added line",
+              "edit:refine": "the second pass's text"}
 
 
 @bp.app_template_filter()

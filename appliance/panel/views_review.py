@@ -8,7 +8,7 @@ from collections.abc import Callable
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from appliance.panel.context import ctx, plain_error
+from appliance.panel.context import PanelContext, ctx, plain_error
 from appliance.panel.views_visit import offered_templates
 from appliance.panel.wording import SENDING_OFF, sending_on, sync_status
 from appliance.store import IllegalTransition, Segment, SegmentNotFound, SessionClosed, SessionNotFound, State
@@ -53,11 +53,30 @@ def review(session_id: str) -> ResponseReturnValue:
     sync = sync_status(pc.sync)
     return render_template(
         "review.html", s=s, segments=segments, speakers=_in_use(pc.store.speakers(session_id), segments),
-        notes=notes,
+        notes=notes, refined=refined_words(pc, session_id),
         templates=list(dict.fromkeys([*offered_templates(), *s.templates])), can_send=can_send,
         editable=s.state in EDITABLE, sent_revision=max(sent) if sent else None,
         sync_status=sync, sending_on=sending_on(pc.cfg, sync), sending_off=SENDING_OFF, screen="review",
     )
+
+
+def refined_words(pc: PanelContext, session_id: str) -> str:
+    """What Review says about the refined pass ("" when there is none for this visit)."""
+    if pc.controller.refining(session_id):
+        return ("A second, more careful pass over this visit is still running; this page shows its text "
+                "when it is done. You can review and edit now: lines you change keep your words.")
+    events = pc.store.audit_events(session_id)
+    refined = [e for e in events if e.action == "edit:refine"]
+    if not refined:
+        return ""
+    last = refined[-1]
+    undone = any(e.action == "edit:undo" and e.detail.get("undone") == "edit:refine" and e.id > last.id
+                 for e in events)
+    if undone:
+        return "The second pass's text was undone: these are the lines as heard live."
+    n = int(last.detail.get("segments", 0))
+    return (f"A second, more careful pass over the whole visit improved {n} line{'s' if n != 1 else ''}. "
+            "Undo gives back the text heard live.")
 
 
 def _edit(session_id: str, what: Callable[[], object], done: str) -> ResponseReturnValue:

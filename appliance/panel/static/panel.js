@@ -242,6 +242,18 @@
     keepNewestInView();
   }
 
+  // The refined pass finished for the visit on this Review page: show its text, unless a line is
+  // being edited (a reload would lose the words typed so far): then say so and let the user reload.
+  function onRefined(ev) {
+    var msg = $("refined-msg");
+    if (screen !== "review" || !msg || ev.session_id !== msg.dataset.session) { return; }
+    if (document.querySelector("details[open] textarea, details[open] input[type=text]")) {
+      msg.textContent = "The second pass is done. Save or close your edit, then reload this page to see its text.";
+      return;
+    }
+    window.location.reload();
+  }
+
   if (window.EventSource && screen !== "unlock") {
     var pass = screen === "visit" && $("rec") ? $("rec").dataset.stream : "";  // issued by this audited page load
     var url = "/events" + (pass ? "?text=" + encodeURIComponent(pass) : "");
@@ -251,6 +263,7 @@
     es.addEventListener("state", parse(onLive));
     es.addEventListener("segment", parse(onSegment));
     es.addEventListener("partial", parse(onPartial));
+    es.addEventListener("refined", parse(onRefined));
     es.onopen = function () { $("conn").classList.add("hidden"); };
     es.onerror = function () { $("conn").classList.remove("hidden"); };
   }
