@@ -1,7 +1,11 @@
 """Front end benchmark: WER (deletions and substitutions apart) on the simulated far-field rooms
 for capture.frontend = none / mvdr / wpe+mvdr, and the front end's CPU time per audio second.
 
-    python -m benchmarks.frontend [--dev N] [--test N] [--model whisper-tiny.en]
+    python -m benchmarks.frontend [--dev N] [--test N] [--model whisper-tiny.en] [--refine MODEL]
+
+With --refine, each room is also given the refined pass (asr.refine_model = MODEL: ~30 s windows of
+joined speech decoded again behind the live text, as the daemon does) and a "refined" row follows
+each live one; RTF then counts both passes.
 
 Rooms (`benchmarks/rooms.py`): the `dev` split (ACI-Bench train dialogues, dev voices and seeds)
 is what the front end's settings were chosen on; the `test` split (valid dialogues, other voices,
@@ -44,14 +48,17 @@ def worker(args: argparse.Namespace) -> None:
                           diarize=DiarizeConfig(enabled=False),
                           capture=CaptureConfig(asr_channels=(0,), array="respeaker-usb-4mic", frontend=args.mode))
     engine = make_engine(AsrConfig(engine="whisper-onnx", model=args.model, threads=1), args.models_dir)
+    refiner = make_engine(AsrConfig(engine="whisper-onnx", model=args.refine, threads=1),
+                          args.models_dir) if args.refine else None
     out = []
     for f in json.loads(args.files):
         t0 = time.perf_counter()
-        result = transcribe_file(cfg, engine, f)
+        result = transcribe_file(cfg, engine, f, refiner=refiner)
         wall = time.perf_counter() - t0
         spans = [(s.start, s.end) for s in result.segments]
         cpu, audio_s = frontend_cost(f, args.mode, spans) if args.mode != "none" else (0.0, 0.0)
         out.append({"file": f, "text": " ".join(s.text for s in result.segments), "audio_s": result.duration_s,
+                    "refined_text": " ".join(s.text for s in result.refined or result.segments),
                     "wall_s": wall, "frontend_cpu_s": cpu, "frontend_audio_s": audio_s})
     print(json.dumps(out))
 
@@ -72,9 +79,9 @@ def frontend_cost(path: str, mode: str, spans: list[tuple[float, float]]) -> tup
     return front.stats.cpu_s, front.stats.audio_s
 
 
-def run_worker(mode: str, files: list[str], models_dir: str, model: str) -> list[dict]:
+def run_worker(mode: str, files: list[str], models_dir: str, model: str, refine: str) -> list[dict]:
     cmd = [sys.executable, "-m", "benchmarks.frontend", "--worker", "--mode", mode, "--files", json.dumps(files),
-           "--models-dir", models_dir, "--model", model]
+           "--models-dir", models_dir, "--model", model, "--refine", refine]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=False, env={**os.environ, **ONE_THREAD})
     if proc.returncode != 0:
         raise RuntimeError(f"{mode} worker failed:\n{proc.stderr[-3000:]}")
@@ -102,6 +109,7 @@ def main() -> int:
     p.add_argument("--model", default="whisper-tiny.en", help="asr.model to recognise with")
     p.add_argument("--dev", type=int, default=2, help="dev-split rooms (settings were tuned on these)")
     p.add_argument("--test", type=int, default=3, help="test-split rooms (never used for tuning)")
+    p.add_argument("--refine", default="", help="also the refined pass with this model (asr.refine_model)")
     args = p.parse_args()
     if args.worker:
         worker(args)
@@ -115,19 +123,22 @@ def main() -> int:
     print(f"Front end benchmark: {args.model}, Silero VAD, 1 thread; load {os.getloadavg()[0]:.1f} on "
           f"{len(os.sched_getaffinity(0))} cores; {len(sets)} rooms, "
           f"{sum(_seconds(f) for f in files):.0f} s of audio\n")
-    header = f"{'split':<5} {'room':<34} {'front end':<9} {'WER %':>6} {'del %':>6} {'sub %':>6} {'ins %':>6} " \
+    header = f"{'split':<5} {'room':<34} {'front end':<17} {'WER %':>6} {'del %':>6} {'sub %':>6} {'ins %':>6} " \
              f"{'RTF':>6} {'FE cpu/s':>8}"
     print(header)
     print("-" * len(header))
-    results = {mode: run_worker(mode, files, args.models_dir, args.model) for mode in MODES}
+    results = {mode: run_worker(mode, files, args.models_dir, args.model, args.refine) for mode in MODES}
+    kinds = ("text", "refined_text") if args.refine else ("text",)
     for split in ("dev", "test"):
         picked = [i for i, (s, _) in enumerate(sets) if s == split]
         for mode in MODES:
-            for i in picked:
-                print(_row(split, sets[i][1][0], mode, [sets[i][1][2]], [results[mode][i]], error_rates))
-            if len(picked) > 1:
-                print(_row(split, "all rooms (pooled)", mode, [sets[i][1][2] for i in picked],
-                           [results[mode][i] for i in picked], error_rates))
+            for kind in kinds:
+                label = mode if kind == "text" else f"{mode} refined"
+                for i in picked:
+                    print(_row(split, sets[i][1][0], label, [sets[i][1][2]], [results[mode][i]], error_rates, kind))
+                if len(picked) > 1:
+                    print(_row(split, "all rooms (pooled)", label, [sets[i][1][2] for i in picked],
+                               [results[mode][i] for i in picked], error_rates, kind))
     return 0
 
 
@@ -137,13 +148,14 @@ def _seconds(path: str) -> float:
     return float(sf.info(path).duration)
 
 
-def _row(split: str, label: str, mode: str, refs: list[str], res: list[dict], error_rates) -> str:  # type: ignore[no-untyped-def]
-    rates = error_rates(refs, [r["text"] for r in res])
+def _row(split: str, label: str, mode: str, refs: list[str], res: list[dict], error_rates,  # type: ignore[no-untyped-def]
+         kind: str = "text") -> str:
+    rates = error_rates(refs, [r[kind] for r in res])
     rtf = sum(r["wall_s"] for r in res) / sum(r["audio_s"] for r in res)
     fe_audio = sum(r["frontend_audio_s"] for r in res)
     cost = f"{sum(r['frontend_cpu_s'] for r in res) / fe_audio:8.3f}" if fe_audio else f"{'-':>8}"
     pct = " ".join(f"{rates[k] * 100:6.1f}" for k in ("wer", "del", "sub", "ins"))
-    return f"{split:<5} {label:<34} {mode:<9} {pct} {rtf:6.3f} {cost}"
+    return f"{split:<5} {label:<34} {mode:<17} {pct} {rtf:6.3f} {cost}"
 
 
 if __name__ == "__main__":

@@ -108,3 +108,23 @@ def test_a_visit_whose_live_text_was_lost_gets_it_from_the_refined_pass_shown_on
             assert not (f.is_file() and f.read_bytes()[:4] in MAGIC), f
     finally:
         panel.close()
+
+
+@pytest.mark.slow
+def test_transcribe_file_gives_the_refined_text_beside_the_live_one(tmp_path):
+    """`appliance transcribe` and the benchmarks run the same refined pass as the daemon."""
+    from appliance.asr.factory import make_engine
+    from appliance.config import parse_config
+    from appliance.speech.offline import transcribe_file
+    from tests.test_panel_app import DEMO
+
+    models = installed_models_dir("whisper-tiny.en")
+    cfg = parse_config({"paths": {"models_dir": str(models)}, "vad": {"engine": "energy"},
+                        "diarize": {"enabled": False}, "asr": {"refine_model": "whisper-tiny.en"}})
+    result = transcribe_file(cfg, NullTranscriber(), DEMO, refiner=make_engine(cfg.asr, str(models)))
+    assert result.refined is not None and len(result.refined) == len(result.segments) >= 4
+    assert not any(g.text for g in result.segments)  # live: timing only
+    assert all(g.audio is None for g in result.segments)  # nothing of the audio outlives the call
+    text = " ".join(g.text for g in result.refined).lower()
+    assert "sore throat" in text and "strep" in text, text
+    assert [g.start for g in result.refined] == [g.start for g in result.segments]

@@ -115,6 +115,11 @@ class Refiner:
         with self._cond:
             return any(v.session_id == session_id for v in self._visits)
 
+    def wait_handed_over(self, session_id: str, timeout: float) -> bool:
+        """Block until this visit's result is handed over (its worker must be running); False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not any(v.session_id == session_id for v in self._visits), timeout)
+
     def drop_all(self) -> None:
         """The daemon stops: every buffered second of audio is let go (the live text stands)."""
         with self._cond:
@@ -152,10 +157,11 @@ class Refiner:
             if job is None:
                 return False
             visit, window = job
-            if not window:  # ended and nothing waits: hand the result over
-                self._visits.remove(visit)
-        if not window:
+        if not window:  # ended and nothing waits: hand the result over (one worker: nobody else takes it)
             self._hand_over(visit)
+            with self._cond:
+                self._visits.remove(visit)
+                self._cond.notify_all()  # wait_handed_over
             return True
         if self._context != visit.session_id:  # nothing said in another visit prompts this one
             self.engine.reset_context()
