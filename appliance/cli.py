@@ -130,7 +130,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
 
     from appliance.capture import CaptureError
     from appliance.models import ModelError
-    from appliance.speech.engines import build_engine
+    from appliance.speech.engines import build_engine, refiner_engine
     from appliance.speech.offline import transcribe_file
 
     cfg = _load(args)
@@ -141,6 +141,8 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
         asr = dataclasses.replace(asr, engine=args.engine)
     if args.threads:
         asr = dataclasses.replace(asr, threads=args.threads)
+    if args.refine:
+        asr = dataclasses.replace(asr, refine_model=args.refine)
     cfg = dataclasses.replace(cfg, asr=asr)
     if args.models_dir:
         cfg = dataclasses.replace(cfg, paths=dataclasses.replace(cfg.paths, models_dir=args.models_dir))
@@ -152,13 +154,23 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
         print(f"error: {unavailable}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        result = transcribe_file(cfg, engine, args.audio)
+        refiner = refiner_engine(cfg)
+    except (ModelError, OSError, ValueError) as exc:
+        print(f"error: the refined pass's model (asr.refine_model): {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        result = transcribe_file(cfg, engine, args.audio, refiner=refiner)
     except (CaptureError, ModelError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     names = result.speaker_names
-    segments = [{"start": g.start, "end": g.end, "speaker": names.get(g.speaker, g.speaker) or "unknown",
-                 "speaker_uncertain": g.uncertain, "text": g.text} for g in result.segments if g.text]
+    segments: list[dict[str, Any]] = []
+    for live, line in zip(result.segments, result.refined or result.segments, strict=True):
+        if line.text:
+            segments.append({"start": line.start, "end": line.end,
+                             "speaker": names.get(line.speaker, line.speaker) or "unknown",
+                             "speaker_uncertain": line.uncertain, "text": line.text,
+                             **({"live_text": live.text} if live.text != line.text else {})})
     if args.json:
         print(jsontext.dumps(segments, indent=2, ensure_ascii=False))
     else:
@@ -238,6 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--engine", choices=[s.name for s in ENGINES.specs() if s.needs_model],
                     help="recognition engine (default: asr.engine)")
     tr.add_argument("--threads", type=int, help="inference threads (default: asr.threads)")
+    tr.add_argument("--refine", metavar="MODEL", help="also the refined pass with this installed model, as the "
+                    "daemon runs it (default: asr.refine_model); the refined text is printed, and --json gives "
+                    "each changed line's live text as \"live_text\"")
 
     from appliance.models.cli import add_models_parser
 

@@ -1,7 +1,7 @@
 """Front end benchmark: WER (deletions and substitutions apart) on the simulated far-field rooms
 for capture.frontend = none / mvdr / wpe+mvdr, and the front end's CPU time per audio second.
 
-    python -m benchmarks.frontend [--dev N] [--test N] [--model whisper-tiny.en] [--refine MODEL]
+    python -m benchmarks.frontend [--dev N] [--test N] [--model whisper-tiny.en] [--refine MODEL] [--modes none,…]
 
 With --refine, each room is also given the refined pass (asr.refine_model = MODEL: ~30 s windows of
 joined speech decoded again behind the live text, as the daemon does) and a "refined" row follows
@@ -109,6 +109,7 @@ def main() -> int:
     p.add_argument("--model", default="whisper-tiny.en", help="asr.model to recognise with")
     p.add_argument("--dev", type=int, default=2, help="dev-split rooms (settings were tuned on these)")
     p.add_argument("--test", type=int, default=3, help="test-split rooms (never used for tuning)")
+    p.add_argument("--modes", default=",".join(MODES), help="front ends to run, comma-separated")
     p.add_argument("--refine", default="", help="also the refined pass with this model (asr.refine_model)")
     args = p.parse_args()
     if args.worker:
@@ -127,11 +128,12 @@ def main() -> int:
              f"{'RTF':>6} {'FE cpu/s':>8}"
     print(header)
     print("-" * len(header))
-    results = {mode: run_worker(mode, files, args.models_dir, args.model, args.refine) for mode in MODES}
+    modes = [m for m in MODES if m in args.modes.split(",")]
+    results = {mode: run_worker(mode, files, args.models_dir, args.model, args.refine) for mode in modes}
     kinds = ("text", "refined_text") if args.refine else ("text",)
     for split in ("dev", "test"):
         picked = [i for i, (s, _) in enumerate(sets) if s == split]
-        for mode in MODES:
+        for mode in modes:
             for kind in kinds:
                 label = mode if kind == "text" else f"{mode} refined"
                 for i in picked:

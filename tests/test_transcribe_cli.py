@@ -46,3 +46,17 @@ def test_missing_or_broken_audio_and_missing_model_exit_2(tmp_path):
     assert out.returncode == 2 and "broken.wav" in out.stderr
     out = transcribe("--models-dir", str(tmp_path), str(bundled_recording()))
     assert out.returncode == 2 and "appliance models install" in out.stderr
+
+
+def test_the_refined_pass_prints_its_text_and_a_model_it_cannot_load_is_named():
+    models = installed_models_dir()
+    out = transcribe("--json", "--models-dir", str(models), "--refine", "whisper-tiny.en", str(bundled_recording()))
+    assert out.returncode == 0, out.stderr
+    segments = json.loads(out.stdout)
+    assert len(segments) == 10 and all(s["text"] for s in segments)
+    assert {k for s in segments for k in s} <= {"start", "end", "speaker", "speaker_uncertain", "text", "live_text"}
+    assert all(s["live_text"] != s["text"] for s in segments if "live_text" in s)  # only changed lines carry it
+    text = " ".join(s["text"] for s in segments).lower()
+    assert all(w in text for w in ("sore throat", "ibuprofen", "rapid strep test")), text
+    bad = transcribe("--models-dir", str(models), "--refine", "no-such-model", str(bundled_recording()))
+    assert bad.returncode == 2 and "asr.refine_model" in bad.stderr and "no-such-model" in bad.stderr, bad.stderr

@@ -31,13 +31,19 @@ def build_engine(cfg: ApplianceConfig) -> tuple[Engine, str]:
         return NullTranscriber(), f"speech recognition is not available: {exc}"
 
 
-def build_refiner_engine(cfg: ApplianceConfig) -> Engine | None:
-    """The refined pass's recognizer (asr.refine_model with asr.engine), or None when there is none
-    or it cannot load (logged: the live text is still the transcript)."""
+def refiner_engine(cfg: ApplianceConfig) -> Engine | None:
+    """The refined pass's recognizer (asr.refine_model with asr.engine); None when none is configured;
+    ModelError (or the engine's own error) when it cannot be loaded."""
     if not cfg.asr.refine_model:
         return None
+    return make_engine(replace(cfg.asr, model=cfg.asr.refine_model), cfg.paths.models_dir)
+
+
+def build_refiner_engine(cfg: ApplianceConfig) -> Engine | None:
+    """The daemon's: as refiner_engine, but a model that cannot load is logged and the room records
+    without the refined pass (the live text is still the transcript)."""
     try:
-        return make_engine(replace(cfg.asr, model=cfg.asr.refine_model), cfg.paths.models_dir)
+        return refiner_engine(cfg)
     except Exception as exc:
         log.error("no refined pass: asr.refine_model %r cannot be loaded: %s", cfg.asr.refine_model, exc)
         return None

@@ -10,8 +10,9 @@ than the live pass, while the visit goes on, so at Stop only the last window is 
   utterances are let go and keep their live text. All of it is gone once the visit's last window
   is decoded, or at once when the daemon stops.
 - A window's text goes back to the lines it was decoded from (speech/align.py), so every line keeps
-  its speaker; a window the decoder judged silent, hallucinated or that lost words keeps the live
-  text, and a line is never emptied.
+  its speaker; a window the decoder judged silent or hallucinated keeps the live text, and so does
+  a window or a line whose refined text has fewer than 70 % of its live words (the refined pass is
+  there to recover words, not to drop them); a line is never emptied.
 - At the end the caller gets {line: refined text} for the lines whose words changed, with the
   live texts they replace; the controller stores them as one new revision (store/revise.py), which
   Undo on Review takes back.
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 
 RATE = 16000
 GAP_S = 0.3  # silence put between joined utterances (a pause Whisper can place a timestamp in)
-MIN_KEPT_WORDS = 0.5  # a window whose refined text has fewer words than this share of the live ones is not used
+MIN_KEPT_WORDS = 0.7  # a refined window or line with fewer words than this share of the live ones is not used
 NICE = 10  # the refined pass yields the CPU to the live one
 
 Refined = Callable[[str, dict[str, str], dict[str, str]], None]  # (session, {line: new text}, {line: live text})
@@ -227,7 +228,9 @@ class Refiner:
             self.kept_live += 1
             return {}
         shares = share_words([h.text for h in window], spans, result.text)
-        return {h.line: s for h, s in zip(window, shares, strict=True) if s and s != h.text.strip()}
+        # Line by line too: a window can skip one sentence and still be long enough overall.
+        return {h.line: s for h, s in zip(window, shares, strict=True)
+                if s and s != h.text.strip() and len(s.split()) >= MIN_KEPT_WORDS * len(h.text.split())}
 
     def _hand_over(self, visit: _Visit) -> None:
         log.info("refined pass done: %d lines changed, %d utterances kept their live text", len(visit.texts),
