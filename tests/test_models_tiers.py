@@ -34,6 +34,7 @@ def _quiet(_msg: str) -> None:
 def test_every_tier_names_catalog_models_and_an_asr_model_it_installs() -> None:
     for tier in TIERS.values():
         assert set(tier.models) <= set(CATALOG) and tier.asr_model in tier.models
+        assert not tier.refine_model or tier.refine_model in tier.models  # the refined pass's model comes along
         assert {"silero-vad", "voicefilter-embedder"} <= set(tier.models)
     assert TIERS["pi4"].asr_model == "whisper-tiny.en" and TIERS["pi5"].asr_model == "whisper-base"
     for part in BASE.parts:  # every part and every chunk pinned, and the joined file

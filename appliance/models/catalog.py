@@ -223,15 +223,16 @@ class Tier:
     asr_model: str  # what asr.model should name on this tier
     models: tuple[str, ...]
     threads: int = 1  # asr.threads: cores left for capture, VAD, diarization and the panel
+    refine_model: str = ""  # asr.refine_model: the refined pass behind the live one ("" none: no core to spare)
 
 
 # What each class of device runs (docs/speech.md has the measurements behind it).
 TIERS: dict[str, Tier] = {t.name: t for t in (
     Tier("pi4", "Raspberry Pi 4 (4 × Cortex-A72)", "whisper-tiny.en", DEFAULT_MODELS),
     Tier("pi5", "Raspberry Pi 5 (4 × Cortex-A76)", "whisper-base",
-         ("whisper-base", "silero-vad", "voicefilter-embedder")),
+         ("whisper-base", "silero-vad", "voicefilter-embedder"), refine_model="whisper-base"),
     Tier("jetson", "Jetson Orin Nano (6 × Cortex-A78AE; ONNX Runtime on the CPU)", "whisper-base",
-         ("whisper-base", "silero-vad", "voicefilter-embedder"), threads=2),
+         ("whisper-base", "silero-vad", "voicefilter-embedder"), threads=2, refine_model="whisper-base"),
 )}
 
 

@@ -45,7 +45,7 @@ def cmd_install(args: argparse.Namespace) -> int:
     if tier is not None:
         engine = engines_running(CATALOG[tier.asr_model].manifest_names())[0]
         print(f"tier {tier.name} ({tier.hardware}): in the config set [asr] engine = \"{engine}\", "
-              f"model = \"{tier.asr_model}\", threads = {tier.threads}")
+              f"model = \"{tier.asr_model}\", threads = {tier.threads}, refine_model = \"{tier.refine_model}\"")
     return 0
 
 
