@@ -9,13 +9,14 @@ search finds audio when it is there.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from tests.daemon import DaemonProcess, free_port, write_config, write_visit_wav
+from tests.daemon import DaemonProcess, free_port, installed_models_dir, write_config, write_visit_wav
 
 pytestmark = pytest.mark.slow
 
@@ -75,3 +76,30 @@ def test_the_search_finds_audio_when_it_is_there(tmp_path):
     assert audio_found(tmp_path, probes(pcm[5000:9000], n=5))
     sf.write(tmp_path / "leak.wav", pcm, 16000)
     assert any("header" in h for h in audio_found(tmp_path, []))
+
+
+def test_the_refined_pass_writes_no_audio(tmp_path):
+    """Real recognition with the refined pass on: its RAM buffer of each utterance's audio never
+    reaches a file, before or after it hands its text over."""
+    models = installed_models_dir("whisper-tiny.en")
+    src = tmp_path / "src"
+    src.mkdir()
+    wav = src / "visit.wav"
+    pcm, _ = write_visit_wav(wav)
+    run = tmp_path / "run"
+    (run / "tmp").mkdir(parents=True)
+    cfg = write_config(run, wav, realtime=False)
+    text = cfg.read_text().replace(f'models_dir = "{run / "models"}"', f'models_dir = "{models}"')
+    refined = '[asr]\nengine = "whisper-onnx"\nrefine_model = "whisper-tiny.en"\nrefine_window_s = 10\n'
+    cfg.write_text(text.replace('[asr]\nengine = "none"\n', refined))
+    with DaemonProcess(cfg, env={"TMPDIR": str(run / "tmp"), "HOME": str(run)}) as d:
+        assert d.ctl("start", name="XY")["ok"]
+        d.wait_for(lambda s: s["segments"] >= 4, timeout=60, what="four segments")
+        assert audio_found(run, probes(pcm)) == []  # while the pass holds the visit's audio in RAM
+        assert d.ctl("stop")["ok"]
+        deadline = time.monotonic() + 60
+        while "refined pass done" not in d.log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "refined pass done" in d.log.read_text()
+        assert audio_found(run, probes(pcm)) == []
+    assert audio_found(run, probes(pcm)) == []
