@@ -34,6 +34,7 @@ import numpy as np
 from appliance.asr.engine import Engine
 from appliance.config.schema import AsrConfig
 from appliance.speech.align import share_words
+from appliance.speech.worker import worker_thread
 
 log = logging.getLogger(__name__)
 
@@ -137,16 +138,8 @@ class Refiner:
     @contextlib.contextmanager
     def running(self) -> Iterator[Refiner]:
         """The worker on a thread of its own while the block runs (tests, `appliance transcribe`)."""
-        stop = threading.Event()
-        worker = threading.Thread(target=self.run, args=(stop,), name="refine", daemon=True)
-        worker.start()
-        try:
+        with worker_thread(self.run, "refine"):
             yield self
-        finally:
-            stop.set()
-            with self._cond:
-                self._cond.notify_all()
-            worker.join(10)
 
     def step(self, wait_s: float = 0.0) -> bool:
         """One unit of work: a window decoded, or a finished visit handed over; False if none."""

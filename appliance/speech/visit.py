@@ -33,6 +33,7 @@ from appliance.frontend.frontend import paced
 from appliance.hardware.arrays import MicArray, array_for_capture
 from appliance.speech.engines import build_engine, build_refiner_engine, build_segmenter
 from appliance.speech.pipeline import Diarizer, FinalSegment, PartialText, PipelineStats, SpeechPipeline
+from appliance.speech.worker import worker_thread
 from appliance.store.voiceprints import VoicePrint
 from appliance.vad import Segmenter
 
@@ -125,14 +126,8 @@ class VisitAudio:
     @contextlib.contextmanager
     def running(self) -> Iterator[VisitAudio]:
         """Recognition on a thread of its own while the block runs (`appliance transcribe`, tests)."""
-        stop = threading.Event()
-        worker = threading.Thread(target=self.run, args=(stop,), name="speech", daemon=True)
-        worker.start()
-        try:
+        with worker_thread(self.run, "speech", join_s=5):
             yield self
-        finally:
-            stop.set()
-            worker.join(5)
 
     # -- a visit -------------------------------------------------------------------------------
     def new_visit(self, labeller: Labeller | None = None) -> None:
