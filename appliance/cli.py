@@ -154,7 +154,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
         print(f"error: {unavailable}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        refiner = refiner_engine(cfg)
+        refiner = refiner_engine(cfg, engine)
     except (ModelError, OSError, ValueError) as exc:
         print(f"error: the refined pass's model (asr.refine_model): {exc}", file=sys.stderr)
         return EXIT_USAGE

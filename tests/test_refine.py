@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from appliance.asr.engine import NullTranscriber
+from appliance.asr.engine import NullTranscriber, transcribe_with
 from appliance.speech.align import share_words
 from appliance.store import State, open_store
 from tests.conftest import Clock
@@ -128,3 +128,23 @@ def test_transcribe_file_gives_the_refined_text_beside_the_live_one(tmp_path):
     text = " ".join(g.text for g in result.refined).lower()
     assert "sore throat" in text and "strep" in text, text
     assert [g.start for g in result.refined] == [g.start for g in result.segments]
+
+
+@pytest.mark.slow
+def test_the_refined_pass_on_the_live_model_shares_it_and_decodes_alike(tmp_path):
+    """asr.refine_model = asr.model: one copy of the model in RAM, its own buffers and prompt."""
+    from appliance.config import parse_config
+    from appliance.speech.engines import build_engine, refiner_engine
+    from tests.speech import espeak
+
+    models = installed_models_dir("whisper-tiny.en")
+    cfg = parse_config({"paths": {"models_dir": str(models)}, "asr": {"refine_model": "whisper-tiny.en"}})
+    live, why = build_engine(cfg)
+    assert not why
+    twin = refiner_engine(cfg, live)
+    assert twin is not None and twin is not live
+    assert twin._enc is live._enc and twin._dec is live._dec  # type: ignore[attr-defined]
+    assert twin.history is not live.history and twin._k[0] is not live._k[0]  # type: ignore[attr-defined]
+    audio = espeak("Take this medicine twice a day with food.")
+    texts = [transcribe_with(e, audio).text for e in (live, twin)]
+    assert texts[0] == texts[1] and "medicine" in texts[0].lower()

@@ -31,19 +31,24 @@ def build_engine(cfg: ApplianceConfig) -> tuple[Engine, str]:
         return NullTranscriber(), f"speech recognition is not available: {exc}"
 
 
-def refiner_engine(cfg: ApplianceConfig) -> Engine | None:
+def refiner_engine(cfg: ApplianceConfig, live: Engine | None = None) -> Engine | None:
     """The refined pass's recognizer (asr.refine_model with asr.engine); None when none is configured;
-    ModelError (or the engine's own error) when it cannot be loaded."""
+    ModelError (or the engine's own error) when it cannot be loaded. When it is the ``live`` engine's
+    own model and that engine is Whisper's, the loaded model is shared (one copy in RAM)."""
     if not cfg.asr.refine_model:
         return None
+    from appliance.asr.whisper.runtime import WhisperOnnx
+
+    if isinstance(live, WhisperOnnx) and cfg.asr.refine_model == cfg.asr.model:
+        return live.twin()
     return make_engine(replace(cfg.asr, model=cfg.asr.refine_model), cfg.paths.models_dir)
 
 
-def build_refiner_engine(cfg: ApplianceConfig) -> Engine | None:
+def build_refiner_engine(cfg: ApplianceConfig, live: Engine | None = None) -> Engine | None:
     """The daemon's: as refiner_engine, but a model that cannot load is logged and the room records
     without the refined pass (the live text is still the transcript)."""
     try:
-        return refiner_engine(cfg)
+        return refiner_engine(cfg, live)
     except Exception as exc:
         log.error("no refined pass: asr.refine_model %r cannot be loaded: %s", cfg.asr.refine_model, exc)
         return None

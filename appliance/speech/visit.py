@@ -71,7 +71,7 @@ def build_speech(cfg: ApplianceConfig, *, engine: Engine | None = None,
         engine, unavailable = build_engine(cfg)
     return SpeechParts(engine, build_segmenter(cfg), VisitDiarization(cfg),
                        capture_factory or (lambda sink: Capture(cfg.capture, sink)), unavailable,
-                       build_refiner_engine(cfg))
+                       build_refiner_engine(cfg, engine))
 
 
 @dataclass(frozen=True)

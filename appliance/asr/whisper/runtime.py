@@ -14,6 +14,7 @@ greedy pass.
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 from collections.abc import Sequence
@@ -122,6 +123,18 @@ class WhisperOnnx:
         self._v = [np.zeros(shape, np.float32) for _ in range(self.n_layer)]
         self._logits = np.zeros((1, self.n_vocab), np.float32)
         self._lock = threading.Lock()
+
+    def twin(self) -> WhisperOnnx:
+        """A second decoder over the same loaded model, for another thread (the refined pass): the
+        ONNX Runtime sessions, tokenizer and biases are shared (read-only; a session may run on two
+        threads at once), the decoding buffers, lock and previous-text history are its own."""
+        other = copy.copy(self)
+        other.history = PromptHistory(self.cfg.prompt_reset_s)
+        other._k = [np.zeros_like(k) for k in self._k]
+        other._v = [np.zeros_like(v) for v in self._v]
+        other._logits = np.zeros_like(self._logits)
+        other._lock = threading.Lock()
+        return other
 
     # -- prompt ----------------------------------------------------------------------------------
     def _prompt_tokens(self, terms: tuple[str, ...]) -> list[int]:
