@@ -101,5 +101,7 @@ def test_the_refined_pass_writes_no_audio(tmp_path):
         while "refined pass done" not in d.log.read_text() and time.monotonic() < deadline:
             time.sleep(0.2)
         assert "refined pass done" in d.log.read_text()
+        refine = d.status()["refine"]  # what IT sees in `appliance ctl status`
+        assert refine["windows"] >= 1 and refine["waiting_s"] == 0 and refine["let_go"] == 0, refine
         assert audio_found(run, probes(pcm)) == []
     assert audio_found(run, probes(pcm)) == []

@@ -53,6 +53,7 @@ class Snapshot:
     storage: dict[str, Any] | None = None
     # recognition events since the daemon started ("short": text implausibly short for the speech, …)
     asr_events: dict[str, int] = field(default_factory=dict)
+    refine: dict[str, Any] | None = None  # the refined pass's progress (None: no refined pass)
 
     def as_dict(self) -> dict[str, Any]:
         cap = self.capture
@@ -65,6 +66,7 @@ class Snapshot:
             "segments": self.segments,
             "pending_s": round(self.pending_s, 1),
             "asr_events": dict(self.asr_events),
+            "refine": self.refine,
             "capture": None if cap is None else {
                 "state": cap.state, "device": cap.device, "message": cap.message,
                 "levels_dbfs": [round(x, 1) for x in cap.levels_dbfs],
@@ -166,7 +168,8 @@ class SessionController:
             s, visit = self._session, self.visit
             state = "stopping" if self._stopping else s.state if s else "idle"
             return Snapshot(state, s, self._offset + visit.heard_seconds(), visit.capture_status(), self._segments,
-                            visit.pending_seconds(), self.storage.status(), dict(visit.stats.asr_events))
+                            visit.pending_seconds(), self.storage.status(), dict(visit.stats.asr_events),
+                            self.refiner.status() if self.refiner is not None else None)
 
     def _refresh(self, actor: str, new_state: str) -> Session:
         """The command takes effect in the room at once; the store gets it now, or in order once

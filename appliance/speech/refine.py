@@ -28,6 +28,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -82,6 +83,7 @@ class Refiner:
         self._visits: deque[_Visit] = deque()  # the current visit last; an ended one may still be finishing
         self.windows = 0  # decoded, for the status and the tests
         self.kept_live = 0  # windows whose live text was kept (silent, hallucinated, or words lost)
+        self.let_go = 0  # utterances never refined (the pass fell behind, or its deadline passed)
         self._context: str | None = None  # the visit the engine's previous-text prompt belongs to
 
     # -- from the controller -----------------------------------------------------------------------
@@ -101,6 +103,7 @@ class Refiner:
             while visit.waiting_s() > self.cfg.refine_buffer_s and len(visit.waiting) > 1:
                 visit.waiting.popleft()  # fallen too far behind: the oldest keeps its live text
                 visit.let_go += 1
+                self.let_go += 1
             self._cond.notify_all()
 
     def end(self, session_id: str) -> None:
@@ -111,6 +114,12 @@ class Refiner:
                     visit.ended = True
                     visit.deadline = time.monotonic() + self.cfg.refine_finish_s
             self._cond.notify_all()
+
+    def status(self) -> dict[str, Any]:
+        """For `appliance ctl status`: windows decoded and kept live since start, what waits now."""
+        with self._cond:
+            return {"windows": self.windows, "kept_live": self.kept_live,
+                    "waiting_s": round(sum(v.waiting_s() for v in self._visits), 1), "let_go": self.let_go}
 
     def busy_with(self, session_id: str) -> bool:
         """The pass has not yet handed over this visit's result."""
@@ -176,6 +185,7 @@ class Refiner:
         for visit in self._visits:
             if visit.ended and visit.waiting and time.monotonic() > visit.deadline:
                 visit.let_go += len(visit.waiting)
+                self.let_go += len(visit.waiting)
                 visit.waiting.clear()
                 log.warning("refined pass cut short at its deadline (asr.refine_finish_s): the rest keeps "
                             "its live text", extra={"session_id": visit.session_id})
