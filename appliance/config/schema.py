@@ -160,8 +160,12 @@ class AsrConfig:
     )
     refine_model: str = setting(
         "", "Refined pass: a model under paths.models_dir (e.g. whisper-base, or the live model) that decodes the "
-        "visit again in windows of joined speech while it goes on, with asr.engine; at Stop its text becomes a new "
-        "transcript revision (Undo on Review gives the live text back). Empty: no refined pass.",
+        "visit again in windows of joined speech while it goes on (with asr.refine_engine); at Stop its text "
+        "becomes a new transcript revision (Undo on Review gives the live text back). Empty: no refined pass.",
+    )
+    refine_engine: str = setting(
+        "", "Refined pass: its recognition engine when not asr.engine's (e.g. a streaming engine live and "
+        "whisper-onnx behind it); empty: asr.engine.", choices=("", *ENGINES),
     )
     refine_window_s: float = setting(
         30.0, "Refined pass: seconds of joined speech decoded together (Whisper hears 30 s at once).",

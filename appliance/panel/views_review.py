@@ -53,7 +53,7 @@ def review(session_id: str) -> ResponseReturnValue:
     sync = sync_status(pc.sync)
     return render_template(
         "review.html", s=s, segments=segments, speakers=_in_use(pc.store.speakers(session_id), segments),
-        notes=notes, refined=refined_words(pc, session_id),
+        notes=notes, refined=refined_words(pc, session_id), refining=pc.controller.refining(session_id),
         templates=list(dict.fromkeys([*offered_templates(), *s.templates])), can_send=can_send,
         editable=s.state in EDITABLE, sent_revision=max(sent) if sent else None,
         sync_status=sync, sending_on=sending_on(pc.cfg, sync), sending_off=SENDING_OFF, screen="review",

@@ -32,16 +32,17 @@ def build_engine(cfg: ApplianceConfig) -> tuple[Engine, str]:
 
 
 def refiner_engine(cfg: ApplianceConfig, live: Engine | None = None) -> Engine | None:
-    """The refined pass's recognizer (asr.refine_model with asr.engine); None when none is configured;
-    ModelError (or the engine's own error) when it cannot be loaded. When it is the ``live`` engine's
-    own model and that engine is Whisper's, the loaded model is shared (one copy in RAM)."""
+    """The refined pass's recognizer (asr.refine_model with asr.refine_engine, else asr.engine); None
+    when none is configured; ModelError (or the engine's own error) when it cannot be loaded. When it
+    is the ``live`` engine's own model and that engine is Whisper's, the loaded model is shared."""
     if not cfg.asr.refine_model:
         return None
     from appliance.asr.whisper.runtime import WhisperOnnx
 
-    if isinstance(live, WhisperOnnx) and cfg.asr.refine_model == cfg.asr.model:
+    engine = cfg.asr.refine_engine or cfg.asr.engine
+    if isinstance(live, WhisperOnnx) and (engine, cfg.asr.refine_model) == (cfg.asr.engine, cfg.asr.model):
         return live.twin()
-    return make_engine(replace(cfg.asr, model=cfg.asr.refine_model), cfg.paths.models_dir)
+    return make_engine(replace(cfg.asr, engine=engine, model=cfg.asr.refine_model), cfg.paths.models_dir)
 
 
 def build_refiner_engine(cfg: ApplianceConfig, live: Engine | None = None) -> Engine | None:

@@ -119,7 +119,8 @@ class Refiner:
         """For `appliance ctl status`: windows decoded and kept live since start, what waits now."""
         with self._cond:
             return {"windows": self.windows, "kept_live": self.kept_live,
-                    "waiting_s": round(sum(v.waiting_s() for v in self._visits), 1), "let_go": self.let_go}
+                    "waiting_s": round(sum(v.waiting_s() for v in self._visits), 1), "let_go": self.let_go,
+                    "sessions": [v.session_id for v in self._visits]}  # not yet handed over (Review waits)
 
     def busy_with(self, session_id: str) -> bool:
         """The pass has not yet handed over this visit's result."""

@@ -145,6 +145,10 @@
     return Math.max(0, Math.min(100, (db + 60) / 60 * 100));
   }
   function onLive(st) {
+    var refining = $("refined-msg");
+    if (refining && refining.dataset.refining === "yes" && st.refine && st.refine.sessions.indexOf(refining.dataset.session) < 0) {
+      onRefined({session_id: refining.dataset.session});
+    }
     if (leaving) { return; }
     var badge = $("live-badge");
     if (badge) {
@@ -242,12 +246,22 @@
     keepNewestInView();
   }
 
-  // The refined pass finished for the visit on this Review page: show its text, unless a line is
-  // being edited (a reload would lose the words typed so far): then say so and let the user reload.
+  // The refined pass finished for the visit on this Review page: show its text, unless something was
+  // typed and not saved (a reload would lose it): then say so and let the user reload.
+  // Told by its event, or by the status tick no longer listing the visit (an event sent while this
+  // page was still connecting is not missed).
+  function typedNotSaved() {
+    var fields = document.querySelectorAll("textarea, input[type=text]");
+    for (var i = 0; i < fields.length; i++) {
+      if (fields[i].value !== fields[i].defaultValue) { return true; }
+    }
+    return false;
+  }
   function onRefined(ev) {
     var msg = $("refined-msg");
-    if (screen !== "review" || !msg || ev.session_id !== msg.dataset.session) { return; }
-    if (document.querySelector("details[open] textarea, details[open] input[type=text]")) {
+    if (screen !== "review" || !msg || ev.session_id !== msg.dataset.session || msg.dataset.refining !== "yes") { return; }
+    msg.dataset.refining = "done";
+    if (typedNotSaved()) {
       msg.textContent = "The second pass is done. Save or close your edit, then reload this page to see its text.";
       return;
     }
