@@ -29,7 +29,7 @@ def panel(tmp_path_factory):
     port = free_port()
     cfg = panel_config(tmp, demo, port, models_dir=None, extra="auto_lock_s = 900")
     text = cfg.read_text().replace(f'models_dir = "{tmp / "models"}"', f'models_dir = "{models}"')
-    # A long window: the whole visit is decoded after Stop, so Review sees the pass at work first.
+    # Read as fast as it goes: the pass is still on its window when Stop brings up Review.
     refined = '[asr]\nengine = "none"\nrefine_engine = "whisper-onnx"\nrefine_model = "whisper-tiny.en"\n'
     cfg.write_text(text.replace('[asr]\nengine = "none"\n', refined).replace("realtime = true", "realtime = false"))
     with panel_daemon(cfg, port) as (daemon, base):
