@@ -49,8 +49,8 @@ def test_refined_text_is_one_revision_that_spares_edited_lines_and_undo_takes_ba
     sid, (a, b, c) = _visit_with_lines(store, ["type 2-d-e", "what's going on", "fine"])
     store.edit_segment_text(sid, b, "What is going on?", actor="clinician")  # a person's words stand
     live = {a: "type 2-d-e", b: "what's going on", c: "fine"}
-    rev = store.refine_transcript(sid, {a: "type two diabetes", b: "What's going on today?"}, live)
-    assert rev == 3
+    kept = store.refine_transcript(sid, {a: "type two diabetes", b: "What's going on today?"}, live)
+    assert kept == (3, 1)  # revision 3, one line: the edited one keeps its words
     lines = {g.id: g for g in store.read_transcript(sid, actor="test", reason="test")}
     assert [lines[x].text for x in (a, b, c)] == ["type two diabetes", "What is going on?", "fine"]
     assert lines[a].speaker == "S1" and not lines[a].edited  # the label carries over; not a person's edit

@@ -307,10 +307,10 @@ class SessionController:
 
     def _keep_refined(self, session_id: str, texts: dict[str, str], live: dict[str, str]) -> None:
         """From the refined pass's thread: its text as one new revision (unless the visit was sent)."""
-        rev = self.store.refine_transcript(session_id, texts, live) if texts else None
-        log.info("refined text kept as revision %s (%d lines)", rev, len(texts) if rev else 0,
-                 extra={"session_id": session_id})
-        self._emit("refined", {"session_id": session_id, "revision": rev, "lines": len(texts) if rev else 0})
+        kept = self.store.refine_transcript(session_id, texts, live) if texts else None
+        rev, lines = kept if kept is not None else (None, 0)  # lines a person edited meanwhile are not counted
+        log.info("refined text kept as revision %s (%d lines)", rev, lines, extra={"session_id": session_id})
+        self._emit("refined", {"session_id": session_id, "revision": rev, "lines": lines})
 
     def _relabel(self) -> None:
         """Stop: re-cluster with hindsight, correct stored labels, name the speakers."""

@@ -51,18 +51,20 @@ def review(session_id: str) -> ResponseReturnValue:
     can_send = s.state in (State.STOPPED, State.REVIEWED) or (s.state in (State.QUEUED, State.SYNCED)
                                                                and (not sent or max(sent) < s.revision))
     sync = sync_status(pc.sync)
+    refining = pc.controller.refining(session_id)
     return render_template(
         "review.html", s=s, segments=segments, speakers=_in_use(pc.store.speakers(session_id), segments),
-        notes=notes, refined=refined_words(pc, session_id), refining=pc.controller.refining(session_id),
+        notes=notes, refined=refined_words(pc, session_id, refining), refining=refining,
         templates=list(dict.fromkeys([*offered_templates(), *s.templates])), can_send=can_send,
         editable=s.state in EDITABLE, sent_revision=max(sent) if sent else None,
         sync_status=sync, sending_on=sending_on(pc.cfg, sync), sending_off=SENDING_OFF, screen="review",
     )
 
 
-def refined_words(pc: PanelContext, session_id: str) -> str:
-    """What Review says about the refined pass ("" when there is none for this visit)."""
-    if pc.controller.refining(session_id):
+def refined_words(pc: PanelContext, session_id: str, refining: bool) -> str:
+    """What Review says about the refined pass ("" when there is none for this visit); ``refining``:
+    the pass has not handed this visit's text over yet."""
+    if refining:
         return ("A second, more careful pass over this visit is still running; this page shows its text "
                 "when it is done. You can review and edit now: lines you change keep your words.")
     events = pc.store.audit_events(session_id)

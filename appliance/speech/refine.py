@@ -26,7 +26,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,9 +101,7 @@ class Refiner:
                 return
             visit.waiting.append(_Heard(line, start, end, text, np.asarray(audio, np.float32)))
             while visit.waiting_s() > self.cfg.refine_buffer_s and len(visit.waiting) > 1:
-                visit.waiting.popleft()  # fallen too far behind: the oldest keeps its live text
-                visit.let_go += 1
-                self.let_go += 1
+                self._let_go(visit, [visit.waiting.popleft()])  # fallen too far behind: the oldest
             self._cond.notify_all()
 
     def end(self, session_id: str) -> None:
@@ -125,12 +123,12 @@ class Refiner:
     def busy_with(self, session_id: str) -> bool:
         """The pass has not yet handed over this visit's result."""
         with self._cond:
-            return any(v.session_id == session_id for v in self._visits)
+            return self._holds(session_id)
 
     def wait_handed_over(self, session_id: str, timeout: float) -> bool:
         """Block until this visit's result is handed over (its worker must be running); False on timeout."""
         with self._cond:
-            return self._cond.wait_for(lambda: not any(v.session_id == session_id for v in self._visits), timeout)
+            return self._cond.wait_for(lambda: not self._holds(session_id), timeout)
 
     def drop_all(self) -> None:
         """The daemon stops: every buffered second of audio is let go (the live text stands)."""
@@ -178,6 +176,14 @@ class Refiner:
                     visit.texts[h.line], visit.live[h.line] = texts[h.line], h.text
         return True
 
+    def _let_go(self, visit: _Visit, heard: Sequence[_Heard]) -> None:
+        """These utterances keep their live text (counted for the visit's log line and the status)."""
+        visit.let_go += len(heard)
+        self.let_go += len(heard)
+
+    def _holds(self, session_id: str) -> bool:
+        return any(v.session_id == session_id for v in self._visits)
+
     def _current(self) -> _Visit | None:
         return self._visits[-1] if self._visits else None
 
@@ -185,8 +191,7 @@ class Refiner:
         """The oldest visit's next window (all that waits once it has ended); taken off its queue."""
         for visit in self._visits:
             if visit.ended and visit.waiting and time.monotonic() > visit.deadline:
-                visit.let_go += len(visit.waiting)
-                self.let_go += len(visit.waiting)
+                self._let_go(visit, visit.waiting)
                 visit.waiting.clear()
                 log.warning("refined pass cut short at its deadline (asr.refine_finish_s): the rest keeps "
                             "its live text", extra={"session_id": visit.session_id})

@@ -53,10 +53,11 @@ class ReviseMixin(TranscriptMixin):
             return rev
 
     def refine_transcript(self, session_id: str, texts: Mapping[str, str], live: Mapping[str, str],
-                          actor: str = "refiner") -> int | None:
+                          actor: str = "refiner") -> tuple[int, int] | None:
         """The refined pass's texts as one new revision (Undo takes it back): ``texts`` maps a line to
         its refined text, ``live`` to the live text it replaces. A line a person changed meanwhile
-        keeps their words; nothing happens once the visit is sent. Returns the revision, or None."""
+        keeps their words; nothing happens once the visit is sent. Returns (revision, lines changed),
+        or None when nothing changed."""
         with self._tx():
             row = self._editable_row(session_id)
             if row["state"] not in REFINABLE:
@@ -75,7 +76,7 @@ class ReviseMixin(TranscriptMixin):
             for current, text in todo:
                 self._write_version(current, rev, text=text, edited=0)  # not a person's edit
             self._audit(actor, "edit:refine", session_id, {"revision": rev, "segments": len(todo)})
-            return rev
+            return rev, len(todo)
 
     def split_segment(self, session_id: str, segment_id: str, at_word: int, actor: str) -> tuple[int, str]:
         """Cut a line before word `at_word` (0-based; 1 … words-1); the second part becomes a new
