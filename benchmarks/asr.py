@@ -61,15 +61,17 @@ def make_engine(system: str, threads: int, models_dir: str):  # type: ignore[no-
     return make(AsrConfig(engine="whisper-onnx", model=model, threads=threads), models_dir)
 
 
-def make_refiner(system: str, threads: int, models_dir: str):  # type: ignore[no-untyped-def]
-    """The refined pass's engine for "ours-refined": base when installed, else tiny.en."""
+def make_refiner(system: str, threads: int, models_dir: str, live):  # type: ignore[no-untyped-def]
+    """The refined pass's engine for "ours-refined" (base when installed, else tiny.en), built as the
+    daemon builds it (sharing the live model when it is the same)."""
     if system != "ours-refined":
         return None
-    from appliance.asr.factory import make_engine as make
-    from appliance.config.schema import AsrConfig
+    from appliance.config.schema import ApplianceConfig, AsrConfig, PathsConfig
+    from appliance.speech.engines import refiner_engine
 
     model = "whisper-base" if (Path(models_dir) / "whisper-base").is_dir() else "whisper-tiny.en"
-    return make(AsrConfig(engine="whisper-onnx", model=model, threads=threads), models_dir)
+    asr = AsrConfig(engine="whisper-onnx", model="whisper-tiny.en", threads=threads, refine_model=model)
+    return refiner_engine(ApplianceConfig(paths=PathsConfig(models_dir=models_dir), asr=asr), live)
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -87,7 +89,7 @@ def worker(args: argparse.Namespace) -> None:
         files = []
     else:
         engine = make_engine(args.system, args.threads, args.models_dir)
-        refiner = make_refiner(args.system, args.threads, args.models_dir)
+        refiner = make_refiner(args.system, args.threads, args.models_dir, engine)
     for f in files:
         t0 = time.perf_counter()
         result = transcribe_file(cfg, engine, f, realtime=args.realtime, refiner=refiner)

@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,14 +43,16 @@ def worker(args: argparse.Namespace) -> None:
         PathsConfig,
         VadConfig,
     )
+    from appliance.speech.engines import refiner_engine
     from appliance.speech.offline import transcribe_file
 
     cfg = ApplianceConfig(paths=PathsConfig(models_dir=args.models_dir), vad=VadConfig(engine="silero"),
                           diarize=DiarizeConfig(enabled=False),
                           capture=CaptureConfig(asr_channels=(0,), array="respeaker-usb-4mic", frontend=args.mode))
     engine = make_engine(AsrConfig(engine="whisper-onnx", model=args.model, threads=1), args.models_dir)
-    refiner = make_engine(AsrConfig(engine="whisper-onnx", model=args.refine, threads=1),
-                          args.models_dir) if args.refine else None
+    # Built as the daemon builds it (sharing the live model when it is the same one).
+    refiner = refiner_engine(replace(cfg, asr=AsrConfig(engine="whisper-onnx", model=args.model, threads=1,
+                                                         refine_model=args.refine)), engine)
     out = []
     for f in json.loads(args.files):
         t0 = time.perf_counter()
