@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import base64
 import json
-import logging
 import os
 import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import onnx
 
+from appliance.asr.quantize import quantize_int8
 from appliance.asr.whisper.ct2 import Ct2Model
 from appliance.asr.whisper.onnx_graphs import build_decoder, build_encoder
 from appliance.asr.whisper.reference import Dims, dims_of
@@ -77,25 +76,8 @@ def write_tokens(tokenizer: WhisperTokenizer, path: Path) -> None:
     path.write_text("".join(lines), encoding="utf-8")
 
 
-class _DropHint(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "pre-processing before quantization" not in record.getMessage()
-
-
 def _quantize(model: onnx.ModelProto, out: Path, per_channel: bool) -> None:
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
-        src = Path(tmp) / "float.onnx"
-        onnx.save(model, src)
-        # The quantizer logs a "run pre-processing" hint meant for exported torch graphs; ours are built lean.
-        hint = _DropHint()
-        logging.getLogger().addFilter(hint)
-        try:
-            quantize_dynamic(src, out, op_types_to_quantize=["MatMul"], weight_type=QuantType.QInt8,
-                             per_channel=per_channel, extra_options={"MatMulConstBOnly": True})
-        finally:
-            logging.getLogger().removeFilter(hint)
+    quantize_int8(model, out, per_channel=per_channel)
     # The quantizer drops nothing we need but may reorder metadata; keep ours authoritative.
     q = onnx.load(out)
     del q.metadata_props[:]

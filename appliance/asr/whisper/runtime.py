@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from appliance.asr.buffered import BufferedStream
 from appliance.asr.engine import Cancelled, Recognition, RecognizerStream
 from appliance.asr.registry import engine_abilities
 from appliance.asr.vocabulary import load_vocabulary
@@ -45,7 +46,6 @@ from appliance.config.schema import AsrConfig
 log = logging.getLogger(__name__)
 
 MAX_PROMPT_TOKENS = 96  # vocabulary prompt bound: longer prompts slow the first step and bias more
-PARTIAL_TOKENS = 32  # token budget of a partial hypothesis
 TOKENS_PER_SECOND = 8.0  # fast speech is ~5 tokens/s; numbers and names take more
 MIN_SECONDS = 0.1  # shorter audio cannot hold a word
 # Zero feature frames appended after the audio. Whisper was trained on 30 s windows; a
@@ -330,9 +330,7 @@ class WhisperOnnx:
         return self.recognize(audio)
 
     def new_stream(self, start_s: float | None = None) -> RecognizerStream:
-        stream = WhisperStream(self)
-        stream.start_s = start_s  # where the utterance sits, for the previous text as its prompt
-        return stream
+        return WhisperStream(self, start_s)  # start_s: where the utterance sits, for the previous text as prompt
 
 
 def _softmax_at(logits: np.ndarray, index: int) -> float:
@@ -341,47 +339,8 @@ def _softmax_at(logits: np.ndarray, index: int) -> float:
     return float(e[index] / e.sum())
 
 
-class WhisperStream:
-    """One utterance: samples are kept in RAM and decoded on partial()/finish()."""
-
-    def __init__(self, engine: WhisperOnnx) -> None:
-        self._engine = engine
-        self._chunks: list[np.ndarray] = []
-        self._samples = 0
-        self._last_partial: tuple[int, str] = (-1, "")
-        self._partial_run: ort.RunOptions | None = None  # the partial decode in progress, for cancel()
-        self.start_s: float | None = None  # where the utterance starts in the visit (new_stream's start_s)
-
-    def accept(self, samples: np.ndarray) -> None:
-        chunk = np.array(samples, dtype=np.float32, copy=True).reshape(-1)
-        self._chunks.append(chunk)
-        self._samples += chunk.size
-
-    def _audio(self) -> np.ndarray:
-        return np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.float32)
-
-    def partial(self) -> str:
-        if self._last_partial[0] != self._samples:  # no new audio: no new decode
-            self._partial_run = ort.RunOptions()
-            try:
-                r = self._engine.recognize(self._audio(), max_tokens=PARTIAL_TOKENS, run_options=self._partial_run,
-                                           start_s=self.start_s)
-            finally:
-                self._partial_run = None
-            self._last_partial = (self._samples, "" if r.no_speech else r.text)
-        return self._last_partial[1]
-
-    def cancel(self) -> None:
-        """Abandon the partial decode in progress (a final is waiting); finish() is never cancelled."""
-        run = self._partial_run
-        if run is not None:
-            run.terminate = True
-
-    def finish(self) -> Recognition:
-        audio = self._audio()
-        self._chunks.clear()
-        self._samples = 0
-        return self._engine.recognize(audio, start_s=self.start_s)
+class WhisperStream(BufferedStream):
+    """One utterance of the Whisper engine (the shared offline stream, appliance/asr/buffered.py)."""
 
 
 __all__ = ["Decoded", "WhisperOnnx", "WhisperStream", "compression_ratio", "looping_tail", "repeated_tail",
