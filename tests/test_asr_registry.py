@@ -70,7 +70,7 @@ def test_an_unregistered_engine_is_refused_by_config_and_cli(tmp_path):
     with pytest.raises(ConfigError, match="must be one of"):
         load_config(str(tmp_path / "a.toml"))
     assert FAKE not in _transcribe_engine_choices()
-    assert _transcribe_engine_choices() == ["whisper-onnx", "sherpa-offline", "sherpa-online", "vosk"]
+    assert _transcribe_engine_choices() == ["whisper-onnx", "moonshine-onnx", "sherpa-offline", "sherpa-online", "vosk"]
 
 
 def test_the_factory_builds_a_registered_engine_from_a_model_made_for_it(fake_engine, tmp_path):

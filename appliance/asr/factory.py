@@ -25,6 +25,15 @@ def resolve_model_dir(cfg: AsrConfig, models_dir: str) -> Path:
     return resolve_model(models_dir, cfg.model)
 
 
+def engine_for_model(models_dir: str, model: str, prefer: str = "") -> str:
+    """The engine that runs an installed model: ``prefer`` if it can, else the first registered one."""
+    manifest = load_manifest(resolve_model(models_dir, model))
+    engines = engines_running(manifest.to_json())
+    if not engines:
+        raise ModelError(manifest.name, f"no engine here runs it (engines: {', '.join(ENGINES)})")
+    return prefer if prefer in engines else engines[0]
+
+
 def make_engine(cfg: AsrConfig, models_dir: str, *, fresh: bool = False) -> Engine:
     """The engine for cfg.engine running cfg.model. ``fresh=True`` rehashes the model's files."""
     spec = ENGINES.spec(cfg.engine)

@@ -162,6 +162,12 @@ def _whisper_onnx(cfg: AsrConfig, manifest: Manifest | None) -> Engine:
     return WhisperOnnx(_model_dir(manifest), cfg)
 
 
+def _moonshine_onnx(cfg: AsrConfig, manifest: Manifest | None) -> Engine:
+    from appliance.asr.moonshine import MoonshineOnnx
+
+    return MoonshineOnnx(_model_dir(manifest), cfg)
+
+
 def _sherpa_offline(cfg: AsrConfig, manifest: Manifest | None) -> Engine:
     from appliance.asr.sherpa_engine import SherpaOfflineEngine
 
@@ -189,6 +195,9 @@ def _none(cfg: AsrConfig, manifest: Manifest | None) -> Engine:
 ENGINES.register(EngineSpec(
     "whisper-onnx", "Whisper on ONNX Runtime with the project's decoder",
     Abilities(offline=True, vocabulary=True, visit_context=True), ("whisper-onnx",), _whisper_onnx))
+ENGINES.register(EngineSpec(
+    "moonshine-onnx", "Moonshine base (English) on ONNX Runtime with the project's decoder, per utterance",
+    Abilities(offline=True, vocabulary=False, visit_context=False), ("moonshine-onnx",), _moonshine_onnx))
 ENGINES.register(EngineSpec(
     "sherpa-offline", "sherpa-onnx offline recognizer (Whisper, Moonshine, SenseVoice layouts)",
     Abilities(offline=True, vocabulary=False, visit_context=False),

