@@ -1,7 +1,7 @@
 """ASR benchmark: WER split into deletions / substitutions / insertions, real-time factor,
-final-text latency and peak RSS; ours (tiny.en, and base when installed; tiny.en live with the
-refined pass behind it, base when installed) vs faster-whisper (same tiny.en weights, same VAD per
-utterance or its own on the whole file, beam 1 and 5).
+final-text latency and peak RSS; ours (tiny.en, and base and Moonshine base when installed; tiny.en or
+Moonshine live with the refined pass behind it, base when installed) vs faster-whisper (same tiny.en
+weights, same VAD per utterance or its own on the whole file, beam 1 and 5).
 
     python -m benchmarks.asr [--quick] [--rooms N]
 
@@ -42,6 +42,8 @@ SYSTEMS = {  # name → label; "fw-file-*" run faster-whisper on the whole file 
     "ours": "ours tiny.en int8, per utterance",
     "ours-base": "ours base int8, per utterance",
     "ours-refined": "ours tiny.en + refined pass (base|tiny)",
+    "ours-moonshine": "ours Moonshine base int8, per utterance",
+    "ours-moonshine-refined": "ours Moonshine + refined pass (base)",
     "fw-b1": "faster-whisper tiny.en, per utt., beam 1",
     "fw-b5": "faster-whisper tiny.en, per utt., beam 5",
     "fw-file-b1": "faster-whisper, file + its VAD, beam 1",
@@ -49,28 +51,43 @@ SYSTEMS = {  # name → label; "fw-file-*" run faster-whisper on the whole file 
 }
 
 
+# Our systems: (live model, refined-pass model); "base|tiny" is whisper-base when installed, else tiny.en.
+OURS = {"ours": ("whisper-tiny.en", ""), "ours-base": ("whisper-base", ""),
+        "ours-refined": ("whisper-tiny.en", "base|tiny"), "ours-moonshine": ("moonshine-base-en", ""),
+        "ours-moonshine-refined": ("moonshine-base-en", "whisper-base")}
+
+
+def installed(system: str, models_dir: str) -> bool:
+    """Whether every model the system needs is installed (the default set has tiny.en only)."""
+    live, refine = OURS.get(system, ("", ""))
+    return all((Path(models_dir) / m).is_dir() for m in (live, refine) if m and m != "base|tiny")
+
+
 def make_engine(system: str, threads: int, models_dir: str):  # type: ignore[no-untyped-def]
     if system.startswith("fw-b"):
         from benchmarks.reference_engine import FasterWhisperEngine
 
         return FasterWhisperEngine(ct2_dir(), threads, beam=int(system[len("fw-b"):]))
+    from appliance.asr.factory import engine_for_model
     from appliance.asr.factory import make_engine as make
     from appliance.config.schema import AsrConfig
 
-    model = "whisper-base" if system == "ours-base" else "whisper-tiny.en"
-    return make(AsrConfig(engine="whisper-onnx", model=model, threads=threads), models_dir)
+    model = OURS[system][0]
+    return make(AsrConfig(engine=engine_for_model(models_dir, model), model=model, threads=threads), models_dir)
 
 
 def make_refiner(system: str, threads: int, models_dir: str, live):  # type: ignore[no-untyped-def]
-    """The refined pass's engine for "ours-refined" (base when installed, else tiny.en), built as the
-    daemon builds it (sharing the live model when it is the same)."""
-    if system != "ours-refined":
+    """The refined pass's engine of a system that has one, built as the daemon builds it (sharing
+    the live model when it is the same)."""
+    model, refine = OURS.get(system, ("", ""))
+    if not refine:
         return None
     from appliance.config.schema import ApplianceConfig, AsrConfig, PathsConfig
     from appliance.speech.engines import refiner_engine
 
-    model = "whisper-base" if (Path(models_dir) / "whisper-base").is_dir() else "whisper-tiny.en"
-    asr = AsrConfig(engine="whisper-onnx", model="whisper-tiny.en", threads=threads, refine_model=model)
+    if refine == "base|tiny":
+        refine = "whisper-base" if (Path(models_dir) / "whisper-base").is_dir() else "whisper-tiny.en"
+    asr = AsrConfig(engine=live.name.split(":")[0], model=model, threads=threads, refine_model=refine)
     return refiner_engine(ApplianceConfig(paths=PathsConfig(models_dir=models_dir), asr=asr), live)
 
 
@@ -164,8 +181,9 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="asr-bench-"))
     sets: list[Dataset] = pocketsphinx_sets() + clinical_dialogues(tmp, n=1 if args.quick else 3)
     sets += far_field_rooms(tmp, args.rooms if args.rooms is not None else (3 if args.quick else 8), args.quick)
-    systems = [s for s in SYSTEMS if s != "ours-base" or (Path(args.models_dir) / "whisper-base").is_dir()]
-    print(f"ASR benchmark: Whisper tiny.en (and base), same weights; VAD {args.vad}; load {os.getloadavg()[0]:.1f}; "
+    systems = [s for s in SYSTEMS if installed(s, args.models_dir)]
+    print(f"ASR benchmark: Whisper tiny.en (and base, Moonshine base when installed), faster-whisper with the "
+          f"same tiny.en weights; VAD {args.vad}; load {os.getloadavg()[0]:.1f}; "
           f"machine has {len(os.sched_getaffinity(0))} cores\n")
     header = (f"{'data set':<34} {'system':<40} {'thr':>3} {'WER %':>6} {'del %':>6} {'sub %':>6} {'ins %':>6} "
               f"{'RTF':>6} {'p50 ms':>7} {'p95 ms':>7} {'RSS MB':>7}")
@@ -190,7 +208,7 @@ def row(ds, system: str, threads: int, args: argparse.Namespace) -> str:  # type
     rtf = sum(x["wall_s"] for x in r["results"]) / sum(x["audio_s"] for x in r["results"])
     lat = f"{'-':>7} {'-':>7}"
     # Latency needs a real-time replay; the refined text comes after Stop, so it has none.
-    if threads == 1 and system in ("ours", "ours-base") and not args.quick:
+    if threads == 1 and system in ("ours", "ours-base", "ours-moonshine") and not args.quick:
         rt = run_worker(system, 1, files, args.models_dir, args.vad, realtime=True)
         ls = [v for x in rt["results"] for v in x["latencies"]]
         if ls:

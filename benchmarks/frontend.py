@@ -34,7 +34,7 @@ ONE_THREAD = {v: "1" for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_N
 
 def worker(args: argparse.Namespace) -> None:
     """One mode over every room file: texts, recognition wall time, the front end's CPU cost."""
-    from appliance.asr.factory import make_engine
+    from appliance.asr.factory import engine_for_model, make_engine
     from appliance.config.schema import (
         ApplianceConfig,
         AsrConfig,
@@ -49,10 +49,12 @@ def worker(args: argparse.Namespace) -> None:
     cfg = ApplianceConfig(paths=PathsConfig(models_dir=args.models_dir), vad=VadConfig(engine="silero"),
                           diarize=DiarizeConfig(enabled=False),
                           capture=CaptureConfig(asr_channels=(0,), array="respeaker-usb-4mic", frontend=args.mode))
-    engine = make_engine(AsrConfig(engine="whisper-onnx", model=args.model, threads=1), args.models_dir)
+    asr = AsrConfig(engine=engine_for_model(args.models_dir, args.model), model=args.model, threads=1)
+    engine = make_engine(asr, args.models_dir)
     # Built as the daemon builds it (sharing the live model when it is the same one).
-    refiner = refiner_engine(replace(cfg, asr=AsrConfig(engine="whisper-onnx", model=args.model, threads=1,
-                                                         refine_model=args.refine)), engine)
+    refine_engine = engine_for_model(args.models_dir, args.refine) if args.refine else ""
+    refiner = refiner_engine(replace(cfg, asr=replace(asr, refine_model=args.refine, refine_engine=refine_engine)),
+                             engine)
     out = []
     for f in json.loads(args.files):
         t0 = time.perf_counter()

@@ -165,7 +165,8 @@ class AsrConfig:
     )
     refine_engine: str = setting(
         "", "Refined pass: its recognition engine when not asr.engine's (e.g. a streaming engine live and "
-        "whisper-onnx behind it); empty: asr.engine.", choices=("", *ENGINES),
+        "whisper-onnx behind it); empty: asr.engine if it runs asr.refine_model, else the engine that model was "
+        "made for.", choices=("", *ENGINES),
     )
     refine_window_s: float = setting(
         30.0, "Refined pass: seconds of joined speech decoded together (Whisper hears 30 s at once).",

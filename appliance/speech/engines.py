@@ -7,11 +7,12 @@ GPIO stacks (tens of MB of resident memory).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import replace
 
 from appliance.asr.engine import Engine, NullTranscriber
-from appliance.asr.factory import make_engine
+from appliance.asr.factory import engine_for_model, make_engine
 from appliance.config.schema import ApplianceConfig
 from appliance.models import ModelError
 from appliance.vad import EnergySegmenter, Segmenter, make_segmenter
@@ -34,14 +35,17 @@ def build_engine(cfg: ApplianceConfig) -> tuple[Engine, str]:
 def refiner_engine(cfg: ApplianceConfig, live: Engine | None = None) -> Engine | None:
     """The refined pass's recognizer (asr.refine_model with asr.refine_engine, else asr.engine); None
     when none is configured; ModelError (or the engine's own error) when it cannot be loaded. When it
-    is the ``live`` engine's own model and that engine is Whisper's, the loaded model is shared."""
+    is the ``live`` engine's own model and that engine can share it (``twin()``: Whisper, Moonshine), the
+    loaded model is shared."""
     if not cfg.asr.refine_model:
         return None
-    from appliance.asr.whisper.runtime import WhisperOnnx
-
     engine = cfg.asr.refine_engine or cfg.asr.engine
-    if isinstance(live, WhisperOnnx) and (engine, cfg.asr.refine_model) == (cfg.asr.engine, cfg.asr.model):
-        return live.twin()
+    twin = getattr(live, "twin", None)
+    if twin is not None and (engine, cfg.asr.refine_model) == (cfg.asr.engine, cfg.asr.model):
+        return twin()
+    if not cfg.asr.refine_engine:  # asr.engine if it runs the refined model, else one that does
+        with contextlib.suppress(ModelError):  # (a model that cannot load is named by make_engine below)
+            engine = engine_for_model(cfg.paths.models_dir, cfg.asr.refine_model, prefer=engine)
     return make_engine(replace(cfg.asr, engine=engine, model=cfg.asr.refine_model), cfg.paths.models_dir)
 
 
