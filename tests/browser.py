@@ -26,15 +26,19 @@ SIZES = {"800x480": (800, 480), "720x1280": (720, 1280), "1280x800": (1280, 800)
 
 
 def panel_config(tmp: Path, audio: Path | None, port: int, *, models_dir: Path | None, extra: str = "",
-                 capture: str = "") -> Path:
-    """Config of a daemon replaying ``audio`` and serving the panel on ``port``.
+                 capture: str = "", asr: str | None = None, realtime: bool = True) -> Path:
+    """Config of a daemon replaying ``audio`` (in real time unless ``realtime`` is False) and
+    serving the panel on ``port``.
 
     With ``models_dir`` the real recognizer and diarizer run (the defaults); without, timing only.
+    ``asr``: the [asr] section's lines instead (the VAD is then the energy one, as timing only).
     With ``audio`` None the capture is whatever ``capture`` says (e.g. source = "portaudio").
     """
     speech = f'models_dir = "{models_dir}"\n' if models_dir else f'models_dir = "{tmp / "models"}"\n'
-    asr = "" if models_dir else '[asr]\nengine = "none"\n[vad]\nengine = "energy"\n'
-    source = f'source = "file"\nfile = "{audio}"\nrealtime = true\n' if audio is not None else ""
+    if asr is None:
+        asr = "" if models_dir else 'engine = "none"\n'
+    asr = f'[asr]\n{asr}[vad]\nengine = "energy"\n' if asr else ""
+    source = f'source = "file"\nfile = "{audio}"\nrealtime = {str(realtime).lower()}\n' if audio is not None else ""
     cfg = tmp / "appliance.toml"
     cfg.write_text(
         f'[paths]\nstate_dir = "{tmp / "state"}"\n{speech}'

@@ -67,14 +67,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def write_config(tmp: Path, audio: Path, *, realtime: bool = True, extra: str = "") -> Path:
+def write_config(tmp: Path, audio: Path, *, realtime: bool = True, extra: str = "", models_dir: Path | None = None,
+                 asr: str = 'engine = "none"\n') -> Path:
+    """A daemon replaying ``audio``; ``asr``: the [asr] section's lines (default: timing only, as
+    these tests are about the daemon and the store; recognition is tested on its own)."""
     cfg = tmp / "appliance.toml"
     cfg.write_text(
-        f'[paths]\nstate_dir = "{tmp / "state"}"\nmodels_dir = "{tmp / "models"}"\n'
+        f'[paths]\nstate_dir = "{tmp / "state"}"\nmodels_dir = "{models_dir or tmp / "models"}"\n'
         f'[capture]\nsource = "file"\nfile = "{audio}"\nrealtime = {str(realtime).lower()}\n'
         f'[daemon]\ncontrol_socket = "{tmp / "ctl.sock"}"\nstatus_interval_s = 0.2\n'
-        # These tests are about the daemon and the store; recognition is tested on its own.
-        f'[asr]\nengine = "none"\n[vad]\nengine = "energy"\n{extra}'
+        f'[asr]\n{asr}[vad]\nengine = "energy"\n{extra}'
         # The panel (port 8080 by default) only where a test asks for it: daemons of
         # consecutive tests must not compete for one port.
         + ("" if "[panel]" in extra else "\n[panel]\nenabled = false\n")

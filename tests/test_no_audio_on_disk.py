@@ -88,10 +88,8 @@ def test_the_refined_pass_writes_no_audio(tmp_path):
     pcm, _ = write_visit_wav(wav)
     run = tmp_path / "run"
     (run / "tmp").mkdir(parents=True)
-    cfg = write_config(run, wav, realtime=False)
-    text = cfg.read_text().replace(f'models_dir = "{run / "models"}"', f'models_dir = "{models}"')
-    refined = '[asr]\nengine = "whisper-onnx"\nrefine_model = "whisper-tiny.en"\nrefine_window_s = 10\n'
-    cfg.write_text(text.replace('[asr]\nengine = "none"\n', refined))
+    cfg = write_config(run, wav, realtime=False, models_dir=models,
+                       asr='engine = "whisper-onnx"\nrefine_model = "whisper-tiny.en"\nrefine_window_s = 10\n')
     with DaemonProcess(cfg, env={"TMPDIR": str(run / "tmp"), "HOME": str(run)}) as d:
         assert d.ctl("start", name="XY")["ok"]
         d.wait_for(lambda s: s["segments"] >= 4, timeout=60, what="four segments")
