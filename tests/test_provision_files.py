@@ -113,3 +113,38 @@ def test_clinic_config_template_renders_a_valid_config_for_either_store(tmp_path
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
     assert ('backend = "postgresql"' in rendered.read_text()) == bool(store_url)
+
+
+@pytest.mark.parametrize("tier", ["default", "pi5", "jetson"])
+def test_room_config_template_renders_each_tier_as_the_catalog_defines_it(tmp_path: Path, tier: str) -> None:
+    """The role's appliance.toml with the tier's values (as `models install --tier` prints them)
+    passes `appliance config check`, and names the engine that runs the tier's model."""
+    import json
+
+    import jinja2
+
+    from appliance.asr.registry import engines_running
+    from appliance.models.catalog import CATALOG, TIERS
+
+    roles = ANSIBLE / "roles"
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(roles / "appliance" / "templates"),
+                             undefined=jinja2.StrictUndefined)
+    env.filters.update(to_json=json.dumps, bool=bool)  # Ansible's filters the template uses
+    values = {**yaml.safe_load((roles / "appliance" / "defaults" / "main.yml").read_text()),
+              **yaml.safe_load((roles / "appliance" / "vars" / "main.yml").read_text())}
+    values.update(appliance_device_id="room-1", appliance_site="clinic", appliance_broker_host="broker",
+                  ansible_managed="test", appliance_state_dir=str(tmp_path / "state"))
+    if tier != "default":
+        t = TIERS[tier]
+        values.update(appliance_models=list(t.models), appliance_asr_model=t.asr_model, appliance_asr_threads=t.threads,
+                      appliance_asr_refine_model=t.refine_model,
+                      appliance_asr_engine=engines_running(CATALOG[t.asr_model].manifest_names())[0])
+    rendered = tmp_path / "appliance.toml"
+    rendered.write_text(env.get_template("appliance.toml.j2").render(**values))
+    res = subprocess.run([str(Path(sys.executable).parent / "appliance"), "--config", str(rendered), "config", "show"],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert f'engine = "{values["appliance_asr_engine"]}"' in res.stdout
+    assert f'refine_model = "{values["appliance_asr_refine_model"]}"' in res.stdout
+    assert set(values["appliance_models"]) >= {values["appliance_asr_model"]} | (
+        {values["appliance_asr_refine_model"]} - {""})
