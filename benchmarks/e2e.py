@@ -11,7 +11,10 @@ Measured:
   before Start is posted, so the figure includes the capture's start-up (slightly pessimistic);
 - Send → note: from Send on Review to the SOAP note on Review (built-in generator).
 
-    .venv/bin/python -m benchmarks.e2e [--minutes 10] [--models-dir models]
+    .venv/bin/python -m benchmarks.e2e [--minutes 10] [--models-dir models] [--tier pi4|pi5|jetson]
+
+With --tier the room runs what `appliance models install --tier` sets up (its models must be
+installed in --models-dir): e.g. Moonshine live with its refined pass behind on a Pi 5.
 """
 
 from __future__ import annotations
@@ -54,6 +57,17 @@ def long_visit(out: Path, minutes: float) -> float:
     return reps * one.shape[0] / rate
 
 
+def tier_asr(name: str) -> str:
+    """The [asr] lines a tier's room runs ("" for the defaults)."""
+    if not name:
+        return ""
+    from appliance.models.catalog import get_tier, tier_engine
+
+    t = get_tier(name)
+    return (f'engine = "{tier_engine(t)}"\nmodel = "{t.asr_model}"\nthreads = {t.threads}\n'
+            f'refine_model = "{t.refine_model}"\n')
+
+
 def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
@@ -63,13 +77,14 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--models-dir", default="models")
     ap.add_argument("--keep", action="store_true", help="keep the work folder (logs, stores)")
+    ap.add_argument("--tier", default="", help="run the [asr] settings of this model tier (docs/speech.md)")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-e2e-"))
     running = stack.Stack(work, "room-bench")
     try:
         audio = work / "visit.flac"
         duration = long_visit(audio, args.minutes)
-        stack.start_stack(running, Path(args.models_dir).resolve(), audio, realtime=True)
+        stack.start_stack(running, Path(args.models_dir).resolve(), audio, realtime=True, asr=tier_asr(args.tier))
         measure(running, duration)
     finally:
         running.stop()

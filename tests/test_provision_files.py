@@ -123,8 +123,7 @@ def test_room_config_template_renders_each_tier_as_the_catalog_defines_it(tmp_pa
 
     import jinja2
 
-    from appliance.asr.registry import engines_running
-    from appliance.models.catalog import CATALOG, TIERS
+    from appliance.models.catalog import TIERS, tier_engine
 
     roles = ANSIBLE / "roles"
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(roles / "appliance" / "templates"),
@@ -138,7 +137,7 @@ def test_room_config_template_renders_each_tier_as_the_catalog_defines_it(tmp_pa
         t = TIERS[tier]
         values.update(appliance_models=list(t.models), appliance_asr_model=t.asr_model, appliance_asr_threads=t.threads,
                       appliance_asr_refine_model=t.refine_model,
-                      appliance_asr_engine=engines_running(CATALOG[t.asr_model].manifest_names())[0])
+                      appliance_asr_engine=tier_engine(t))
     rendered = tmp_path / "appliance.toml"
     rendered.write_text(env.get_template("appliance.toml.j2").render(**values))
     res = subprocess.run([str(Path(sys.executable).parent / "appliance"), "--config", str(rendered), "config", "show"],

@@ -223,10 +223,11 @@ class Stack:
 
 
 def start_stack(stack: Stack, models: Path, audio: Path, *, realtime: bool, panel_port: int = 0,
-                site: str = "site1", say: Callable[[str], None] = lambda _: None) -> Stack:
+                site: str = "site1", say: Callable[[str], None] = lambda _: None, asr: str = "") -> Stack:
     """Certificates, Mosquitto, `clinic run` (notes on) and `appliance run` replaying `audio` as its
     microphone, all under `stack.work`; children are added to `stack.children` as they start, so
-    the caller can stop what did start if a later step fails."""
+    the caller can stop what did start if a later step fails. ``asr``: the room's [asr] lines
+    (default: the built-in defaults)."""
     from appliance.demo.panel_client import PanelClient
 
     work = stack.work
@@ -257,7 +258,8 @@ def start_stack(stack: Stack, models: Path, audio: Path, *, realtime: bool, pane
     device_cfg.write_text(
         device_toml(pki, broker_port, stack.device, site, work / "device", models)
         + f'[capture]\nsource = "file"\nfile = "{audio}"\nrealtime = {str(realtime).lower()}\n'
-        f'[daemon]\ncontrol_socket = "{work / "ctl.sock"}"\n[panel]\nport = {port}\n')
+        f'[daemon]\ncontrol_socket = "{work / "ctl.sock"}"\n[panel]\nport = {port}\n'
+        + (f"[asr]\n{asr}" if asr else ""))
     room = daemon(device_cfg, work / "daemon.log", env)
     stack.children.append(room.start())
     stack.panel = f"http://127.0.0.1:{port}"

@@ -269,6 +269,13 @@ TIERS: dict[str, Tier] = {t.name: t for t in (
 )}
 
 
+def tier_engine(tier: Tier) -> str:
+    """The asr.engine that runs the tier's model (what `models install --tier` prints)."""
+    from appliance.asr.registry import engines_running  # light: no ONNX Runtime
+
+    return engines_running(CATALOG[tier.asr_model].manifest_names())[0]
+
+
 def get_tier(name: str) -> Tier:
     try:
         return TIERS[name]

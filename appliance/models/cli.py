@@ -6,8 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from appliance.asr.registry import engines_running
-from appliance.models.catalog import CATALOG, DEFAULT_MODELS, TIERS, ArchiveSource
+from appliance.models.catalog import CATALOG, DEFAULT_MODELS, TIERS, ArchiveSource, tier_engine
 from appliance.models.install import install_models, model_state, model_states
 from appliance.models.manifest import ModelError, installed_models
 
@@ -43,7 +42,7 @@ def cmd_install(args: argparse.Namespace) -> int:
         return 1
     print(f"models in {models_dir}: " + ", ".join(f"{r.name} {r.action}" for r in results))
     if tier is not None:
-        engine = engines_running(CATALOG[tier.asr_model].manifest_names())[0]
+        engine = tier_engine(tier)
         print(f"tier {tier.name} ({tier.hardware}): in the config set [asr] engine = \"{engine}\", "
               f"model = \"{tier.asr_model}\", threads = {tier.threads}, refine_model = \"{tier.refine_model}\"")
     return 0
