@@ -11,8 +11,8 @@ than the live pass, while the visit goes on, so at Stop only the last window is 
   is decoded, or at once when the daemon stops.
 - A window's text goes back to the lines it was decoded from (speech/align.py), so every line keeps
   its speaker; a window the decoder judged silent or hallucinated keeps the live text, and so does
-  a window or a line whose refined text has fewer than 70 % of its live words (the refined pass is
-  there to recover words, not to drop them); a line is never emptied.
+  a window with fewer than 70 % of its live words, or with one line that has (the refined pass is
+  there to recover words, not to drop them, nor to say them twice); a line is never emptied.
 - At the end the caller gets {line: refined text} for the lines whose words changed, with the
   live texts they replace; the controller stores them as one new revision (store/revise.py), which
   Undo on Review takes back.
@@ -237,9 +237,15 @@ class Refiner:
             self.kept_live += 1
             return {}
         shares = share_words([h.text for h in window], spans, result.text)
-        # Line by line too: a window can skip one sentence and still be long enough overall.
-        return {h.line: s for h, s in zip(window, shares, strict=True)
-                if s and s != h.text.strip() and len(s.split()) >= MIN_KEPT_WORDS * len(h.text.split())}
+        # Line by line too: a window can skip one sentence and still be long enough overall. Such a
+        # window's words were shared out on a guess, and a line kept live while its neighbour took
+        # its words would say them twice (seen: 37 % insertions in a room), so the whole window
+        # keeps its live text.
+        if any(len(s.split()) < MIN_KEPT_WORDS * len(h.text.split()) for h, s in zip(window, shares, strict=True)):
+            log.info("refined window at %.1f s kept its live text (a line lost its words)", window[0].start)
+            self.kept_live += 1
+            return {}
+        return {h.line: s for h, s in zip(window, shares, strict=True) if s and s != h.text.strip()}
 
     def _hand_over(self, visit: _Visit) -> None:
         log.info("refined pass done: %d lines changed, %d utterances kept their live text", len(visit.texts),
