@@ -162,3 +162,36 @@ def test_transcribe_with_the_model_by_name_picks_its_engine(models: Path) -> Non
     wrong = transcribe("--models-dir", str(models), "--model", "moonshine-base-en", "--engine", "whisper-onnx",
                        str(bundled_recording()))
     assert wrong.returncode == 2 and "set asr.engine to moonshine-onnx" in wrong.stderr
+
+
+def test_beam_search_finds_the_sentence_greedy_decoding_misses() -> None:
+    """A decoder whose likeliest first token leads nowhere good: greedy takes it, a beam of 2
+    keeps the runner-up and ends with the better sentence (mean log-probability)."""
+    from appliance.asr.moonshine.beam import beam_search
+    from appliance.asr.moonshine.runtime import MoonshineOnnx
+    from appliance.asr.moonshine.tokenizer import EOS
+
+    vocab = 8
+    # after BOS: 3 (p .5) or 4 (p .4); after 3 every token is equally unlikely; after 4, 5 then EOS.
+    table = {None: {3: 0.5, 4: 0.4}, 3: {}, 4: {5: 0.95}, 5: {EOS: 0.95}}
+
+    def step(ids: np.ndarray, past: dict[str, np.ndarray], first: bool) -> np.ndarray:
+        out = np.full((ids.shape[0], vocab), np.log(1e-3))
+        for row, last in enumerate(ids[:, 0]):
+            probs = table.get(None if first else int(last)) or {t: 1 / vocab for t in range(vocab)}
+            for token, p in probs.items():
+                out[row, token] = np.log(p)
+        return out
+
+    past = {"k": np.zeros((1, 1))}
+    assert beam_search(step, past, 2, 6)[0] == [4, 5]
+    assert past["k"].shape[0] == 2  # the cache follows the beams
+    assert MoonshineOnnx._greedy(step, {"k": np.zeros((1, 1))}, 6)[0][0] == 3
+
+
+def test_greedy_and_beam_both_read_speech(models: Path) -> None:
+    clips = librivox()[:2]
+    for beam in (1, 5):
+        engine = MoonshineOnnx(models / "moonshine-base-en", AsrConfig(engine="moonshine-onnx", beam_size=beam))
+        hyps = [engine.recognize(audio).text for audio, _ in clips]
+        assert wer([ref for _, ref in clips], hyps) < 0.05, (beam, hyps)

@@ -154,6 +154,10 @@ class AsrConfig:
         10.0, "Whisper: a silence longer than this between utterances forgets the previous text.",
         min=0.0, max=600.0, unit="s",
     )
+    beam_size: int = setting(
+        5, "Beam width for the final text of each utterance with the moonshine-onnx engine (1: greedy; partial "
+        "text is always greedy). Whisper decodes greedily with temperature fallback.", min=1, max=10,
+    )
     implausible_chars_per_s: float = setting(
         3.0, "Whisper: a final text with fewer characters per second of VAD speech than this is implausibly "
         "short and the utterance is decoded again in pieces (0 turns the check off).", min=0.0, max=20.0,

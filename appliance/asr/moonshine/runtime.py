@@ -20,6 +20,7 @@ import onnxruntime as ort
 
 from appliance.asr.buffered import BufferedStream
 from appliance.asr.engine import Cancelled, NoVisitContext, Recognition, RecognizerStream
+from appliance.asr.moonshine.beam import Step, beam_search
 from appliance.asr.moonshine.tokenizer import BOS, EOS, MoonshineTokenizer
 from appliance.asr.registry import engine_abilities
 from appliance.asr.whisper.decoding import (
@@ -83,7 +84,8 @@ class MoonshineOnnx(NoVisitContext):
     # -- decoding --------------------------------------------------------------------------------
     def decode(self, audio: np.ndarray, max_tokens: int | None = None,
                run_options: ort.RunOptions | None = None) -> tuple[list[int], list[float], bool]:
-        """Greedy tokens of one piece of audio, their log-probabilities, and whether a loop was cut."""
+        """Tokens of one piece of audio, their log-probabilities, and whether a loop was cut: greedy
+        for a partial (``max_tokens``), beam search of ``asr.beam_size`` for a final text."""
         budget = max(4, math.ceil(audio.size / RATE * TOKENS_PER_SECOND))
         budget = min(budget, max_tokens) if max_tokens else budget
         try:
@@ -92,32 +94,48 @@ class MoonshineOnnx(NoVisitContext):
             if run_options is not None and run_options.terminate:
                 raise Cancelled() from exc
             raise
+
+        def step(ids: np.ndarray, past: dict[str, np.ndarray], first: bool) -> np.ndarray:
+            if run_options is not None and run_options.terminate:
+                raise Cancelled()
+            batch = np.repeat(hidden, ids.shape[0], axis=0) if ids.shape[0] > 1 else hidden
+            feed = {"input_ids": ids, "encoder_hidden_states": batch, "use_cache_branch": np.array([not first]),
+                    **past}
+            logits, *present = self._dec.run(self._outputs, feed, run_options)
+            for name, value in zip(self._present_to_past, present, strict=True):
+                if first or ".decoder." in name:  # the cross-attention keys are computed once
+                    past[name] = value
+            rows = logits[:, -1].astype(np.float64)
+            top = rows.max(axis=1, keepdims=True)
+            return rows - top - np.log(np.exp(rows - top).sum(axis=1, keepdims=True))
+
         past = {i.name: self._empty for i in self._past}
+        if max_tokens is None and self.cfg.beam_size > 1:
+            tokens, logprobs = beam_search(step, past, self.cfg.beam_size, budget)
+        else:
+            tokens, logprobs = self._greedy(step, past, budget)
+        if (keep := repeated_tail(tokens)) is not None:
+            return tokens[:keep], logprobs[:keep], True
+        if len(tokens) >= budget and max_tokens is None and (keep := looping_tail(tokens)) is not None:
+            return tokens[:keep], logprobs[:keep], True  # ran out going round again
+        return tokens, logprobs, False
+
+    @staticmethod
+    def _greedy(step: Step, past: dict[str, np.ndarray], budget: int) -> tuple[list[int], list[float]]:
         tokens: list[int] = []
         logprobs: list[float] = []
         previous = BOS
-        for step in range(budget):
-            if run_options is not None and run_options.terminate:
-                raise Cancelled()
-            feed = {"input_ids": np.array([[previous]], np.int64), "encoder_hidden_states": hidden,
-                    "use_cache_branch": np.array([step > 0]), **past}
-            logits, *present = self._dec.run(self._outputs, feed, run_options)
-            row = logits[0, -1].astype(np.float64)
+        for n in range(budget):
+            row = step(np.array([[previous]], np.int64), past, n == 0)[0]
             token = int(row.argmax())
             if token == EOS:
-                return tokens, logprobs, False
-            top = row[token]
-            logprobs.append(float(-np.log(np.exp(row - top).sum())))
+                break
             tokens.append(token)
-            if (keep := repeated_tail(tokens)) is not None:
-                return tokens[:keep], logprobs[:keep], True
-            for name, value in zip(self._present_to_past, present, strict=True):
-                if step == 0 or ".decoder." in name:  # the cross-attention keys are computed once
-                    past[name] = value
+            logprobs.append(float(row[token]))
+            if repeated_tail(tokens) is not None:  # a loop: stop now, decode() cuts it
+                break
             previous = token
-        if max_tokens is None and (keep := looping_tail(tokens)) is not None:  # ran out going round again
-            return tokens[:keep], logprobs[:keep], True
-        return tokens, logprobs, False
+        return tokens, logprobs
 
     def _recognize_piece(self, audio: np.ndarray, max_tokens: int | None,
                          run_options: ort.RunOptions | None) -> tuple[list[int], list[float], bool]:
