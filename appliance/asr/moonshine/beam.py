@@ -44,7 +44,8 @@ def beam_search(step: Step, past: dict[str, np.ndarray], width: int, budget: int
             for token in np.argpartition(-logprobs[i], width)[:width]:
                 candidates.append((hyp.score + float(logprobs[i, token]), i, int(token)))
         candidates.sort(reverse=True)
-        kept, rows = [], []
+        kept: list[_Hyp] = []
+        rows: list[int] = []
         for _score, i, token in candidates:
             hyp = beams[i].extended(token, float(logprobs[i, token]))
             if token == EOS:
