@@ -260,12 +260,13 @@ class Tier:
 # What each class of device runs (docs/speech.md has the measurements behind it).
 TIERS: dict[str, Tier] = {t.name: t for t in (
     Tier("pi4", "Raspberry Pi 4 (4 × Cortex-A72)", "whisper-tiny.en", DEFAULT_MODELS),
-    # Moonshine live and behind it (one copy in RAM): within the 500 MB a room may take, which base live +
-    # base behind it (509 MB) and Moonshine + base (~670 MB) are not (docs/speech.md, "Model tiers").
+    # Moonshine with beam search live, no refined pass: behind it Moonshine again gained nothing on the
+    # dev rooms (13.9 → 14.6 % WER) and whisper-base (11.9 % there) lost 5.4 points on the test rooms
+    # and needs 668 MB, over the 500 MB a room may take (docs/speech.md, "Model tiers").
     Tier("pi5", "Raspberry Pi 5 (4 × Cortex-A76)", "moonshine-base-en",
-         ("moonshine-base-en", "silero-vad", "voicefilter-embedder"), refine_model="moonshine-base-en"),
+         ("moonshine-base-en", "silero-vad", "voicefilter-embedder")),
     Tier("jetson", "Jetson Orin Nano (6 × Cortex-A78AE; ONNX Runtime on the CPU)", "moonshine-base-en",
-         ("moonshine-base-en", "silero-vad", "voicefilter-embedder"), threads=2, refine_model="moonshine-base-en"),
+         ("moonshine-base-en", "silero-vad", "voicefilter-embedder"), threads=2),
 )}
 
 
