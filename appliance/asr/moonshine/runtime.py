@@ -2,10 +2,11 @@
 
 Moonshine encodes the raw waveform at its real length (no 30 s window, no mel), so its cost
 follows the utterance; the decoder is the merged graph (first step computes the cross-attention
-keys, later steps reuse them and grow the self-attention cache). Decoding is greedy, as Moonshine
-is published, with the guards the Whisper engine has: a token budget bounded by the audio's
-length, loops cut as they start, and the implausibly-short check (speech the VAD heard for
-seconds that came back as a few words is decoded again in pieces cut at quiet points).
+keys, later steps reuse them and grow the self-attention cache). Partial text is decoded
+greedily, each final text by beam search (`asr.beam_size`, beam.py), with the guards the Whisper
+engine has: a token budget bounded by the audio's length, loops cut as they start, and the
+implausibly-short check (speech the VAD heard for seconds that came back as a few words is
+decoded again in pieces cut at quiet points).
 Utterances longer than Moonshine was trained on are decoded in such pieces from the start.
 """
 
@@ -23,6 +24,7 @@ from appliance.asr.engine import Cancelled, NoVisitContext, Recognition, Recogni
 from appliance.asr.moonshine.beam import Step, beam_search
 from appliance.asr.moonshine.tokenizer import BOS, EOS, MoonshineTokenizer
 from appliance.asr.registry import engine_abilities
+from appliance.asr.sessions import cpu_session, find_graph
 from appliance.asr.whisper.decoding import (
     implausibly_short,
     looping_tail,
@@ -39,22 +41,6 @@ PIECE_SECONDS = 12.0  # target length of those pieces, cut at the quietest momen
 TOKENS_PER_SECOND = 8.0  # as for Whisper: fast speech is ~5 tokens/s, numbers and names take more
 
 
-def _session(path: Path, threads: int) -> ort.InferenceSession:
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-
-
-def _find(model_dir: Path, stem: str) -> Path:
-    for name in (f"{stem}.int8.onnx", f"{stem}.onnx"):
-        if (model_dir / name).is_file():
-            return model_dir / name
-    raise FileNotFoundError(f"{model_dir}: no {stem}.int8.onnx (install the model with `appliance models install`)")
-
-
 class MoonshineOnnx(NoVisitContext):
     """The Engine (and Transcriber) for a model directory the installer converted (convert.py)."""
 
@@ -64,8 +50,9 @@ class MoonshineOnnx(NoVisitContext):
         model_dir = Path(model_dir)
         self.cfg = cfg
         self.name = f"moonshine-onnx:{model_dir.name}"
-        self._enc = _session(_find(model_dir, "encoder_model"), cfg.threads)
-        self._dec = _session(_find(model_dir, "decoder_model_merged"), cfg.threads)
+        fix = "install the model with `appliance models install`"
+        self._enc = cpu_session(find_graph(model_dir, "encoder_model", fix), cfg.threads)
+        self._dec = cpu_session(find_graph(model_dir, "decoder_model_merged", fix), cfg.threads)
         self.tokenizer = MoonshineTokenizer(model_dir / "tokenizer.bin")
         self._past = [i for i in self._dec.get_inputs() if i.name.startswith("past_key_values.")]
         self._outputs = [o.name for o in self._dec.get_outputs()]

@@ -26,6 +26,7 @@ import onnxruntime as ort
 from appliance.asr.buffered import BufferedStream
 from appliance.asr.engine import Cancelled, Recognition, RecognizerStream
 from appliance.asr.registry import engine_abilities
+from appliance.asr.sessions import cpu_session, find_graph
 from appliance.asr.vocabulary import load_vocabulary
 from appliance.asr.whisper.decoding import (
     Decoded,
@@ -58,22 +59,6 @@ TAIL_FRAMES = (200, 500)  # (min, max): up to 5 s for short utterances, 2 s from
 SHORT_FRAMES = 1000
 
 
-def _session_options(threads: int) -> ort.SessionOptions:
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return so
-
-
-def _find(model_dir: Path, stem: str) -> Path:
-    for name in (f"{stem}.int8.onnx", f"{stem}.onnx"):
-        if (model_dir / name).is_file():
-            return model_dir / name
-    raise FileNotFoundError(f"{model_dir}: no {stem}.int8.onnx or {stem}.onnx (export it with export_whisper)")
-
-
 class WhisperOnnx:
     """The Engine (and Transcriber) for a model directory written by ``export_whisper``."""
 
@@ -83,10 +68,9 @@ class WhisperOnnx:
         model_dir = Path(model_dir)
         self.cfg = cfg
         self.name = f"whisper-onnx:{model_dir.name}"
-        so = _session_options(cfg.threads)
-        providers = ["CPUExecutionProvider"]
-        self._enc = ort.InferenceSession(str(_find(model_dir, "encoder")), so, providers=providers)
-        self._dec = ort.InferenceSession(str(_find(model_dir, "decoder")), so, providers=providers)
+        fix = "export it with export_whisper"
+        self._enc = cpu_session(find_graph(model_dir, "encoder", fix), cfg.threads)
+        self._dec = cpu_session(find_graph(model_dir, "decoder", fix), cfg.threads)
         meta = self._enc.get_modelmeta().custom_metadata_map
         if meta.get("layout") != "fast":
             raise ValueError(f"{model_dir}: encoder is not in the fast layout (re-export the model)")
