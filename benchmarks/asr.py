@@ -54,8 +54,9 @@ SYSTEMS = {  # name → label; "fw-file-*" run faster-whisper on the whole file 
 
 # Our systems: (live model, refined-pass model); "base|tiny" is whisper-base when installed, else tiny.en.
 OURS = {"ours": ("whisper-tiny.en", ""), "ours-base": ("whisper-base", ""),
-        "ours-refined": ("whisper-tiny.en", "base|tiny"), "ours-moonshine": ("moonshine-base-en", ""),
-        "ours-moonshine-refined": ("moonshine-base-en", "moonshine-base-en"),  # the Pi 5 and Jetson tiers
+        "ours-refined": ("whisper-tiny.en", "base|tiny"),
+        "ours-moonshine": ("moonshine-base-en", ""),  # the Pi 5 and Jetson tiers
+        "ours-moonshine-refined": ("moonshine-base-en", "moonshine-base-en"),
         "ours-moonshine-base": ("moonshine-base-en", "whisper-base")}
 
 

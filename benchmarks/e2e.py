@@ -14,7 +14,7 @@ Measured:
     .venv/bin/python -m benchmarks.e2e [--minutes 10] [--models-dir models] [--tier pi4|pi5|jetson]
 
 With --tier the room runs what `appliance models install --tier` sets up (its models must be
-installed in --models-dir): e.g. Moonshine live with its refined pass behind on a Pi 5.
+installed in --models-dir): e.g. Moonshine with beam search on a Pi 5.
 """
 
 from __future__ import annotations

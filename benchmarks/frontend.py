@@ -51,10 +51,9 @@ def worker(args: argparse.Namespace) -> None:
                           capture=CaptureConfig(asr_channels=(0,), array="respeaker-usb-4mic", frontend=args.mode))
     asr = AsrConfig(engine=engine_for_model(args.models_dir, args.model), model=args.model, threads=1)
     engine = make_engine(asr, args.models_dir)
-    # Built as the daemon builds it (sharing the live model when it is the same one).
-    refine_engine = engine_for_model(args.models_dir, args.refine) if args.refine else ""
-    refiner = refiner_engine(replace(cfg, asr=replace(asr, refine_model=args.refine, refine_engine=refine_engine)),
-                             engine)
+    # Built as the daemon builds it (sharing the live model when it is the same one, else with the
+    # engine the refined model was made for).
+    refiner = refiner_engine(replace(cfg, asr=replace(asr, refine_model=args.refine)), engine)
     out = []
     for f in json.loads(args.files):
         t0 = time.perf_counter()

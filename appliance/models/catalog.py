@@ -254,7 +254,7 @@ class Tier:
     asr_model: str  # what asr.model should name on this tier
     models: tuple[str, ...]
     threads: int = 1  # asr.threads: cores left for capture, VAD, diarization and the panel
-    refine_model: str = ""  # asr.refine_model: the refined pass behind the live one ("" none: no core to spare)
+    refine_model: str = ""  # asr.refine_model: the refined pass behind the live one ("": none, see TIERS)
 
 
 # What each class of device runs (docs/speech.md has the measurements behind it).
