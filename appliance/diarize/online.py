@@ -21,6 +21,7 @@ from itertools import pairwise
 import numpy as np
 
 from appliance.config.schema import DiarizeConfig
+from appliance.diarize.bearings import direction_cuts, seats
 from appliance.diarize.changes import SHORT_VOICED_S, find_changes, is_change, pause_cuts
 from appliance.diarize.direction import Direction
 from appliance.diarize.embedder import RATE, Embedder, pool, speech_span, voiced_seconds
@@ -82,7 +83,12 @@ class OnlineDiarizer:
         if audio.size < MIN_SEGMENT_S * RATE or voiced_seconds(audio) < MIN_VOICED_S:
             return []
         scale = (end - start) / (audio.size / RATE) if end > start else 1.0  # audio s → timeline s
-        pieces = self._segments(audio)
+        moves: list[float] = []
+        if callable(direction) and self.cfg.use_direction and self.cfg.change_detection:
+            with self._lock:
+                seat_of = seats(self._speakers)
+            moves = direction_cuts(audio, start, scale, direction, seat_of)
+        pieces = self._segments(audio, moves)
         with self._lock:
             turns: list[Turn] = []
             for a, b, vector in pieces:
@@ -106,15 +112,17 @@ class OnlineDiarizer:
                 turns.append(Turn(t0, t1, label, index, unsure))
             return turns
 
-    def _segments(self, audio: np.ndarray) -> list[tuple[float, float, np.ndarray]]:
-        """(start s, end s, voice print) of each single-speaker stretch of ``audio``."""
+    def _segments(self, audio: np.ndarray, moves: list[float]) -> list[tuple[float, float, np.ndarray]]:
+        """(start s, end s, voice print) of each single-speaker stretch of ``audio``; ``moves``
+        are times (s into ``audio``) where the voice moved from one speaker's seat to another's."""
         lo, hi = speech_span(audio)
         need = int(MIN_SEGMENT_S * RATE)
         if hi - lo < need:  # a short voiced core keeps some of its surroundings
             lo = max(0, min((lo + hi - need) // 2, audio.size - need))
             hi = min(audio.size, lo + need)
         core, offset = audio[lo:hi], lo / RATE
-        centres, vectors, cuts = self._embed_parts(core)
+        moved = [t - offset for t in moves if 0 < t - offset < core.size / RATE]
+        centres, vectors, cuts = self._embed_parts(core, moved)
         if not len(vectors):
             return []
         at_pauses = bool(cuts)  # windows were laid part by part: none straddles a cut
@@ -128,15 +136,29 @@ class OnlineDiarizer:
                 inside = (centres >= a) & (centres < b)
             else:
                 inside = (centres - half >= a - 0.1) & (centres + half <= b + 0.1)
-            v = pool(vectors[inside]) if inside.any() else self.embedder.embed(core[int(a * RATE):int(b * RATE)])
+            v = pool(vectors[inside]) if inside.any() else self._embed_short(core, a, b)
             if v is not None:  # the first and last turn keep the utterance's own edges
                 out.append((0.0 if k == 0 else a + offset, audio.size / RATE if k == len(edges) - 2 else b + offset, v))
         return out
 
-    def _embed_parts(self, core: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[float]]:
-        """Window prints of ``core`` laid so that none straddles its longest gaps; the gaps
-        where the speaker changes. Costs one or two windows more than laying them across."""
-        cuts = pause_cuts(core) if self.cfg.change_detection else []
+    def _embed_short(self, core: np.ndarray, a: float, b: float) -> np.ndarray | None:
+        """The print of a part too short for a window of its own: the shortest audio the
+        embedder takes, centred on it."""
+        v = self.embedder.embed(core[int(a * RATE):int(b * RATE)])
+        if v is None:
+            half = int(MIN_SEGMENT_S * RATE) // 2 + 1
+            mid = int((a + b) / 2 * RATE)
+            v = self.embedder.embed(core[max(0, mid - half):mid + half])
+        return v
+
+    def _embed_parts(self, core: np.ndarray, moved: list[float]) -> tuple[np.ndarray, np.ndarray, list[float]]:
+        """Window prints of ``core`` laid so that none straddles the places its speaker moved
+        (``moved``) or else its longest gaps; the cuts where the speaker changes. Costs one or
+        two windows more than laying them across."""
+        if moved:
+            cuts = moved
+        else:
+            cuts = pause_cuts(core) if self.cfg.change_detection else []
         edges = [0.0, *cuts, core.size / RATE]
         parts = []
         for a, b in pairwise(edges):
@@ -148,6 +170,8 @@ class OnlineDiarizer:
             return np.zeros(0), np.zeros((0, 0), np.float32), []
         with self._lock:
             known = [s.centroid() for s in self._speakers if s.weight >= PRINT_MIN_S]
+        if moved:  # the seats settle it
+            return np.concatenate([p[2] for p in parts]), np.concatenate([p[3] for p in parts]), moved
         prints = np.stack(known) if known else np.zeros((0, parts[0][3].shape[1]), np.float32)
         changes = [a1 for (_, short0, _, v0), (a1, short1, _, v1) in pairwise(parts)
                    if is_change(pool(v0), pool(v1), prints, self.cfg.threshold - CHANGE_MARGIN,
