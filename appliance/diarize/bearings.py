@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from itertools import pairwise
 
 import numpy as np
 
@@ -78,7 +79,7 @@ def direction_cuts(audio: np.ndarray, start: float, scale: float, direction: Cal
             runs.append([v])
     runs = [r for r in runs if len(r) >= MIN_RUN]
     cuts: list[float] = []
-    for before, after in zip(runs, runs[1:], strict=False):
+    for before, after in pairwise(runs):
         if before[-1][2] != after[0][2]:
             cuts.append(_quietest(voiced, before[-1][1], after[0][0]))
     return cuts[:MAX_CUTS]

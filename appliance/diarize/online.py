@@ -155,10 +155,7 @@ class OnlineDiarizer:
         """Window prints of ``core`` laid so that none straddles the places its speaker moved
         (``moved``) or else its longest gaps; the cuts where the speaker changes. Costs one or
         two windows more than laying them across."""
-        if moved:
-            cuts = moved
-        else:
-            cuts = pause_cuts(core) if self.cfg.change_detection else []
+        cuts = moved or (pause_cuts(core) if self.cfg.change_detection else [])
         edges = [0.0, *cuts, core.size / RATE]
         parts = []
         for a, b in pairwise(edges):
