@@ -20,6 +20,8 @@ Metrics:
 - clinician words right: share of the clinician's reference words (timed evenly across
   their turn) whose moment carries a label the device shows as "Clinician"; "other -> Clin"
   is the share of everyone else's words shown as "Clinician";
+  "alone" repeats both for the words said while nobody else spoke (the rooms' overlapped
+  turns are mostly a short answer talked over: one label per moment cannot be right for both);
 - RTF: wall time of the recognition thread spent in recognition vs in each labeller (plus the
   direction tracker's work on the capture thread, replayed separately), per second of audio,
   one thread (ONNX Runtime intra-op 1; BLAS pinned to 1 thread).
@@ -214,19 +216,24 @@ def score(room: Room, run: dict) -> dict[str, dict[str, float]]:
         labels = sorted({lab for lab, _ in v["segments"]})
         hyp_text = [normalize(" ".join(text for lab, text in v["segments"] if lab == x)) for x in labels]
         cp = cp_word_error_rate(ref_text, hyp_text)
-        clin = {"right": 0, "n": 0, "other_as": 0, "other_n": 0}
+        clin = dict.fromkeys(("right", "n", "other_as", "other_n", "right_1", "n_1", "other_as_1", "other_n_1"), 0)
         for t in room.turns:
             words = normalize(t.text).split()
             for k in range(len(words)):
                 at = t.start + (k + 0.5) * (t.end - t.start) / len(words)
                 shown = [v["names"].get(lab, lab) for a, b, lab in v["hyp"] if a <= at < b]
                 is_clin = "Clinician" in shown
+                # "_1": words said while nobody else spoke (one label per moment cannot be right
+                # for both people talking at once)
+                alone = not any(u is not t and u.start <= at < u.end for u in room.turns)
                 if t.speaker == "clinician":
-                    clin["n"] += 1
-                    clin["right"] += is_clin
+                    for suffix in ("", "_1") if alone else ("",):
+                        clin["n" + suffix] += 1
+                        clin["right" + suffix] += is_clin
                 else:
-                    clin["other_n"] += 1
-                    clin["other_as"] += is_clin
+                    for suffix in ("", "_1") if alone else ("",):
+                        clin["other_n" + suffix] += 1
+                        clin["other_as" + suffix] += is_clin
         out[name] = {"total": der["total"], "miss": der["missed detection"], "fa": der["false alarm"],
                      "conf": der["confusion"], "cp_err": cp.errors, "cp_len": cp.length,
                      "wer_err": plain.errors, "wer_len": plain.length, **clin,
@@ -242,7 +249,8 @@ def _pct(a: float, b: float) -> str:
 
 def table(rows: dict[str, list[dict[str, dict[str, float]]]], rooms: dict[str, list[Room]]) -> str:
     head = (f"{'rooms':<22} {'labeller':<30} {'DER %':>6} {'miss':>5} {'FA':>5} {'conf':>5} {'WER %':>6} "
-            f"{'cpWER %':>7} {'clin→Clin %':>11} {'other→Clin %':>12} {'ASR RTF':>7} {'diar RTF':>8}")
+            f"{'cpWER %':>7} {'clin→Clin %':>11} {'other→Clin %':>12} {'alone: clin':>11} {'other':>6} "
+            f"{'ASR RTF':>7} {'diar RTF':>8}")
     lines = [head, "-" * len(head)]
     for group, scores in rows.items():
         audio = sum(r.duration for r in rooms[group])
@@ -256,6 +264,8 @@ def table(rows: dict[str, list[dict[str, dict[str, float]]]], rooms: dict[str, l
                 f"{_pct(s['wer_err'], s['wer_len']):>6} {_pct(s['cp_err'], s['cp_len']):>7} "
                 f"{_pct(s['right'], s['n']) if enrolled else '    -':>11} "
                 f"{_pct(s['other_as'], s['other_n']) if enrolled else '    -':>12} "
+                f"{_pct(s['right_1'], s['n_1']) if enrolled else '    -':>11} "
+                f"{_pct(s['other_as_1'], s['other_n_1']) if enrolled else '    -':>6} "
                 f"{s['asr'] / s['dur']:7.3f} {s['diar'] / s['dur']:8.3f}")
             label = ""
     return "\n".join(lines)

@@ -209,7 +209,8 @@ class DiarizeConfig:
         0.3, "Weight of direction agreement against voice similarity when both are available.", min=0.0, max=1.0
     )
     change_detection: bool = setting(
-        True, "Look for a change of speaker inside long utterances and split them there."
+        True, "Look for a change of speaker inside an utterance (by voice, and by direction once the speakers' "
+        "seats are known) and split it there."
     )
 
 
