@@ -17,11 +17,13 @@ import soundfile as sf
 from appliance.config import ApplianceConfig
 from appliance.config.schema import DiarizeConfig
 from appliance.diarize import OnlineDiarizer
+from appliance.diarize.changes import print_votes, vote_changes
+from appliance.hardware.arrays import RESPEAKER_USB_4MIC_V2
 from appliance.speech.engines import build_engine
 from appliance.speech.offline import transcribe_file
 from tests.daemon import installed_models_dir
 from tests.speech import RATE, trimmed
-from tests.test_diarize_voices import CLINIC, piper, shared_embedder
+from tests.test_diarize_voices import CLINIC, piper, plane_wave, shared_embedder
 
 EXCHANGES = [  # (question, short answer), said without a pause long enough to end the utterance
     ("Any allergies to medicines that you know of?", "No, none."),
@@ -38,6 +40,11 @@ def patient(text: str) -> np.ndarray:
     audio = piper(text)
     nz = np.flatnonzero(np.abs(audio) > 1e-3)
     return audio[nz[0]:nz[-1] + 1]
+
+
+def room(audio: np.ndarray) -> np.ndarray:
+    """What a desk microphone hears of ``audio`` in a reverberant exam room (RT60 0.5 s, 25 dB SNR)."""
+    return plane_wave(audio, RESPEAKER_USB_4MIC_V2, 90.0, snr_db=25.0, rt60=0.5, seed=3)[:, 1:5].mean(axis=1)
 
 
 def silence(seconds: float) -> np.ndarray:
@@ -112,3 +119,52 @@ def test_the_split_answer_is_its_own_stored_line_with_its_own_words(tmp_path):
     assert "none" in lines[5][1] and "know" not in lines[5][1], lines
     assert result.segments[4].end <= result.segments[5].start, result.segments
     assert who  # named for display, as in --json output
+
+
+@pytest.mark.slow
+def test_an_answer_the_clinician_talks_over_at_its_end_is_the_patients():
+    """Question, a pause too short for the VAD, a 4 s answer, and the clinician starting again
+    before the patient has quite finished: one utterance. No boundary has a clean side (the
+    talked-over end mixes both voices), but each stretch fits one known speaker: three turns."""
+    embedder = shared_embedder()
+    for enrolled in (False, True):
+        d = OnlineDiarizer(DiarizeConfig(), embedder,
+                           enrolled=embedder.embed(np.concatenate([clinician(t) for t in CLINIC[4:6]]))
+                           if enrolled else None)
+        t = known_speakers(d)
+        q = clinician("Are there any other symptoms?")
+        a = patient("I have been noticing some chills at night, and I also feel tired most afternoons.")
+        more = clinician("That sounds like you have not been feeling well. Let us check your blood count today.")
+        talk_over = int(1.0 * RATE)
+        tail = np.concatenate([a, np.zeros(more.size - talk_over, np.float32)])
+        tail[a.size - talk_over:] += more
+        audio = np.concatenate([silence(0.2), q, silence(0.3), tail, silence(0.2)])
+        audio = room(audio)
+        turns = d.assign(audio, t, t + audio.size / RATE)
+        labels = [x.label for x in turns]
+        assert len(turns) == 3 and labels[0] == labels[2] != labels[1], (enrolled, turns)
+        answer = (t + 0.2 + q.size / RATE + 0.3, t + 0.2 + q.size / RATE + 0.3 + a.size / RATE)
+        assert turns[1].start <= answer[0] + 0.5 and turns[1].end >= answer[1] - 1.0, (enrolled, turns, answer)
+        if enrolled:
+            assert d.display_names()[labels[0]] == "Clinician" and d.display_names()[labels[1]] == "Patient"
+
+
+@pytest.mark.slow
+def test_window_votes_for_known_speakers_change_hands_where_the_speaker_changes():
+    """The mechanism behind the split above: each ~1 s window votes for the known speaker it
+    fits clearly better; where runs of votes change hands is the change, a lone stray vote
+    is not."""
+    embedder = shared_embedder()
+    prints = np.stack([embedder.embed(np.concatenate([clinician(t) for t in CLINIC[:3]])),
+                       embedder.embed(np.concatenate([patient(t) for t in CLINIC[3:6]]))])
+    first, second, third = clinician(CLINIC[6]), patient(CLINIC[7] + " " + CLINIC[1]), clinician(CLINIC[1])
+    audio = room(np.concatenate([first, second, third]))
+    centres, vectors = embedder.window_embeddings(audio)
+    votes = print_votes(centres, vectors, prints, ["C", "P"], embedder.window_s / 2)
+    assert {v[2] for v in votes} == {"C", "P"}
+    changes = [(a + b) / 2 for a, b in vote_changes(votes, 2)]
+    truth = [first.size / RATE, (first.size + second.size) / RATE]
+    assert len(changes) == 2 and all(abs(c - t) <= 0.8 for c, t in zip(changes, truth, strict=True)), (changes, truth)
+    stray = [(0.0, 1.0, "C"), (1.0, 2.0, "C"), (2.0, 3.0, "P"), (3.0, 4.0, "C"), (4.0, 5.0, "C")]
+    assert vote_changes(stray, 2) == []
+    assert vote_changes([*stray, (5.0, 6.0, "P"), (6.5, 7.5, "P")], 2) == [(5.0, 5.0)]

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from itertools import pairwise
 
 import numpy as np
 
+from appliance.diarize.changes import vote_changes
 from appliance.diarize.direction import Direction
 from appliance.diarize.embedder import FRAME, RATE, voiced_frames
 from appliance.diarize.prints import DIRECTION_HALF_DEG, SpeakerPrint
@@ -71,18 +71,7 @@ def direction_cuts(audio: np.ndarray, start: float, scale: float, direction: Cal
         label = _vote(direction(start + a * scale, start + b * scale), seat_of)
         if label is not None:
             votes.append((a, b, label))
-    runs: list[list[tuple[float, float, str]]] = []
-    for v in votes:  # unvoted chunks between two votes for one seat do not break its run
-        if runs and runs[-1][-1][2] == v[2]:
-            runs[-1].append(v)
-        else:
-            runs.append([v])
-    runs = [r for r in runs if len(r) >= MIN_RUN]
-    cuts: list[float] = []
-    for before, after in pairwise(runs):
-        if before[-1][2] != after[0][2]:
-            cuts.append(_quietest(voiced, before[-1][1], after[0][0]))
-    return cuts[:MAX_CUTS]
+    return [_quietest(voiced, a, b) for a, b in vote_changes(votes, MIN_RUN)][:MAX_CUTS]
 
 
 def _quietest(voiced: np.ndarray, a: float, b: float) -> float:

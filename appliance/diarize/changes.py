@@ -127,3 +127,34 @@ def is_change(left: np.ndarray, right: np.ndarray, prints: np.ndarray, threshold
     fit_left, fit_right = prints @ left, prints @ right
     a, b = int(np.argmax(fit_left)), int(np.argmax(fit_right))
     return a != b and fit_left[a] - fit_left[b] >= PRINT_MARGIN and fit_right[b] - fit_right[a] >= PRINT_MARGIN
+
+
+def vote_changes(votes: list[tuple[float, float, str]], min_run: int) -> list[tuple[float, float]]:
+    """Where runs of votes change speaker: (end of one run, start of the next).
+
+    ``votes`` are (from s, to s, label) in time order, from stretches that are sure of one
+    speaker; unsure stretches have no vote and do not break a run. A run of fewer than
+    ``min_run`` votes is a stray (a reflection, a word that sounds like someone else)."""
+    runs: list[list[tuple[float, float, str]]] = []
+    for v in votes:
+        if runs and runs[-1][-1][2] == v[2]:
+            runs[-1].append(v)
+        else:
+            runs.append([v])
+    kept = [r for r in runs if len(r) >= min_run]
+    return [(before[-1][1], after[0][0]) for before, after in pairwise(kept) if before[-1][2] != after[0][2]]
+
+
+def print_votes(centres: np.ndarray, vectors: np.ndarray, prints: np.ndarray, labels: list[str],
+                half_s: float) -> list[tuple[float, float, str]]:
+    """A vote per window for the known speaker it fits PRINT_MARGIN better than any other."""
+    if len(prints) < 2 or not len(vectors):
+        return []
+    fits = vectors @ prints.T  # (windows, speakers)
+    order = np.argsort(-fits, axis=1)
+    out = []
+    for c, f, o in zip(centres, fits, order, strict=True):
+        if f[o[0]] - f[o[1]] >= PRINT_MARGIN:
+            out.append((float(c) - half_s, float(c) + half_s, labels[int(o[0])]))
+    return out
+

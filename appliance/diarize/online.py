@@ -22,7 +22,15 @@ import numpy as np
 
 from appliance.config.schema import DiarizeConfig
 from appliance.diarize.bearings import direction_cuts, seats
-from appliance.diarize.changes import SHORT_VOICED_S, find_changes, is_change, pause_cuts
+from appliance.diarize.changes import (
+    MIN_SIDE_S,
+    SHORT_VOICED_S,
+    find_changes,
+    is_change,
+    pause_cuts,
+    print_votes,
+    vote_changes,
+)
 from appliance.diarize.direction import Direction
 from appliance.diarize.embedder import RATE, Embedder, pool, speech_span, voiced_seconds
 from appliance.diarize.prints import SpeakerPrint, new_print
@@ -38,6 +46,7 @@ SHORT_PART_S = 2.0  # a split-off part this short is too short a print to found 
 UNSURE_MARGIN = 0.08  # best and second-best speaker closer than this (by voice alone): say so
 LOOSE_BAND = 0.2  # ...or it fits only this little above the threshold while too few have spoken
 SURE_DIRECTION = 0.5  # a direction at least this confident settles a close call
+PRINT_RUN = 2  # windows in a row (~2 s) that must fit one known speaker for a change by voice prints
 
 
 DirectionArg = float | Direction | Callable[[float, float], "Direction | None"] | None
@@ -128,6 +137,8 @@ class OnlineDiarizer:
         at_pauses = bool(cuts)  # windows were laid part by part: none straddles a cut
         if not cuts and self.cfg.change_detection and core.size / RATE >= CHANGE_MIN_S:
             cuts = find_changes(self.embedder, core, centres, vectors, self.cfg.threshold - CHANGE_MARGIN)
+        if self.cfg.change_detection and core.size / RATE >= CHANGE_MIN_S:
+            cuts = self._print_cuts(centres, vectors, cuts, core.size / RATE)
         edges = [0.0, *cuts, core.size / RATE]
         out = []
         half = self.embedder.window_s / 2
@@ -140,6 +151,21 @@ class OnlineDiarizer:
             if v is not None:  # the first and last turn keep the utterance's own edges
                 out.append((0.0 if k == 0 else a + offset, audio.size / RATE if k == len(edges) - 2 else b + offset, v))
         return out
+
+    def _print_cuts(self, centres: np.ndarray, vectors: np.ndarray, cuts: list[float], duration: float) -> list[float]:
+        """``cuts`` and where the windows' votes for the known speakers change hands: a change
+        where neither side alone is unlike the other (an answer the clinician talks over mixes
+        both voices at the boundary) but each stretch clearly fits someone else."""
+        with self._lock:
+            known = [s for s in self._speakers if s.weight >= PRINT_MIN_S]
+        if len(known) < 2:
+            return cuts
+        votes = print_votes(centres, vectors, np.stack([s.centroid() for s in known]), [s.label for s in known],
+                            self.embedder.window_s / 2)
+        found = [(a + b) / 2 for a, b in vote_changes(votes, PRINT_RUN)]
+        extra = [t for t in found if MIN_SIDE_S <= t <= duration - MIN_SIDE_S
+                 and all(abs(t - c) >= MIN_SIDE_S for c in cuts)]
+        return sorted([*cuts, *extra])
 
     def _embed_short(self, core: np.ndarray, a: float, b: float) -> np.ndarray | None:
         """The print of a part too short for a window of its own: the shortest audio the
