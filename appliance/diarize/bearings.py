@@ -23,7 +23,7 @@ from appliance.diarize.prints import DIRECTION_HALF_DEG, SpeakerPrint
 STEP_S = 0.25  # one tracker chunk per look
 MIN_CONFIDENCE = 0.5  # a chunk's bearing must stand out this clearly to vote
 SEAT_SPREAD = 0.8  # a speaker whose directions agree this well (1 = always one place) has a seat
-MIN_SEAT_WEIGHT = 1.5  # ...after this much confident direction
+MIN_SEAT_WEIGHT = 0.7  # ...after this much confident direction (one or two turns; dev rooms: 1.5, 1.0, 0.5 worse)
 SEAT_APART_DEG = 2.5 * DIRECTION_HALF_DEG  # seats closer than this cannot be told apart by one chunk
 NEAR_DEG = DIRECTION_HALF_DEG  # a chunk within this of a seat votes for its speaker
 MIN_RUN = 2  # chunks in a row from one seat before a change counts (0.5 s)
