@@ -171,19 +171,25 @@ def run_room(room: Room, engine, embedder, models_dir: str,  # type: ignore[no-u
            "tracker_wall": tracker_seconds(room), "variants": {}}
     calls = dict(fan.calls)
     for name, d in diarizers.items():
-        turns, names = d.turns, d.display_names()
-        seg_labels = []
-        for seg in result.segments:
-            # the utterance the segment came from (a split utterance gives several segments)
-            began = max((t for t in calls if t <= round(seg.start, 3) + 1e-6), default=None)
-            live = calls.get(began, {}).get(name, []) if began is not None else []
-            inside = [t for t in live if min(t.end, seg.end) - max(t.start, seg.start) > 0] or live
-            longest = max(inside, key=lambda t: min(t.end, seg.end) - max(t.start, seg.start)) if inside else None
-            label = turns[longest.index].label if longest is not None and longest.index >= 0 else "?"
-            seg_labels.append((label, seg.text))
-        out["variants"][name] = {"hyp": [(t.start, t.end, t.label) for t in turns], "names": names,
-                                 "segments": seg_labels, "wall": fan.wall[name], "cpu": fan.cpu[name]}
+        live = {start: answers[name] for start, answers in calls.items()}
+        out["variants"][name] = {"hyp": [(t.start, t.end, t.label) for t in d.turns], "names": d.display_names(),
+                                 "segments": segment_labels([(s.start, s.end, s.text) for s in result.segments],
+                                                            live, d.turns),
+                                 "wall": fan.wall[name], "cpu": fan.cpu[name]}
     out["text"] = " ".join(s.text for s in result.segments)
+    return out
+
+
+def segment_labels(segments: list[tuple[float, float, str]], live: dict, turns: list) -> list[tuple[str, str]]:
+    """(label after Stop, text) per transcript segment; ``live`` maps each utterance's start to
+    the turns the labeller gave it live (a split utterance gives several segments)."""
+    out = []
+    for start, end, text in segments:
+        began = max((t for t in live if t <= round(start, 3) + 1e-6), default=None)
+        given = live.get(began, []) if began is not None else []
+        inside = [t for t in given if min(t.end, end) - max(t.start, start) > 0] or given
+        longest = max(inside, key=lambda t: min(t.end, end) - max(t.start, start)) if inside else None
+        out.append((turns[longest.index].label if longest is not None and longest.index >= 0 else "?", text))
     return out
 
 
