@@ -56,7 +56,7 @@ def test_the_refined_pass_prints_its_text_and_a_model_it_cannot_load_is_named():
     assert len(segments) == 10 and all(s["text"] for s in segments)
     assert {k for s in segments for k in s} <= {"start", "end", "speaker", "speaker_uncertain", "text", "live_text"}
     assert all(s["live_text"] != s["text"] for s in segments if "live_text" in s)  # only changed lines carry it
-    text = " ".join(s["text"] for s in segments).lower()
+    text = " ".join(s["text"] for s in segments).lower().replace("-", " ")  # "rapid-strep" on some CPUs
     assert all(w in text for w in ("sore throat", "ibuprofen", "rapid strep test")), text
     bad = transcribe("--models-dir", str(models), "--refine", "no-such-model", str(bundled_recording()))
     assert bad.returncode == 2 and "asr.refine_model" in bad.stderr and "no-such-model" in bad.stderr, bad.stderr
