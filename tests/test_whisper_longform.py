@@ -4,7 +4,6 @@ the implausibly-short check, on real speech with the real tiny.en model."""
 from __future__ import annotations
 
 import logging
-import platform
 from pathlib import Path
 
 import numpy as np
@@ -58,25 +57,18 @@ def test_a_quiet_far_talker_after_a_near_one_is_not_dropped(engine, caplog):
     assert len(r.text.split()) >= 40
 
 
-def _avx512() -> bool:
-    try:
-        return "avx512" in Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return True
-
-
 @pytest.mark.slow
-@pytest.mark.xfail(platform.machine() == "x86_64" and not _avx512(), strict=False,
-                   reason="known bug, not yet found: on an AVX2-only x86 CPU (AMD Zen 3) tiny.en's int8 graphs "
-                          "lose most of the second 30 s window here (WER 0.47; < 0.1 with AVX-512)")
 def test_speech_past_30_seconds_is_transcribed(engine):
-    """50 s of read speech in one piece (the first 30 s used to be all that was recognised)."""
+    """50 s of read speech in one piece (the first 30 s used to be all that was recognised).
+    The second half reads the clips in reverse order: the same sentences verbatim after the
+    previous-text prompt that ends with them let tiny.en skip most of them on one CPU (WER 0.47)."""
     clips = librivox()
-    parts = [x for audio, _ in clips for x in (audio, np.zeros(RATE // 10, np.float32))] * 2
-    ref = " ".join(text for _, text in clips) * 1
+    order = clips + clips[::-1]
+    parts = [x for audio, _ in order for x in (audio, np.zeros(RATE // 10, np.float32))]
+    ref = " ".join(text for _, text in order)
     r = engine.recognize(np.concatenate(parts))
     assert "seek" in r.events
-    assert wer([ref + " " + ref], [r.text]) < 0.1, r.text
+    assert wer([ref], [r.text]) < 0.1, r.text
 
 
 @pytest.mark.slow
