@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from appliance.diarize.changes import vote_changes
+from appliance.diarize.changes import unvoiced_runs, vote_changes
 from appliance.diarize.direction import Direction
 from appliance.diarize.embedder import FRAME, RATE, voiced_frames
 from appliance.diarize.prints import DIRECTION_HALF_DEG, SpeakerPrint
@@ -76,16 +76,8 @@ def direction_cuts(audio: np.ndarray, start: float, scale: float, direction: Cal
 
 def _quietest(voiced: np.ndarray, a: float, b: float) -> float:
     """The middle of the longest unvoiced stretch between ``a`` and ``b`` s, else their middle."""
-    lo, hi = int(a * RATE / FRAME), int(b * RATE / FRAME)
-    best, best_len, k = (a + b) / 2, 0, lo
-    while k < hi:
-        if voiced[k]:
-            k += 1
-            continue
-        end = k
-        while end < hi and not voiced[end]:
-            end += 1
-        if end - k > best_len:
-            best, best_len = (k + end) / 2 * FRAME / RATE, end - k
-        k = end
-    return best
+    runs = unvoiced_runs(voiced, int(a * RATE / FRAME), int(b * RATE / FRAME))
+    if not runs:
+        return (a + b) / 2
+    k, end = max(runs, key=lambda r: r[1] - r[0])  # the first of the longest
+    return (k + end) / 2 * FRAME / RATE

@@ -89,20 +89,26 @@ def find_changes(embedder: Embedder, audio: np.ndarray, centres: np.ndarray, vec
     return sorted(chosen)
 
 
-def pause_cuts(audio: np.ndarray) -> list[float]:
-    """Middles (s) of the longest gaps inside ``audio`` that leave each part MIN_PART_S of audio."""
-    voiced = voiced_frames(audio)
-    gaps, k = [], 0
-    while k < len(voiced):
+def unvoiced_runs(voiced: np.ndarray, lo: int, hi: int) -> list[tuple[int, int]]:
+    """(first, past-last) frame of each unvoiced stretch of ``voiced[lo:hi]``, clipped to it."""
+    runs, k = [], lo
+    while k < hi:
         if voiced[k]:
             k += 1
             continue
         end = k
-        while end < len(voiced) and not voiced[end]:
+        while end < hi and not voiced[end]:
             end += 1
-        if k > 0 and end < len(voiced) and (end - k) * FRAME / RATE >= MIN_PAUSE_S:
-            gaps.append(((end - k), (k + end) / 2 * FRAME / RATE))
+        runs.append((k, end))
         k = end
+    return runs
+
+
+def pause_cuts(audio: np.ndarray) -> list[float]:
+    """Middles (s) of the longest gaps inside ``audio`` that leave each part MIN_PART_S of audio."""
+    voiced = voiced_frames(audio)
+    gaps = [((end - k), (k + end) / 2 * FRAME / RATE) for k, end in unvoiced_runs(voiced, 0, len(voiced))
+            if k > 0 and end < len(voiced) and (end - k) * FRAME / RATE >= MIN_PAUSE_S]
     cuts: list[float] = []
     duration = audio.size / RATE
     for _, t in sorted(gaps, reverse=True):
@@ -157,4 +163,3 @@ def print_votes(centres: np.ndarray, vectors: np.ndarray, prints: np.ndarray, la
         if f[o[0]] - f[o[1]] >= PRINT_MARGIN:
             out.append((float(c) - half_s, float(c) + half_s, labels[int(o[0])]))
     return out
-
