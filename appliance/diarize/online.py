@@ -131,14 +131,18 @@ class OnlineDiarizer:
             hi = min(audio.size, lo + need)
         core, offset = audio[lo:hi], lo / RATE
         moved = [t - offset for t in moves if 0 < t - offset < core.size / RATE]
-        centres, vectors, cuts = self._embed_parts(core, moved)
+        with self._lock:  # the speakers known well enough to judge a split by, as they are now
+            known = [s for s in self._speakers if s.weight >= PRINT_MIN_S]
+        labels = [s.label for s in known]
+        prints = np.stack([s.centroid() for s in known]) if known else np.zeros((0, self.embedder.dim), np.float32)
+        centres, vectors, cuts = self._embed_parts(core, moved, prints)
         if not len(vectors):
             return []
         at_pauses = bool(cuts)  # windows were laid part by part: none straddles a cut
         if not cuts and self.cfg.change_detection and core.size / RATE >= CHANGE_MIN_S:
             cuts = find_changes(self.embedder, core, centres, vectors, self.cfg.threshold - CHANGE_MARGIN)
         if self.cfg.change_detection and core.size / RATE >= CHANGE_MIN_S:
-            cuts = self._print_cuts(centres, vectors, cuts, core.size / RATE)
+            cuts = self._print_cuts(centres, vectors, cuts, core.size / RATE, labels, prints)
         edges = [0.0, *cuts, core.size / RATE]
         out = []
         half = self.embedder.window_s / 2
@@ -152,16 +156,13 @@ class OnlineDiarizer:
                 out.append((0.0 if k == 0 else a + offset, audio.size / RATE if k == len(edges) - 2 else b + offset, v))
         return out
 
-    def _print_cuts(self, centres: np.ndarray, vectors: np.ndarray, cuts: list[float], duration: float) -> list[float]:
-        """``cuts`` and where the windows' votes for the known speakers change hands: a change
-        where neither side alone is unlike the other (an answer the clinician talks over mixes
-        both voices at the boundary) but each stretch clearly fits someone else."""
-        with self._lock:
-            known = [s for s in self._speakers if s.weight >= PRINT_MIN_S]
-        if len(known) < 2:
-            return cuts
-        votes = print_votes(centres, vectors, np.stack([s.centroid() for s in known]), [s.label for s in known],
-                            self.embedder.window_s / 2)
+    def _print_cuts(self, centres: np.ndarray, vectors: np.ndarray, cuts: list[float], duration: float,
+                    labels: list[str], prints: np.ndarray) -> list[float]:
+        """``cuts`` and where the windows' votes for the known speakers (``labels``, ``prints``)
+        change hands: a change where neither side alone is unlike the other (an answer the
+        clinician talks over mixes both voices at the boundary) but each stretch clearly fits
+        someone else."""
+        votes = print_votes(centres, vectors, prints, labels, self.embedder.window_s / 2)
         found = [(a + b) / 2 for a, b in vote_changes(votes, PRINT_RUN)]
         extra = [t for t in found if MIN_SIDE_S <= t <= duration - MIN_SIDE_S
                  and all(abs(t - c) >= MIN_SIDE_S for c in cuts)]
@@ -177,10 +178,11 @@ class OnlineDiarizer:
             v = self.embedder.embed(core[max(0, mid - half):mid + half])
         return v
 
-    def _embed_parts(self, core: np.ndarray, moved: list[float]) -> tuple[np.ndarray, np.ndarray, list[float]]:
+    def _embed_parts(self, core: np.ndarray, moved: list[float],
+                     prints: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[float]]:
         """Window prints of ``core`` laid so that none straddles the places its speaker moved
-        (``moved``) or else its longest gaps; the cuts where the speaker changes. Costs one or
-        two windows more than laying them across."""
+        (``moved``) or else its longest gaps; the cuts where the speaker changes, judged with the
+        known speakers' ``prints``. Costs one or two windows more than laying them across."""
         cuts = moved or (pause_cuts(core) if self.cfg.change_detection else [])
         edges = [0.0, *cuts, core.size / RATE]
         parts = []
@@ -191,11 +193,8 @@ class OnlineDiarizer:
                 parts.append((a, voiced_seconds(part) < SHORT_VOICED_S, c + a, v))
         if not parts:
             return np.zeros(0), np.zeros((0, 0), np.float32), []
-        with self._lock:
-            known = [s.centroid() for s in self._speakers if s.weight >= PRINT_MIN_S]
         if moved:  # the seats settle it
             return np.concatenate([p[2] for p in parts]), np.concatenate([p[3] for p in parts]), moved
-        prints = np.stack(known) if known else np.zeros((0, parts[0][3].shape[1]), np.float32)
         changes = [a1 for (_, short0, _, v0), (a1, short1, _, v1) in pairwise(parts)
                    if is_change(pool(v0), pool(v1), prints, self.cfg.threshold - CHANGE_MARGIN,
                                 short=short0 or short1)]
