@@ -134,20 +134,21 @@ def _annotation(spans: list[tuple[float, float, str]]):  # -> pyannote.core.Anno
     return ann
 
 
-def tracker_seconds(room: Room) -> float:
-    """Wall time the capture thread spends feeding the direction tracker for this recording."""
+def fed_tracker(room: Room, keep_s: float = 60.0):  # -> (DirectionTracker, seconds)
+    """A direction tracker fed the room's recording in capture-sized blocks, and the wall time
+    the capture thread spends feeding it. ``keep_s``: how much of the recording it can answer for."""
     import soundfile as sf
 
     from appliance.diarize import DirectionTracker
     from appliance.hardware.arrays import RESPEAKER_USB_4MIC_V2
 
     raw, rate = sf.read(room.path, dtype="float32")
-    tracker = DirectionTracker(RESPEAKER_USB_4MIC_V2, rate)
+    tracker = DirectionTracker(RESPEAKER_USB_4MIC_V2, rate, keep_s=keep_s)
     block = int(0.032 * rate)
     t0 = time.perf_counter()
     for i in range(0, len(raw), block):
         tracker.feed(raw[i:i + block], i / rate)
-    return time.perf_counter() - t0
+    return tracker, time.perf_counter() - t0
 
 
 def run_room(room: Room, engine, embedder, models_dir: str,  # type: ignore[no-untyped-def]
@@ -168,7 +169,7 @@ def run_room(room: Room, engine, embedder, models_dir: str,  # type: ignore[no-u
     result = transcribe_file(cfg, engine, str(room.path), realtime=False, diarizer=fan)
     assert fan.calls and fan.diarizers[PRIMARY].turns, f"{room.name}: no speaker turns at all"
     out = {"duration": room.duration, "asr_wall": engine.wall, "asr_cpu": engine.cpu,
-           "tracker_wall": tracker_seconds(room), "variants": {}}
+           "tracker_wall": fed_tracker(room)[1], "variants": {}}
     calls = dict(fan.calls)
     for name, d in diarizers.items():
         live = {start: answers[name] for start, answers in calls.items()}
@@ -232,14 +233,10 @@ def score(room: Room, run: dict) -> dict[str, dict[str, float]]:
                 # "_1": words said while nobody else spoke (one label per moment cannot be right
                 # for both people talking at once)
                 alone = not any(u is not t and u.start <= at < u.end for u in room.turns)
-                if t.speaker == "clinician":
-                    for suffix in ("", "_1") if alone else ("",):
-                        clin["n" + suffix] += 1
-                        clin["right" + suffix] += is_clin
-                else:
-                    for suffix in ("", "_1") if alone else ("",):
-                        clin["other_n" + suffix] += 1
-                        clin["other_as" + suffix] += is_clin
+                words_key, shown_key = ("n", "right") if t.speaker == "clinician" else ("other_n", "other_as")
+                for suffix in ("", "_1") if alone else ("",):
+                    clin[words_key + suffix] += 1
+                    clin[shown_key + suffix] += is_clin
         out[name] = {"total": der["total"], "miss": der["missed detection"], "fa": der["false alarm"],
                      "conf": der["confusion"], "cp_err": cp.errors, "cp_len": cp.length,
                      "wer_err": plain.errors, "wer_len": plain.length, **clin,

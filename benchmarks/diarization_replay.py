@@ -30,7 +30,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from benchmarks.diarization import VARIANTS, room_lines, score, segment_labels, table  # noqa: E402
+from benchmarks.diarization import VARIANTS, fed_tracker, room_lines, score, segment_labels, table  # noqa: E402
 from benchmarks.rooms import Room, build, room_specs  # noqa: E402
 
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "exam-scribe" / "diarization-replay"
@@ -79,26 +79,12 @@ def record(split: str, cache: Path, models_dir: str) -> list:
     return rooms
 
 
-def tracker_for(room: Room):  # -> DirectionTracker holding the whole recording
-    import soundfile as sf
-
-    from appliance.diarize import DirectionTracker
-    from appliance.hardware.arrays import RESPEAKER_USB_4MIC_V2
-
-    raw, rate = sf.read(room.path, dtype="float32")
-    tracker = DirectionTracker(RESPEAKER_USB_4MIC_V2, rate, keep_s=room.duration + 60)
-    block = int(0.032 * rate)
-    for i in range(0, len(raw), block):
-        tracker.feed(raw[i:i + block], i / rate)
-    return tracker
-
-
 def replay(room: Room, calls: list, segments: list, embedder, overrides: dict) -> tuple[dict, dict]:  # type: ignore[no-untyped-def]
     """The run dict `benchmarks.diarization.score` takes, and each labeller's turns and names."""
     from appliance.config.schema import DiarizeConfig
     from appliance.diarize import OnlineDiarizer, enrol
 
-    tracker, enrolled = tracker_for(room), enrol(room.enrolment, embedder)
+    tracker, enrolled = fed_tracker(room, keep_s=room.duration + 60)[0], enrol(room.enrolment, embedder)
     base = dataclasses.replace(DiarizeConfig(), **overrides)
     run = {"duration": room.duration, "asr_wall": 0.0, "tracker_wall": 0.0, "variants": {},
            "text": " ".join(text for _, _, text in segments)}
