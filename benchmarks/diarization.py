@@ -22,6 +22,9 @@ Metrics:
   is the share of everyone else's words shown as "Clinician";
   "alone" repeats both for the words said while nobody else spoke (the rooms' overlapped
   turns are mostly a short answer talked over: one label per moment cannot be right for both);
+- flagged: of the words shown under the wrong role (either way), the share on a line the
+  device marks uncertain for a person to check; "lines" is the share of all words on such lines
+  (what the check costs the clinician);
 - RTF: wall time of the recognition thread spent in recognition vs in each labeller (plus the
   direction tracker's work on the capture thread, replayed separately), per second of audio,
   one thread (ONNX Runtime intra-op 1; BLAS pinned to 1 thread).
@@ -176,9 +179,15 @@ def run_room(room: Room, engine, embedder, models_dir: str,  # type: ignore[no-u
         out["variants"][name] = {"hyp": [(t.start, t.end, t.label) for t in d.turns], "names": d.display_names(),
                                  "segments": segment_labels([(s.start, s.end, s.text) for s in result.segments],
                                                             live, d.turns),
+                                 "flagged": flagged_spans(live),
                                  "wall": fan.wall[name], "cpu": fan.cpu[name]}
     out["text"] = " ".join(s.text for s in result.segments)
     return out
+
+
+def flagged_spans(live: dict) -> list[tuple[float, float]]:
+    """(start, end) of the turns the labeller marked uncertain live (the panel's "check" mark)."""
+    return [(t.start, t.end) for turns in live.values() for t in turns if t.uncertain]
 
 
 def segment_labels(segments: list[tuple[float, float, str]], live: dict, turns: list) -> list[tuple[str, str]]:
@@ -223,7 +232,8 @@ def score(room: Room, run: dict) -> dict[str, dict[str, float]]:
         labels = sorted({lab for lab, _ in v["segments"]})
         hyp_text = [normalize(" ".join(text for lab, text in v["segments"] if lab == x)) for x in labels]
         cp = cp_word_error_rate(ref_text, hyp_text)
-        clin = dict.fromkeys(("right", "n", "other_as", "other_n", "right_1", "n_1", "other_as_1", "other_n_1"), 0)
+        clin = dict.fromkeys(("right", "n", "other_as", "other_n", "right_1", "n_1", "other_as_1", "other_n_1",
+                              "words_flagged", "wrong", "wrong_flagged"), 0)
         for t in room.turns:
             words = normalize(t.text).split()
             for k in range(len(words)):
@@ -237,6 +247,11 @@ def score(room: Room, run: dict) -> dict[str, dict[str, float]]:
                 for suffix in ("", "_1") if alone else ("",):
                     clin[words_key + suffix] += 1
                     clin[shown_key + suffix] += is_clin
+                flagged = any(a <= at < b for a, b in v["flagged"])
+                wrong = is_clin != (t.speaker == "clinician")
+                clin["words_flagged"] += flagged
+                clin["wrong"] += wrong
+                clin["wrong_flagged"] += wrong and flagged
         out[name] = {"total": der["total"], "miss": der["missed detection"], "fa": der["false alarm"],
                      "conf": der["confusion"], "cp_err": cp.errors, "cp_len": cp.length,
                      "wer_err": plain.errors, "wer_len": plain.length, **clin,
@@ -253,6 +268,7 @@ def _pct(a: float, b: float) -> str:
 def table(rows: dict[str, list[dict[str, dict[str, float]]]], rooms: dict[str, list[Room]]) -> str:
     head = (f"{'rooms':<22} {'labeller':<30} {'DER %':>6} {'miss':>5} {'FA':>5} {'conf':>5} {'WER %':>6} "
             f"{'cpWER %':>7} {'clin→Clin %':>11} {'other→Clin %':>12} {'alone: clin':>11} {'other':>6} "
+            f"{'flagged':>7} {'lines':>5} "
             f"{'ASR RTF':>7} {'diar RTF':>8}")
     lines = [head, "-" * len(head)]
     for group, scores in rows.items():
@@ -269,6 +285,8 @@ def table(rows: dict[str, list[dict[str, dict[str, float]]]], rooms: dict[str, l
                 f"{_pct(s['other_as'], s['other_n']) if enrolled else '    -':>12} "
                 f"{_pct(s['right_1'], s['n_1']) if enrolled else '    -':>11} "
                 f"{_pct(s['other_as_1'], s['other_n_1']) if enrolled else '    -':>6} "
+                f"{_pct(s['wrong_flagged'], s['wrong']) if enrolled else '    -':>7} "
+                f"{_pct(s['words_flagged'], s['n'] + s['other_n']):>5} "
                 f"{s['asr'] / s['dur']:7.3f} {s['diar'] / s['dur']:8.3f}")
             label = ""
     return "\n".join(lines)

@@ -30,7 +30,15 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from benchmarks.diarization import VARIANTS, fed_tracker, room_lines, score, segment_labels, table  # noqa: E402
+from benchmarks.diarization import (  # noqa: E402
+    VARIANTS,
+    fed_tracker,
+    flagged_spans,
+    room_lines,
+    score,
+    segment_labels,
+    table,
+)
 from benchmarks.rooms import Room, build, room_specs  # noqa: E402
 
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "exam-scribe" / "diarization-replay"
@@ -98,7 +106,8 @@ def replay(room: Room, calls: list, segments: list, embedder, overrides: dict) -
         d.recluster()
         cpu = time.thread_time() - c0
         run["variants"][name] = {"hyp": [(t.start, t.end, t.label) for t in d.turns], "names": d.display_names(),
-                                 "segments": segment_labels(segments, live, d.turns), "wall": cpu, "cpu": cpu}
+                                 "segments": segment_labels(segments, live, d.turns), "flagged": flagged_spans(live),
+                                 "wall": cpu, "cpu": cpu}
         kept[name] = (d.turns, d.display_names())
     return run, kept
 
